@@ -1,0 +1,40 @@
+"""Per-kind envelope bodies, one module per device family, and the registry kind → Struct."""
+from __future__ import annotations
+
+import msgspec
+
+from shared.bodies.core import DemoTick, LinkStatus
+from shared.bodies.satel import (
+    SATEL_BODY_TYPES,
+    ClockDrift,
+    LinkReleased,
+    OutputEvent,
+    PanelSnapshot,
+    PartitionArmed,
+    PartitionEvent,
+    TroubleEvent,
+    TroubleRef,
+    ZoneEvent,
+)
+
+BODY_TYPES: dict[str, type[msgspec.Struct]] = {
+    "demo.tick": DemoTick,
+    "edge.link.up": LinkStatus,
+    "edge.link.down": LinkStatus,
+    **SATEL_BODY_TYPES,
+}
+
+__all__ = [
+    "BODY_TYPES",
+    "ClockDrift",
+    "DemoTick",
+    "LinkReleased",
+    "LinkStatus",
+    "OutputEvent",
+    "PanelSnapshot",
+    "PartitionArmed",
+    "PartitionEvent",
+    "TroubleEvent",
+    "TroubleRef",
+    "ZoneEvent",
+]

@@ -1,0 +1,17 @@
+"""Bodies of the edge's own events (not tied to a device family)."""
+from __future__ import annotations
+
+import msgspec
+
+
+class DemoTick(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The demo source's heartbeat event, until real device links exist."""
+
+    n: int
+
+
+class LinkStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A device link went up or down."""
+
+    link: str
+    reason: str = ""
