@@ -1,0 +1,118 @@
+"""`python -m edge`: run the agent, print its public key for enrolment, or release a Satel panel
+for DLOADX (and resume it) through the running agent's local API."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from edge.agent import run_edge
+from edge.config import EdgeConfig, load_edge_config
+from edge.journal import JournalError
+from shared import eventloop
+from shared.config import ConfigError
+from shared.logs import setup_logging
+from shared.signing import KeyFileError, b64url, load_or_create_key_file
+
+_API_TIMEOUT_S = 15.0  # a release waits for the link's request in flight (≤ request_timeout_s)
+
+
+class ApiCallFailed(Exception):
+    """The local API could not be reached or refused the call; the message says why."""
+
+
+def _local_url(config: EdgeConfig) -> str:
+    host = "127.0.0.1" if config.http_host in ("0.0.0.0", "::", "") else config.http_host
+    return f"http://{host}:{config.http_port}"
+
+
+def call_local_api(base_url: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """POST `body` as JSON to the agent's local API; returns the JSON answer or raises ApiCallFailed
+    with the API's error message."""
+    request = urllib.request.Request(
+        base_url.rstrip("/") + path, data=json.dumps(body or {}).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=_API_TIMEOUT_S) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        raise ApiCallFailed(f"the edge refused: {message} (HTTP {exc.code})") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ApiCallFailed(f"cannot reach the edge's local API at {base_url}: {reason}; is the agent running?") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m edge", description="Vigil edge agent")
+    p.add_argument("--config", type=Path, help="TOML config file (VIGIL_EDGE_* variables override it)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the edge agent")
+    sub.add_parser("pubkey", help="print this edge's public key (creating the key pair on first use)")
+    release = sub.add_parser("release", help="release a Satel panel's module for DLOADX for N minutes")
+    release.add_argument("panel", help="panel id from the edge config")
+    release.add_argument("--minutes", type=float, required=True, help="how long the installer needs the panel")
+    release.add_argument("--who", required=True, help="who releases it (name of the installer)")
+    release.add_argument("--why", required=True, help="why (e.g. the work order)")
+    release.add_argument("--url", help="the agent's local API (default: from the edge config)")
+    resume = sub.add_parser("resume", help="end a DLOADX release early: the link reconnects now")
+    resume.add_argument("panel", help="panel id from the edge config")
+    resume.add_argument("--url", help="the agent's local API (default: from the edge config)")
+    return p
+
+
+def _release_or_resume(args: argparse.Namespace) -> int:
+    try:
+        base = args.url or _local_url(load_edge_config(args.config))
+    except ConfigError as exc:
+        print(f"vigil edge: {exc} (or pass --url)", file=sys.stderr)
+        return 2
+    path = f"/api/v1/links/satel/{urllib.parse.quote(args.panel, safe='')}/{args.command}"
+    body = {"minutes": args.minutes, "who": args.who, "why": args.why} if args.command == "release" else None
+    try:
+        answer = call_local_api(base, path, body)
+    except ApiCallFailed as exc:
+        print(f"vigil edge: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "release":
+        released = answer["released"]
+        print(f"panel {args.panel} released until {released['until']} (by {released['who']}: {released['why']}); "
+              "the edge reconnects by itself then")
+    else:
+        print(f"panel {args.panel}: release ended, the edge is reconnecting")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command in ("release", "resume"):
+        return _release_or_resume(args)
+    try:
+        config = load_edge_config(args.config)
+    except ConfigError as exc:
+        print(f"vigil edge: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "pubkey":
+            signer = load_or_create_key_file(config.key_path)
+            print(b64url(signer.public_raw))
+            return 0
+        setup_logging(f"edge:{config.edge_id}", config.log_level)
+        eventloop.run(run_edge(config))
+        return 0
+    except (JournalError, KeyFileError) as exc:
+        print(f"vigil edge: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The edge agent process: journal, forwarder, device links and sources and the local page, with a
+clean SIGTERM (stop links and sources, let in-flight segments settle, close the journal)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import nats
+import nats.errors
+from aiohttp import web
+
+from edge.config import EdgeConfig
+from edge.demo_source import run_demo_source
+from edge.forwarder import Forwarder, ForwarderSettings
+from edge.journal import Journal
+from edge.links.satel import SatelLink
+from edge.local_api import build_app
+from shared.backoff import Backoff, sleep_or_stop
+from shared.signing import load_or_create_key_file
+
+log = logging.getLogger("vigil.edge")
+
+
+async def _prune_loop(journal: Journal, stop: asyncio.Event, interval_s: float) -> None:
+    while not await sleep_or_stop(interval_s, stop):
+        pruned = await journal.prune()
+        if pruned:
+            log.info("pruned %d forwarded journal rows past retention", pruned)
+
+
+async def _connect_local_nats(config: EdgeConfig, stop: asyncio.Event) -> nats.NATS | None:
+    """Connect to the site's leaf server, retrying with backoff: the journal keeps working
+    meanwhile, and nothing is lost while the leaf server is still starting."""
+    backoff = Backoff(0.2, 5.0)
+    while True:
+        try:
+            return await nats.connect(
+                config.nats_url, name=f"vigil-edge-{config.edge_id}", max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5, connect_timeout=2,
+            )
+        except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
+            delay = backoff.next_delay()
+            log.warning("local NATS %s unreachable (%s); retrying in %.1f s", config.nats_url, exc, delay)
+            if await sleep_or_stop(delay, stop):
+                return None
+
+
+async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, handle_signals: bool = True) -> None:
+    """Run the edge agent until `stop` is set or SIGTERM/SIGINT arrives (when
+    `handle_signals`; tests embedding it pass False)."""
+    stop = stop or asyncio.Event()
+    if handle_signals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+    journal = await Journal.open(
+        config.journal_path, max_bytes=config.journal.max_bytes, retention_s=config.journal.retention_hours * 3600
+    )
+    signer = load_or_create_key_file(config.key_path)
+    # Device links start first: the site is watched and journaled even while the local NATS
+    # server (and so forwarding) is not there yet. A link finishes its request in flight (at most
+    # request_timeout_s) when stopped, and records itself down.
+    satel_links = [SatelLink(panel, journal) for panel in config.satel.panels]
+    link_tasks = [asyncio.create_task(link.run(stop), name=f"satel-{link.panel_id}") for link in satel_links]
+    nc = await _connect_local_nats(config, stop)
+    if nc is None:
+        await asyncio.gather(*link_tasks, return_exceptions=True)
+        await journal.close()
+        return
+    fw_cfg = config.forwarder
+    forwarder = Forwarder(
+        config.edge_id, journal, signer, nc,
+        ForwarderSettings(
+            segment_max_events=fw_cfg.segment_max_events, segment_max_bytes=fw_cfg.segment_max_bytes,
+            window=fw_cfg.window, ack_timeout_s=fw_cfg.ack_timeout_s,
+        ),
+    )
+    forwarder.start()
+
+    def status() -> dict:
+        return {
+            "edge_id": config.edge_id,
+            "key_id": signer.key_id,
+            "journal": journal.stats(),
+            "forwarder": forwarder.status(),
+            "nats": {"connected": nc.is_connected, "url": config.nats_url},
+            "links": {"satel": [link.status() for link in satel_links]},
+        }
+
+    runner = web.AppRunner(build_app(status, {link.panel_id: link for link in satel_links}), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, config.http_host, config.http_port).start()
+    log.info("edge %s up: local page http://%s:%d, key %s", config.edge_id, config.http_host, config.http_port, signer.key_id)
+
+    tasks = [asyncio.create_task(_prune_loop(journal, stop, config.journal.prune_interval_s), name="journal-prune")]
+    tasks += link_tasks
+    if config.demo.enabled:
+        tasks.append(asyncio.create_task(run_demo_source(journal, stop, config.demo.interval_s), name="demo-source"))
+
+    await stop.wait()
+    log.info("edge stopping")
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await forwarder.stop()
+    await runner.cleanup()
+    await nc.drain()
+    await journal.close()
+    log.info("edge stopped")

@@ -1,0 +1,192 @@
+"""The edge agent's settings: defaults < TOML file < VIGIL_EDGE_* environment."""
+from __future__ import annotations
+
+import json
+import os
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from firmware_bridges.satel.protocol import UserCode, derive_aes_key
+from shared.bodies.satel import ZONE_EVENTS
+from shared.config import ConfigError, load_config
+from shared.envelope import Priority
+from shared.subjects import valid_edge_id
+
+#: The Satel panels as one JSON array (a list has no VIGIL_EDGE_<KEY> form of its own), e.g.
+#: `[{"id": "panel-1", "host": "10.0.0.5", "integration_key": "…"}]`.
+SATEL_PANELS_VAR = "VIGIL_EDGE_SATEL_PANELS"
+
+
+class JournalSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    max_bytes: int = 512 * 1024 * 1024
+    retention_hours: float = 72.0
+    prune_interval_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 64 * 1024:
+            raise ValueError(f"journal.max_bytes must be at least 65536, got {self.max_bytes}")
+        if self.retention_hours <= 0:
+            raise ValueError(f"journal.retention_hours must be positive, got {self.retention_hours}")
+
+
+class ForwarderSettingsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    segment_max_events: int = 256
+    segment_max_bytes: int = 256 * 1024
+    window: int = 8
+    ack_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.segment_max_events <= 10_000:
+            raise ValueError(f"forwarder.segment_max_events must be 1..10000, got {self.segment_max_events}")
+        if not 1024 <= self.segment_max_bytes <= 900 * 1024:
+            raise ValueError(f"forwarder.segment_max_bytes must be 1024..921600 (NATS max payload), got {self.segment_max_bytes}")
+        if not 1 <= self.window <= 256:
+            raise ValueError(f"forwarder.window must be 1..256, got {self.window}")
+
+
+class DemoSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    enabled: bool = False
+    interval_s: float = 1.0
+
+
+class SatelPanelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One Satel INTEGRA panel behind an ETHM-1 (Plus) module.
+
+    `integration_key` (encrypted integration, optional) and `user_code` (used for commands when a
+    request brings no code of its own) are secrets: diagnostics and logs never show them.
+    `zones` overrides the default priority per zone and zone event, e.g.
+    `{"8": {"violation": "HIGH"}}` (events: see shared.bodies.satel.ZONE_EVENTS).
+    """
+
+    id: str  # the events' `source`
+    host: str
+    port: int = 7094
+    integration_key: str | None = None
+    user_code: str | None = None
+    code_prefix: str = ""  # digits the panel expects before every user code, if any
+    poll_interval_s: float = 0.25  # how often 0x7F asks what changed
+    push: bool = False  # let an ETHM-1 Plus (firmware > 2.00) push changes instead of polling
+    keepalive_s: float = 10.0  # in push mode, how often 0x7F is read anyway (keepalive, safety net)
+    request_timeout_s: float = 3.0  # an answer later than this closes the connection
+    reconnect_min_s: float = 1.0  # backoff: first ceiling, doubling up to reconnect_max_s, full jitter
+    reconnect_max_s: float = 30.0
+    command_timeout_s: float = 10.0  # a command not sent by then is dropped (TIMEOUT), never sent late
+    command_queue: int = 16  # commands waiting at most; more are refused (UNAVAILABLE)
+    clock_check_s: float = 60.0  # how often the panel's clock is compared with the edge's
+    max_clock_drift_s: float = 120.0
+    timezone: str = "UTC"  # the zone the panel's clock runs in (IANA name)
+    zones: dict[int, dict[str, Priority]] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not valid_edge_id(self.id):
+            raise ValueError(f"panel id {self.id!r} must be lower-case letters, digits and dashes")
+        if not self.host:
+            raise ValueError(f"panel {self.id}: host must not be empty")
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"panel {self.id}: port must be 1..65535, got {self.port}")
+        if self.integration_key is not None:
+            derive_aes_key(self.integration_key)  # its ValueError names the rule, never the key
+        if self.user_code is not None:
+            UserCode.from_digits(self.user_code, self.code_prefix)
+        elif self.code_prefix and not (self.code_prefix.isascii() and self.code_prefix.isdigit()):
+            raise ValueError(f"panel {self.id}: code_prefix must be digits")
+        # The module drops a connection idle for 25 s (ETHM-1 Plus ≥ 2.03): never idle more than 15 s.
+        if not 0.05 <= self.poll_interval_s <= 15:
+            raise ValueError(f"panel {self.id}: poll_interval_s must be 0.05..15, got {self.poll_interval_s}")
+        if not 0.05 <= self.keepalive_s <= 15:
+            raise ValueError(f"panel {self.id}: keepalive_s must be 0.05..15, got {self.keepalive_s}")
+        if not 0.05 <= self.request_timeout_s <= 30:
+            raise ValueError(f"panel {self.id}: request_timeout_s must be 0.05..30, got {self.request_timeout_s}")
+        if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
+            raise ValueError(f"panel {self.id}: need 0 < reconnect_min_s <= reconnect_max_s")
+        if self.command_timeout_s < self.request_timeout_s:
+            raise ValueError(f"panel {self.id}: command_timeout_s must be at least request_timeout_s")
+        if not 1 <= self.command_queue <= 1000:
+            raise ValueError(f"panel {self.id}: command_queue must be 1..1000, got {self.command_queue}")
+        if self.clock_check_s < 1 or self.max_clock_drift_s <= 0:
+            raise ValueError(f"panel {self.id}: clock_check_s must be >= 1 and max_clock_drift_s positive")
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"panel {self.id}: timezone {self.timezone!r} is not a known IANA time zone") from None
+        for zone, events in self.zones.items():
+            if not 1 <= zone <= 256:
+                raise ValueError(f"panel {self.id}: zone {zone} in zones is outside 1..256")
+            unknown = sorted(set(events) - set(ZONE_EVENTS))
+            if unknown:
+                raise ValueError(f"panel {self.id}: zone {zone}: unknown events {unknown}; known: {', '.join(ZONE_EVENTS)}")
+
+
+class SatelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The Satel panels this edge watches (none by default)."""
+
+    panels: list[SatelPanelSettings] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        ids = [panel.id for panel in self.panels]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"panel ids must be unique; repeated: {', '.join(duplicates)}")
+
+
+class EdgeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    edge_id: str
+    data_dir: str = "var/edge"
+    nats_url: str = "nats://127.0.0.1:4223"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8081
+    log_level: str = "INFO"
+    journal: JournalSettings = msgspec.field(default_factory=JournalSettings)
+    forwarder: ForwarderSettingsConfig = msgspec.field(default_factory=ForwarderSettingsConfig)
+    demo: DemoSettings = msgspec.field(default_factory=DemoSettings)
+    satel: SatelSettings = msgspec.field(default_factory=SatelSettings)
+
+    def __post_init__(self) -> None:
+        if not valid_edge_id(self.edge_id):
+            raise ValueError(f"edge_id {self.edge_id!r} must be lower-case letters, digits and dashes")
+        if not 0 <= self.http_port <= 65535:
+            raise ValueError(f"http_port must be 0..65535, got {self.http_port}")
+
+    @property
+    def journal_path(self) -> Path:
+        return Path(self.data_dir) / "journal.db"
+
+    @property
+    def key_path(self) -> Path:
+        return Path(self.data_dir) / "edge.key"
+
+
+def _panels_from_env(env: Mapping[str, str]) -> list[Any] | None:
+    """The panels JSON of VIGIL_EDGE_SATEL_PANELS, checked here so an error names the variable."""
+    raw = env.get(SATEL_PANELS_VAR)
+    if raw is None:
+        return None
+    try:
+        panels = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{SATEL_PANELS_VAR} is not valid JSON: {exc}") from None
+    try:
+        msgspec.convert({"panels": panels}, SatelSettings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{SATEL_PANELS_VAR}: {exc}".replace("`$.", "`satel.")) from None
+    return panels
+
+
+def load_edge_config(
+    path: Path | None = None, *, env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> EdgeConfig:
+    """Load and validate the edge config; raises shared.config.ConfigError."""
+    env = dict(os.environ if env is None else env)
+    panels = _panels_from_env(env)
+    if panels is not None:
+        # The shared loader would hand the JSON text to a list field as is; it goes in decoded,
+        # above the file and below explicit overrides, where an environment value belongs.
+        del env[SATEL_PANELS_VAR]
+        satel = dict((overrides or {}).get("satel") or {})
+        satel.setdefault("panels", panels)
+        overrides = {**(overrides or {}), "satel": satel}
+    return load_config(EdgeConfig, prefix="EDGE", path=path, env=env, overrides=overrides)

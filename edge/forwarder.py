@@ -1,0 +1,204 @@
+"""Ships the journal to the hub's JetStream as signed segments (DESIGN §3).
+
+One task per lane. Each reads what is waiting (up to the segment cap), signs it once, and
+publishes it with a de-duplication id; a bounded window of segments is in flight at a time. Rows
+are marked forwarded only when their segment's PubAck arrives. On any failure the lane waits for
+its in-flight segments to settle, backs off with jitter, and resumes from the first unforwarded
+row: the hub drops whatever it already has, so a retry never doubles an event.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NatsClient
+from prometheus_client import Counter, Gauge, Histogram
+
+from edge.journal import Journal, JournalRow
+from shared.backoff import Backoff, sleep_or_stop
+from shared.envelope import join_segment
+from shared.signing import Signer, b64url
+from shared import subjects
+
+log = logging.getLogger("vigil.edge.forwarder")
+
+SEGMENTS = Counter("vigil_forwarder_segments_total", "Segments acknowledged by the hub", ["lane"])
+EVENTS = Counter("vigil_forwarder_events_total", "Envelopes acknowledged by the hub", ["lane"])
+FAILURES = Counter("vigil_forwarder_failures_total", "Segment publishes that failed", ["lane", "reason"])
+IN_FLIGHT = Gauge("vigil_forwarder_in_flight", "Segments published and not yet acknowledged", ["lane"])
+ACK_SECONDS = Histogram(
+    "vigil_forwarder_ack_seconds", "Publish to PubAck", ["lane"], buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
+)
+
+
+@dataclass(frozen=True)
+class ForwarderSettings:
+    """Segment caps, window and timeouts."""
+
+    segment_max_events: int = 256
+    segment_max_bytes: int = 256 * 1024
+    window: int = 8
+    ack_timeout_s: float = 5.0
+    backoff_base_s: float = 0.2
+    backoff_cap_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class SignedSegment:
+    """A segment ready to publish."""
+
+    lane: str
+    first_seq: int
+    last_seq: int
+    count: int
+    payload: bytes
+    headers: dict[str, str]
+
+
+def build_segment(edge: str, lane: str, rows: list[JournalRow], signer: Signer) -> SignedSegment:
+    """Join the rows' envelope bytes into one segment and sign it once."""
+    payload = join_segment(edge, [r.envelope for r in rows])
+    first, last = rows[0].seq, rows[-1].seq
+    headers = {
+        subjects.H_EDGE: edge,
+        subjects.H_KEY: signer.key_id,
+        subjects.H_SIG: b64url(signer.sign(payload)),
+        subjects.H_SEQ: f"{first}-{last}",
+        subjects.H_MSG_ID: subjects.segment_msg_id(edge, first, last, payload),
+    }
+    return SignedSegment(lane, first, last, len(rows), payload, headers)
+
+
+class _LaneFailed(Exception):
+    pass
+
+
+class Forwarder:
+    """Forwards one edge's journal to the hub, one lane task each."""
+
+    def __init__(
+        self,
+        edge_id: str,
+        journal: Journal,
+        signer: Signer,
+        nc: NatsClient,
+        settings: ForwarderSettings = ForwarderSettings(),
+    ) -> None:
+        self.edge_id = edge_id
+        self.journal = journal
+        self.signer = signer
+        self.js = nc.jetstream(domain=subjects.HUB_DOMAIN)
+        self.settings = settings
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.state: dict[str, str] = {lane: "idle" for lane in subjects.LANES}
+        self.last_error: dict[str, str] = {}
+        self.last_ack_at: float | None = None
+
+    def start(self) -> None:
+        """Start one forwarding task per lane."""
+        for lane in subjects.LANES:
+            self._tasks.append(asyncio.create_task(self._run_lane(lane), name=f"forwarder-{lane}"))
+
+    async def stop(self) -> None:
+        """Stop publishing new segments, let in-flight ones settle, and return."""
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _run_lane(self, lane: str) -> None:
+        backoff = Backoff(self.settings.backoff_base_s, self.settings.backoff_cap_s)
+        while not self._stop.is_set():
+            try:
+                await self._pump(lane, backoff)
+            except _LaneFailed:
+                delay = backoff.next_delay()
+                self.state[lane] = "backoff"
+                log.warning(
+                    "forwarding on lane %s failed (%s); retrying in %.2f s from the first unforwarded row",
+                    lane, self.last_error.get(lane), delay, extra={"lane": lane},
+                )
+                if await sleep_or_stop(delay, self._stop):
+                    return
+
+    async def _pump(self, lane: str, backoff: Backoff) -> None:
+        """Publish segments until a failure; raises _LaneFailed once in-flight work has settled."""
+        cursor = 0
+        window = asyncio.Semaphore(self.settings.window)
+        in_flight: set[asyncio.Task[None]] = set()
+        failed = asyncio.Event()
+        try:
+            while not failed.is_set():
+                self.state[lane] = "idle" if not in_flight else "sending"
+                waiter = asyncio.create_task(self.journal.wait_for_rows(lane, cursor))
+                failer = asyncio.create_task(failed.wait())
+                try:
+                    await asyncio.wait({waiter, failer}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                    failer.cancel()
+                if failed.is_set():
+                    break
+                await window.acquire()
+                if failed.is_set():
+                    window.release()
+                    break
+                rows = await self.journal.read_unforwarded(
+                    lane, cursor, self.settings.segment_max_events, self.settings.segment_max_bytes
+                )
+                if not rows:
+                    # The tail row was evicted or already forwarded: nothing is past the cursor.
+                    window.release()
+                    cursor = max(cursor, self.journal.lane_tail[lane])
+                    continue
+                cursor = rows[-1].seq
+                segment = build_segment(self.edge_id, lane, rows, self.signer)
+                self.state[lane] = "sending"
+                task = asyncio.create_task(self._publish(segment, window, failed, backoff))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+        finally:
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+        raise _LaneFailed
+
+    async def _publish(
+        self, segment: SignedSegment, window: asyncio.Semaphore, failed: asyncio.Event, backoff: Backoff
+    ) -> None:
+        lane = segment.lane
+        subject = subjects.edge_lane_subject(self.edge_id, lane)
+        IN_FLIGHT.labels(lane).inc()
+        started = time.perf_counter()
+        try:
+            ack = await self.js.publish(
+                subject, segment.payload, timeout=self.settings.ack_timeout_s, headers=segment.headers
+            )
+            if ack.stream != subjects.EVENTS_STREAM:
+                raise nats.js.errors.Error(f"acknowledged by unexpected stream {ack.stream!r}")
+        except (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError) as exc:
+            reason = type(exc).__name__
+            FAILURES.labels(lane, reason).inc()
+            self.last_error[lane] = f"{reason}: {exc}".strip()
+            failed.set()
+            return
+        finally:
+            IN_FLIGHT.labels(lane).dec()
+            window.release()
+        ACK_SECONDS.labels(lane).observe(time.perf_counter() - started)
+        await self.journal.mark_forwarded(lane, segment.first_seq, segment.last_seq)
+        SEGMENTS.labels(lane).inc()
+        EVENTS.labels(lane).inc(segment.count)
+        self.last_ack_at = time.time()
+        backoff.reset()
+        log.debug("segment %d-%d acknowledged", segment.first_seq, segment.last_seq,
+                  extra={"lane": lane, "seq": f"{segment.first_seq}-{segment.last_seq}", "events": segment.count})
+
+    def status(self) -> dict[str, object]:
+        """What the local page shows about forwarding."""
+        return {"lanes": dict(self.state), "last_error": dict(self.last_error), "last_ack_at": self.last_ack_at}

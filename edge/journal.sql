@@ -1,0 +1,20 @@
+-- The edge's store-and-forward journal. One row per observation; `envelope` holds the exact
+-- bytes the hub will verify. `lane` is 'alarm' for CRITICAL/HIGH rows, 'evt' otherwise.
+CREATE TABLE IF NOT EXISTS journal (
+    seq          INTEGER PRIMARY KEY,
+    id           TEXT    NOT NULL UNIQUE,
+    ts           TEXT    NOT NULL,
+    kind         TEXT    NOT NULL,
+    priority     TEXT    NOT NULL,
+    lane         TEXT    NOT NULL,
+    envelope     BLOB    NOT NULL,
+    size         INTEGER NOT NULL,
+    forwarded_at REAL
+);
+CREATE INDEX IF NOT EXISTS journal_unforwarded ON journal (lane, seq) WHERE forwarded_at IS NULL;
+CREATE INDEX IF NOT EXISTS journal_forwarded ON journal (forwarded_at) WHERE forwarded_at IS NOT NULL;
+-- The last seq ever assigned survives pruning, so seqs never repeat even if every row is gone.
+CREATE TABLE IF NOT EXISTS journal_meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
