@@ -1,0 +1,119 @@
+"""What an event means to the hub: does it open (or join) an alarm, restore one, change a panel
+element's state, or change a link's state. Pure functions over (kind, body)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+# Alarm types operators see; bundles group by (object, alarm type).
+BURGLARY = "BURGLARY"
+TAMPER = "TAMPER"
+FIRE = "FIRE"
+TROUBLE = "TROUBLE"
+TEMPERATURE = "TEMPERATURE"
+LINK = "LINK"
+ROBOT = "ROBOT"
+
+# Alarm types whose acknowledgement needs a note.
+NOTE_REQUIRED = frozenset({TEMPERATURE})
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """A panel element's new state (merged into its current-state row)."""
+
+    element: str  # partition | zone | output
+    number: int
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """The effects of one event; most events have one, some (a partition alarm) two."""
+
+    opens: str | None = None       # alarm type this event raises
+    restores: str | None = None    # alarm type this event ends
+    state: StateChange | None = None
+    link_up: bool | None = None    # True/False for edge.link.up/down
+    element: str | None = None  # which part of the source the dedup key names
+
+    @property
+    def matters(self) -> bool:
+        return bool(self.opens or self.restores or self.state or self.link_up is not None)
+
+
+NOTHING = Meaning()
+
+# satel.zone.<event> → (opens, restores, state)
+_ZONE: dict[str, tuple[str | None, str | None, dict[str, Any] | None]] = {
+    "violation": (None, None, {"violated": True}),
+    "restore": (None, BURGLARY, {"violated": False}),
+    "tamper": (TAMPER, None, {"tamper": True}),
+    "tamper_restore": (None, TAMPER, {"tamper": False}),
+    "alarm": (BURGLARY, None, {"alarm": True}),
+    "alarm_cleared": (None, BURGLARY, {"alarm": False}),
+    "tamper_alarm": (TAMPER, None, {"tamper_alarm": True}),
+    "tamper_alarm_cleared": (None, TAMPER, {"tamper_alarm": False}),
+    "bypass": (None, None, {"bypassed": True}),
+    "unbypass": (None, None, {"bypassed": False}),
+}
+_PARTITION: dict[str, tuple[str | None, str | None, dict[str, Any] | None]] = {
+    "disarmed": (None, None, {"armed": False, "mode": None}),
+    "entry": (None, None, {"entry_time": True}),
+    "entry_end": (None, None, {"entry_time": False}),
+    "exit": (None, None, {"exit_time": True}),
+    "exit_end": (None, None, {"exit_time": False}),
+    "alarm": (BURGLARY, None, {"alarm": True}),
+    "alarm_cleared": (None, BURGLARY, {"alarm": False}),
+    "fire_alarm": (FIRE, None, {"fire_alarm": True}),
+    "fire_alarm_cleared": (None, FIRE, {"fire_alarm": False}),
+}
+
+
+def _int(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def classify(kind: str, body: dict[str, Any]) -> Meaning:
+    """The meaning of one event; NOTHING for kinds the lifecycle ignores (demo ticks, telemetry)."""
+    parts = kind.split(".")
+    if kind.startswith("satel.zone.") and len(parts) == 3 and parts[2] in _ZONE and (n := _int(body, "zone")):
+        opens, restores, state = _ZONE[parts[2]]
+        return Meaning(opens, restores, StateChange("zone", n, state) if state else None, element=f"zone{n}")
+    if kind == "satel.partition.armed" and (n := _int(body, "partition")):
+        return Meaning(state=StateChange("partition", n, {"armed": True, "mode": _int(body, "mode")}),
+                       element=f"partition{n}")
+    if kind.startswith("satel.partition.") and len(parts) == 3 and parts[2] in _PARTITION and (n := _int(body, "partition")):
+        opens, restores, state = _PARTITION[parts[2]]
+        return Meaning(opens, restores, StateChange("partition", n, state) if state else None, element=f"partition{n}")
+    if kind in ("satel.output.on", "satel.output.off") and (n := _int(body, "output")):
+        return Meaning(state=StateChange("output", n, {"on": kind.endswith(".on")}), element=f"output{n}")
+    if kind in ("satel.trouble.on", "satel.trouble.off"):
+        trouble = f"trouble{_int(body, 'part')}.{_int(body, 'bit')}"
+        if kind.endswith(".on"):
+            return Meaning(opens=TROUBLE, element=trouble)
+        return Meaning(restores=TROUBLE, element=trouble)
+    if kind == "edge.link.down":
+        return Meaning(opens=LINK, link_up=False)
+    if kind == "edge.link.up":
+        return Meaning(restores=LINK, link_up=True)
+    if kind.startswith("sms.temp."):
+        sensor = f"sensor{body.get('sensor', '')}"
+        if parts[-1] in ("restore", "normal", "ok"):
+            return Meaning(restores=TEMPERATURE, element=sensor)
+        return Meaning(opens=TEMPERATURE, element=sensor)
+    if kind.startswith("robot.alarm"):
+        return Meaning(opens=ROBOT)
+    return NOTHING
+
+
+def dedup_key(event_id: str, edge_id: str, source: str, kind: str, meaning: Meaning, minute: datetime) -> str:
+    """`{panel}:{code}:{element}:{minute}` for alarms and restores, so the same alarm reported
+    twice in one minute (state bitmap and event log, a re-sent SMS) is stored once. Pure state
+    changes keep their own id: collapsing violation→restore→violation in one minute would leave
+    the wrong current state."""
+    if not (meaning.opens or meaning.restores):
+        return event_id
+    return f"{edge_id}/{source}:{kind}:{meaning.element or '-'}:{minute.strftime('%Y%m%dT%H%M')}"

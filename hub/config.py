@@ -1,0 +1,65 @@
+"""The hub's settings: defaults < TOML file < VIGIL_HUB_* environment."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from shared.config import load_config
+
+
+class IngestSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    batch: int = 512
+    key_cache_s: float = 5.0
+    rebalance_s: float = 1.0
+    stream_max_bytes: int = -1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch <= 10_000:
+            raise ValueError(f"ingest.batch must be 1..10000, got {self.batch}")
+
+
+class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Operator authentication: token lifetimes, the secret file and the first MASTER account."""
+
+    secret_file: str = "var/hub/secret.key"  # 32-byte AES key (0600), created at first start
+    access_ttl_s: int = 900
+    refresh_ttl_s: int = 7 * 24 * 3600
+    issuer: str = "vigil-hub"
+    audience: str = "vigil-api"
+    key_rotation_days: int = 30
+    master_email: str = "master@vigil.local"
+    # Empty: the first start generates a one-time password, prints it once and forces a change.
+    master_password: str = ""
+
+    def __post_init__(self) -> None:
+        if not 60 <= self.access_ttl_s <= 3600:
+            raise ValueError(f"auth.access_ttl_s must be 60..3600, got {self.access_ttl_s}")
+        if not self.access_ttl_s < self.refresh_ttl_s <= 90 * 24 * 3600:
+            raise ValueError(f"auth.refresh_ttl_s must be above access_ttl_s and at most 90 days, got {self.refresh_ttl_s}")
+        if not 1 <= self.key_rotation_days <= 365:
+            raise ValueError(f"auth.key_rotation_days must be 1..365, got {self.key_rotation_days}")
+        if not self.secret_file:
+            raise ValueError("auth.secret_file must name a file")
+
+
+class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    database_url: str = "postgresql://127.0.0.1:5432/vigil"
+    nats_url: str = "nats://127.0.0.1:4222"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_level: str = "INFO"
+    db_pool_size: int = 8
+    ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.http_port <= 65535:
+            raise ValueError(f"http_port must be 0..65535, got {self.http_port}")
+        if not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"database_url must be a postgresql:// URL, got {self.database_url!r}")
+
+
+def load_hub_config(path: Path | None = None, **kwargs: object) -> HubConfig:
+    """Load and validate the hub config; raises shared.config.ConfigError."""
+    return load_config(HubConfig, prefix="HUB", path=path, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,58 @@
+"""Periodic hub work: the reaper/auto-closer sweep every second, and the monthly event
+partitions kept created ahead of time. Runs in every hub process; the sweep's advisory lock and
+the idempotent partition function make that safe."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+import asyncpg
+from prometheus_client import Counter
+
+from hub.alarms import sweep
+from hub.api import idempotency
+from shared.backoff import sleep_or_stop
+from shared.clock import SYSTEM_CLOCK, Clock
+
+log = logging.getLogger("vigil.hub.housekeeping")
+
+SWEPT = Counter("vigil_alarm_sweeps_changed_total", "Bundles reaped or auto-closed")
+PARTITION_MONTHS_AHEAD = 3
+SQL_PARTITIONS = "SELECT ensure_event_partitions($1::timestamptz, $2)"
+
+
+async def ensure_partitions(pool: asyncpg.Pool, clock: Clock = SYSTEM_CLOCK) -> int:
+    """Create this month's and the next months' event partitions if missing."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            # Serialise creators: two hubs starting together would race on CREATE TABLE.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", 0x56494733)
+            return await conn.fetchval(SQL_PARTITIONS, clock.now(), PARTITION_MONTHS_AHEAD + 1)
+
+
+async def run_housekeeping(pool: asyncpg.Pool, stop: asyncio.Event, clock: Clock = SYSTEM_CLOCK, *,
+                           maintain: Callable[[], Awaitable[None]] | None = None, sweep_interval_s: float = 1.0,
+                           minutely_interval_s: float = 60.0, partition_interval_s: float = 6 * 3600) -> None:
+    """Sweep every `sweep_interval_s`; once a minute run `maintain` (key rotation, session and
+    throttle clean-up) and expire idempotency keys; check partitions every `partition_interval_s`."""
+    last_partition_check = last_minutely = clock.monotonic()
+    while not await sleep_or_stop(sweep_interval_s, stop):
+        try:
+            async with pool.acquire() as conn:
+                changed = await sweep(conn, clock.now())
+            if changed:
+                SWEPT.inc(changed)
+                log.info("reaped or auto-closed %d alarm bundles", changed)
+            if clock.monotonic() - last_minutely > minutely_interval_s:
+                last_minutely = clock.monotonic()
+                if maintain is not None:
+                    await maintain()
+                await idempotency.expire(pool)
+            if clock.monotonic() - last_partition_check > partition_interval_s:
+                created = await ensure_partitions(pool, clock)
+                last_partition_check = clock.monotonic()
+                if created:
+                    log.info("created %d event partitions", created)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("housekeeping pass failed: %s", exc)

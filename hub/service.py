@@ -1,0 +1,117 @@
+"""The hub process: migrations, streams, partitioned ingest and the HTTP server, with a clean
+SIGTERM (stop taking partitions, finish in-flight batches, close)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import asyncpg
+import nats
+from aiohttp import web
+from prometheus_client import Gauge
+
+from hub.config import HubConfig
+from hub.db import create_pool
+from hub.edges import EdgeKeyCache
+from hub.housekeeping import ensure_partitions, run_housekeeping
+from hub.api.server import build_http
+from hub.auth import build_auth
+from hub.ingest import Ingest, ensure_streams
+from hub.migrate import migrate
+from hub.partitions import PartitionOwner
+from hub.secret_box import SecretBox
+from hub.stream import HubStream, stream_router
+from shared.backoff import sleep_or_stop
+
+log = logging.getLogger("vigil.hub")
+
+SEQ_MISSING = Gauge("vigil_edge_seq_missing", "Seqs below an edge's highest committed seq not yet committed", ["edge"])
+SQL_GAPS = "SELECT edge_id, missing, contiguous_seq, highest_seq FROM edge_seq_status"
+
+
+async def _watch_gaps(pool: asyncpg.Pool, stop: asyncio.Event, interval_s: float = 10.0) -> None:
+    """Publish per-edge gap counts, and log when an edge's gap count changes."""
+    last: dict[str, int] = {}
+    while not await sleep_or_stop(interval_s, stop):
+        try:
+            rows = await pool.fetch(SQL_GAPS)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("gap check failed: %s", exc)
+            continue
+        for r in rows:
+            SEQ_MISSING.labels(r["edge_id"]).set(r["missing"])
+            if r["missing"] != last.get(r["edge_id"], 0):
+                log.warning("edge %s: %d seqs missing below %d (contiguous up to %d)", r["edge_id"],
+                            r["missing"], r["highest_seq"], r["contiguous_seq"], extra={"edge": r["edge_id"]})
+            last[r["edge_id"]] = r["missing"]
+
+
+async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handle_signals: bool = True) -> None:
+    """Run the hub until `stop` is set or SIGTERM/SIGINT arrives (when
+    `handle_signals`; tests embedding it pass False)."""
+    stop = stop or asyncio.Event()
+    if handle_signals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+    conn = await asyncpg.connect(config.database_url)
+    try:
+        applied = await migrate(conn)
+        if applied:
+            log.info("migrations applied: %s", ", ".join(applied))
+    finally:
+        await conn.close()
+
+    pool = await create_pool(config.database_url, config.db_pool_size)
+    await ensure_partitions(pool)
+    box = SecretBox.from_file(Path(config.auth.secret_file))
+    auth = await build_auth(pool, config.auth, box=box)
+    await auth.bootstrap_master()
+    nc = await nats.connect(
+        config.nats_url, name="vigil-hub", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+        error_cb=_log_nats_error, disconnected_cb=_log_disconnected, reconnected_cb=_log_reconnected,
+    )
+    await ensure_streams(nc, config.ingest.stream_max_bytes)
+    keys = EdgeKeyCache(pool, config.ingest.key_cache_s)
+    ingest = Ingest(nc, pool, keys, batch=config.ingest.batch)
+    owner = PartitionOwner(config.database_url, ingest.acquire, ingest.release, interval_s=config.ingest.rebalance_s)
+
+    stream = HubStream(pool, config.database_url)
+    await stream.start()
+    runner = web.AppRunner(build_http(pool, auth.authenticator, [auth.router, stream_router(stream)], box),
+                           access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.http_host, config.http_port)
+    await site.start()
+    log.info("hub listening on http://%s:%d", config.http_host, config.http_port)
+
+    owner_task = asyncio.create_task(owner.run(), name="partition-owner")
+    gaps_task = asyncio.create_task(_watch_gaps(pool, stop), name="gap-watch")
+    housekeeping_task = asyncio.create_task(run_housekeeping(pool, stop, maintain=auth.maintain), name="housekeeping")
+    await stop.wait()
+    log.info("hub stopping: finishing in-flight batches")
+    owner.stop()
+    await owner_task
+    await ingest.close()
+    await gaps_task
+    await stream.close()  # before the HTTP server: live clients get a clean 1001 close
+    await housekeeping_task
+    await runner.cleanup()
+    await nc.drain()
+    await pool.close()
+    log.info("hub stopped")
+
+
+async def _log_nats_error(exc: Exception) -> None:
+    log.warning("NATS error: %s", exc)
+
+
+async def _log_disconnected() -> None:
+    log.warning("disconnected from NATS")
+
+
+async def _log_reconnected() -> None:
+    log.info("reconnected to NATS")

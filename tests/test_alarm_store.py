@@ -1,0 +1,300 @@
+"""The lifecycle against real PostgreSQL: bundling in the ingest transaction, versioned
+transitions, concurrent claims, the reaper, service mode, and the outbox's commit order."""
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import asyncpg
+import msgspec
+import pytest
+
+from hub import alarms, lifecycle
+from hub.outbox import OutboxItem, write_outbox
+from hub.store import commit_batch
+from hub.verify import Accepted
+from shared.envelope import Envelope, Priority
+from shared.ids import uuid7
+from shared.signing import Signer
+
+T0 = datetime(2026, 11, 22, 14, 0, tzinfo=timezone.utc)
+
+
+class Site:
+    """An edge with panels on objects, and a counter of seqs, for feeding commit_batch."""
+
+    def __init__(self, pool: asyncpg.Pool, edge_id: str = "site-1") -> None:
+        self.pool = pool
+        self.edge_id = edge_id
+        self.seq = 0
+        self.objects: dict[str, int] = {}
+        self.panels: dict[str, int] = {}
+
+    async def setup(self, panels: dict[str, str]) -> "Site":
+        """`panels` maps panel source id → object name."""
+        signer = Signer.generate()
+        await self.pool.execute("INSERT INTO edges (edge_id, public_key, key_id) VALUES ($1, $2, $3)",
+                                self.edge_id, signer.public_raw, signer.key_id)
+        for source, obj in panels.items():
+            if obj not in self.objects:
+                self.objects[obj] = await self.pool.fetchval("INSERT INTO objects (name) VALUES ($1) RETURNING id", obj)
+            self.panels[source] = await self.pool.fetchval(
+                "INSERT INTO panels (object_id, edge_id, source) VALUES ($1, $2, $3) RETURNING id",
+                self.objects[obj], self.edge_id, source)
+        return self
+
+    def env(self, kind: str, body: dict[str, Any], ts: datetime, priority: Priority = Priority.HIGH,
+            source: str = "panel-1", seq: int | None = None) -> Envelope:
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        return Envelope(id=uuid7(), seq=seq, ts=ts, kind=kind, source=source, priority=priority,
+                        body=msgspec.Raw(msgspec.json.encode(body)))
+
+    async def ingest(self, *envs: Envelope, now: datetime | None = None) -> int:
+        by_lane: dict[str, list[Envelope]] = {"evt": [], "alarm": []}
+        for e in envs:
+            by_lane["alarm" if e.priority.is_alarm_lane else "evt"].append(e)
+        accepted = [Accepted(self.edge_id, lane, es) for lane, es in by_lane.items() if es]
+        async with self.pool.acquire() as conn:
+            return await commit_batch(conn, accepted, [], now or T0)
+
+
+@pytest.fixture
+async def site(db: asyncpg.Pool) -> Site:
+    return await Site(db).setup({"panel-1": "Bank", "panel-2": "Bank", "panel-3": "Shop"})
+
+
+async def _bundles(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT * FROM bundle_alarms ORDER BY id")
+
+
+def _zone_alarm(site: Site, ts: datetime, zone: int = 1, **kw: Any) -> Envelope:
+    return site.env("satel.zone.alarm", {"zone": zone}, ts, **kw)
+
+
+async def test_window_edges_14_59_joins_15_01_does_not(site: Site) -> None:
+    await site.ingest(_zone_alarm(site, T0))
+    await site.ingest(_zone_alarm(site, T0 + timedelta(minutes=14, seconds=59), zone=2))
+    await site.ingest(_zone_alarm(site, T0 + timedelta(minutes=30, seconds=1), zone=3))
+    rows = await _bundles(site.pool)
+    assert [(r["event_count"], r["alarm_type"]) for r in rows] == [(2, "BURGLARY"), (1, "BURGLARY")]
+    assert rows[0]["object_id"] == site.objects["Bank"]
+    linked = await site.pool.fetchval("SELECT count(*) FROM bundle_events")
+    assert linked == 3
+
+
+async def test_same_object_other_panel_joins_other_object_does_not(site: Site) -> None:
+    await site.ingest(_zone_alarm(site, T0), _zone_alarm(site, T0, source="panel-2", zone=5),
+                      _zone_alarm(site, T0, source="panel-3"))
+    counts = {r["object_id"]: r["event_count"] for r in await _bundles(site.pool)}
+    assert counts == {site.objects["Bank"]: 2, site.objects["Shop"]: 1}
+
+
+async def test_retrigger_after_resolved_opens_a_new_bundle(site: Site) -> None:
+    await site.ingest(_zone_alarm(site, T0))
+    [b] = await _bundles(site.pool)
+    async with site.pool.acquire() as conn:
+        v = b["version"]
+        for action in ("claim", "start", "ack", "resolve"):
+            v = (await alarms.transition(conn, b["id"], action, "ann", v, T0, note="checked"))["version"]
+    await site.ingest(_zone_alarm(site, T0 + timedelta(minutes=1)))
+    rows = await _bundles(site.pool)
+    assert [r["status"] for r in rows] == ["RESOLVED", "NEW"]
+
+
+async def test_restore_updates_but_never_opens(site: Site) -> None:
+    await site.ingest(site.env("satel.zone.restore", {"zone": 1}, T0, Priority.LOW))
+    assert await _bundles(site.pool) == []
+    await site.ingest(_zone_alarm(site, T0))
+    await site.ingest(site.env("satel.zone.alarm_cleared", {"zone": 1}, T0 + timedelta(seconds=5), Priority.LOW))
+    [b] = await _bundles(site.pool)
+    assert b["event_count"] == 2 and b["restored_seq"] > b["last_alarm_seq"] and b["status"] == "NEW"
+
+
+async def test_a_late_low_restore_never_overrides_a_newer_alarm(site: Site) -> None:
+    """The restore (seq 1, evt lane) is committed after the alarm (seq 2, alarm lane)."""
+    alarm = _zone_alarm(site, T0 + timedelta(seconds=1), seq=2)
+    restore = site.env("satel.zone.alarm_cleared", {"zone": 1}, T0, Priority.LOW, seq=1)
+    await site.ingest(alarm)
+    await site.ingest(restore)
+    [b] = await _bundles(site.pool)
+    assert b["restored_seq"] < b["last_alarm_seq"]
+    state = await site.pool.fetchval("SELECT state FROM panel_state WHERE element = 'zone' AND number = 1")
+    assert msgspec.json.decode(state) == {"alarm": True}
+
+
+async def test_zone_priority_override_and_temperature_note(site: Site) -> None:
+    await site.pool.execute("INSERT INTO zones (panel_id, number, priority_override) VALUES ($1, 7, $2)",
+                            site.panels["panel-1"], '{"satel.zone.alarm": "CRITICAL"}')
+    await site.ingest(_zone_alarm(site, T0, zone=7, priority=Priority.HIGH),
+                      site.env("sms.temp.alarm", {"sensor": "F1", "celsius": 9.5}, T0, Priority.HIGH))
+    rows = {r["alarm_type"]: r for r in await _bundles(site.pool)}
+    assert rows["BURGLARY"]["priority"] == "CRITICAL"
+    assert rows["TEMPERATURE"]["requires_note"] is True
+    b = rows["TEMPERATURE"]
+    async with site.pool.acquire() as conn:
+        v = (await alarms.transition(conn, b["id"], "claim", "ann", b["version"], T0))["version"]
+        v = (await alarms.transition(conn, b["id"], "start", "ann", v, T0))["version"]
+        with pytest.raises(lifecycle.NoteRequired):
+            await alarms.transition(conn, b["id"], "ack", "ann", v, T0)
+        assert (await alarms.transition(conn, b["id"], "ack", "ann", v, T0, note="door shut"))["status"] == "ACK"
+
+
+async def test_service_mode_suppresses_then_normal_handling_returns(site: Site) -> None:
+    bank = site.objects["Bank"]
+    await site.pool.execute("UPDATE objects SET status = 'SERVICE', service_mode_reason = 'maintenance' WHERE id = $1", bank)
+    await site.ingest(_zone_alarm(site, T0, priority=Priority.CRITICAL))
+    [b] = await _bundles(site.pool)
+    assert (b["priority"], b["service_mode"]) == ("LOW", True)
+    await site.pool.execute("UPDATE objects SET status = 'ACTIVE' WHERE id = $1", bank)
+    await site.ingest(_zone_alarm(site, T0 + timedelta(minutes=1), priority=Priority.CRITICAL))
+    [b] = await _bundles(site.pool)
+    assert (b["priority"], b["service_mode"]) == ("CRITICAL", False)
+    # service_mode_until in the future counts as service mode too.
+    await site.pool.execute("UPDATE objects SET service_mode_until = $2 WHERE id = $1", bank, T0 + timedelta(hours=1))
+    await site.ingest(_zone_alarm(site, T0 + timedelta(minutes=2), source="panel-3", priority=Priority.CRITICAL))
+    await site.pool.execute("UPDATE objects SET service_mode_until = $2 WHERE id = $1", site.objects["Shop"], T0 + timedelta(hours=1))
+    await site.ingest(site.env("satel.zone.tamper", {"zone": 2}, T0 + timedelta(minutes=3), source="panel-3"))
+    tamper = await site.pool.fetchrow("SELECT * FROM bundle_alarms WHERE alarm_type = 'TAMPER'")
+    assert (tamper["priority"], tamper["service_mode"]) == ("LOW", True)
+
+
+async def test_transitions_check_versions_and_write_audit_and_outbox(site: Site) -> None:
+    await site.ingest(_zone_alarm(site, T0))
+    [b] = await _bundles(site.pool)
+    async with site.pool.acquire() as conn:
+        with pytest.raises(lifecycle.IllegalTransition):
+            await alarms.transition(conn, b["id"], "ack", "ann", b["version"], T0, note="x")
+        with pytest.raises(lifecycle.IllegalTransition):
+            await alarms.transition(conn, b["id"], "resolve", "ann", b["version"], T0)
+        claimed = await alarms.transition(conn, b["id"], "claim", "ann", b["version"], T0, request_id="req-1")
+        with pytest.raises(lifecycle.VersionConflict):
+            await alarms.transition(conn, b["id"], "start", "ann", b["version"], T0)
+        with pytest.raises(alarms.BundleNotFound):
+            await alarms.transition(conn, 999999, "claim", "ann", 1, T0)
+    assert claimed["status"] == "CLAIMING" and claimed["claimed_by"] == "ann"
+    audit = await site.pool.fetch("SELECT actor, action, request_id FROM audit_log")
+    assert [(a["actor"], a["action"], a["request_id"]) for a in audit] == [("ann", "alarm.claim", "req-1")]
+    topics = [r["topic"] for r in await site.pool.fetch("SELECT topic FROM outbox ORDER BY sequence_id")]
+    assert topics == ["alarm.new", "panel.state", "alarm.updated"] or topics == ["panel.state", "alarm.new", "alarm.updated"]
+    # Refused transitions changed nothing.
+    assert (await site.pool.fetchval("SELECT version FROM bundle_alarms")) == b["version"] + 1
+
+
+async def test_ten_concurrent_claims_exactly_one_wins(site: Site, db_dsn: str) -> None:
+    await site.ingest(_zone_alarm(site, T0))
+    [b] = await _bundles(site.pool)
+    conns = [await asyncpg.connect(db_dsn) for _ in range(10)]
+    try:
+        async def try_claim(i: int, conn: asyncpg.Connection) -> str:
+            try:
+                await alarms.transition(conn, b["id"], "claim", f"op{i}", b["version"], T0)
+                return "won"
+            except lifecycle.VersionConflict:
+                return "conflict"
+
+        results = await asyncio.gather(*(try_claim(i, c) for i, c in enumerate(conns)))
+    finally:
+        for c in conns:
+            await c.close()
+    assert sorted(results) == ["conflict"] * 9 + ["won"]
+
+
+async def test_reaper_and_auto_closer_with_explicit_time(site: Site) -> None:
+    await site.ingest(_zone_alarm(site, T0), site.env("satel.trouble.on", {"part": 1, "bit": 8}, T0, Priority.NORMAL))
+    by_type = {r["alarm_type"]: r for r in await _bundles(site.pool)}
+    burglary, trouble = by_type["BURGLARY"], by_type["TROUBLE"]
+    async with site.pool.acquire() as conn:
+        await alarms.transition(conn, burglary["id"], "claim", "ann", burglary["version"], T0)
+        v = trouble["version"]
+        for action in ("claim", "start", "ack", "resolve"):
+            v = (await alarms.transition(conn, trouble["id"], action, "bob", v, T0, note="fixed"))["version"]
+        assert await alarms.sweep(conn, T0 + timedelta(seconds=29)) == 0
+        assert await alarms.sweep(conn, T0 + timedelta(seconds=30)) == 1
+        assert await alarms.sweep(conn, T0 + timedelta(minutes=30)) == 1
+    rows = {r["alarm_type"]: r for r in await _bundles(site.pool)}
+    assert (rows["BURGLARY"]["status"], rows["BURGLARY"]["claimed_by"]) == ("NEW", None)
+    assert rows["TROUBLE"]["status"] == "CLOSED"
+    actions = [r["action"] for r in await site.pool.fetch("SELECT action FROM audit_log WHERE actor = 'system' ORDER BY id")]
+    assert actions == ["alarm.reaped", "alarm.auto_closed"]
+
+
+async def test_only_one_sweeper_at_a_time(site: Site, db_dsn: str) -> None:
+    holder = await asyncpg.connect(db_dsn)
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT pg_advisory_xact_lock($1)", alarms.SWEEP_LOCK_KEY)
+            await site.ingest(_zone_alarm(site, T0))
+            [b] = await _bundles(site.pool)
+            async with site.pool.acquire() as conn:
+                await alarms.transition(conn, b["id"], "claim", "ann", b["version"], T0)
+                assert await alarms.sweep(conn, T0 + timedelta(minutes=1)) == 0  # the other sweeper holds it
+    finally:
+        await holder.close()
+
+
+async def test_link_and_panel_state(site: Site) -> None:
+    await site.ingest(site.env("edge.link.down", {"link": "satel", "reason": "timeout"}, T0),
+                      site.env("satel.partition.armed", {"partition": 1, "mode": 0}, T0, Priority.LOW))
+    assert await site.pool.fetchval("SELECT link_status FROM panels WHERE id = $1", site.panels["panel-1"]) == "DISCONNECTED"
+    await site.ingest(site.env("edge.link.up", {"link": "satel"}, T0 + timedelta(seconds=5), Priority.LOW),
+                      site.env("satel.partition.disarmed", {"partition": 1}, T0 + timedelta(seconds=6), Priority.LOW))
+    assert await site.pool.fetchval("SELECT link_status FROM panels WHERE id = $1", site.panels["panel-1"]) == "CONNECTED"
+    state = await site.pool.fetchval("SELECT state FROM panel_state WHERE element = 'partition' AND number = 1")
+    assert msgspec.json.decode(state) == {"armed": False, "mode": None}
+    history = [r["kind"] for r in await site.pool.fetch("SELECT kind FROM panel_state_history ORDER BY at")]
+    assert history == ["satel.partition.armed", "satel.partition.disarmed"]
+    link_bundle = await site.pool.fetchrow("SELECT * FROM bundle_alarms WHERE alarm_type = 'LINK'")
+    assert link_bundle["restored_seq"] > link_bundle["last_alarm_seq"]
+
+
+async def test_duplicates_by_dedup_key_are_stored_once_and_leave_no_gap(site: Site) -> None:
+    a = _zone_alarm(site, T0 + timedelta(seconds=10))
+    b = _zone_alarm(site, T0 + timedelta(seconds=40))  # same zone, same minute: the same alarm
+    assert await site.ingest(a, b) == 1
+    assert await site.ingest(a) == 0  # a retry of an envelope already stored
+    status = await site.pool.fetchrow("SELECT * FROM edge_seq_status WHERE edge_id = 'site-1'")
+    assert (status["contiguous_seq"], status["missing"]) == (2, 0)
+
+
+async def test_outbox_ids_follow_commit_order_across_concurrent_writers(db: asyncpg.Pool, db_dsn: str) -> None:
+    """Writers commit in random order after random delays; a reader polling `> cursor` must only
+    ever see a contiguous run from its cursor, never a hole that fills later."""
+    writers = [await asyncpg.connect(db_dsn) for _ in range(8)]
+    reader = await asyncpg.connect(db_dsn)
+    done = asyncio.Event()
+    rng = random.Random(4)
+
+    async def write(conn: asyncpg.Connection) -> None:
+        for _ in range(25):
+            async with conn.transaction():
+                await write_outbox(conn, [OutboxItem("test", None, {"n": 1})] * rng.randint(1, 3))
+                await asyncio.sleep(rng.random() / 200)  # hold the transaction open a little
+
+    seen: list[int] = []
+
+    async def read() -> None:
+        cursor = 0
+        while True:
+            finished = done.is_set()
+            rows = await reader.fetch("SELECT sequence_id FROM outbox WHERE sequence_id > $1 ORDER BY sequence_id", cursor)
+            ids = [r["sequence_id"] for r in rows]
+            assert ids == list(range(cursor + 1, cursor + 1 + len(ids))), f"hole after {cursor}: {ids[:10]}"
+            seen.extend(ids)
+            cursor = ids[-1] if ids else cursor
+            if finished:
+                return
+            await asyncio.sleep(0)
+
+    reading = asyncio.create_task(read())
+    try:
+        await asyncio.gather(*(write(c) for c in writers))
+        done.set()
+        await reading
+    finally:
+        for c in [*writers, reader]:
+            await c.close()
+    assert seen == list(range(1, len(seen) + 1)) and len(seen) >= 200
