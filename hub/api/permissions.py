@@ -1,0 +1,67 @@
+"""The role matrix, in one place every route goes through (issue: operator REST API).
+
+| permission            | OPERATOR | TECHNICIAN | FIELD_WORKER | ADMIN | MASTER |
+|-----------------------|----------|------------|--------------|-------|--------|
+| alarms.view           | all      | assigned   | —            | all   | all    |
+| alarms.work           | yes      | —          | —            | —     | yes    |
+| objects.edit          | —        | —          | —            | yes   | yes    |
+| objects.view          | all      | assigned   | assigned, ro | all   | all    |
+| secrets.reveal        | 10/h     | 20/h       | 20/h         | yes   | yes    |
+| users.manage          | —        | —          | —            | yes   | yes    |
+| panels.command        | —        | —          | —            | yes   | yes    |
+| audit.view            | —        | —          | —            | —     | yes    |
+
+SYSTEM is the hub itself (internal callers) and may do everything.
+"""
+from __future__ import annotations
+
+from hub.api.errors import forbidden, not_found
+from hub.api.principal import Principal, Role
+
+_O, _T, _F, _A, _M = Role.OPERATOR, Role.TECHNICIAN, Role.FIELD_WORKER, Role.ADMIN, Role.MASTER
+
+MATRIX: dict[str, frozenset[Role]] = {
+    "alarms.view": frozenset({_O, _T, _A, _M}),
+    "alarms.work": frozenset({_O, _M}),
+    "objects.view": frozenset({_O, _T, _F, _A, _M}),
+    "objects.edit": frozenset({_A, _M}),
+    "secrets.reveal": frozenset({_O, _T, _F, _A, _M}),
+    "users.manage": frozenset({_A, _M}),
+    "panels.command": frozenset({_A, _M}),
+    "audit.view": frozenset({_M}),
+    "self": frozenset(Role),  # any authenticated user, for their own session
+}
+
+# Roles that see only the objects assigned to them (in lists and by id).
+ASSIGNED_ONLY = frozenset({Role.TECHNICIAN, Role.FIELD_WORKER})
+
+# Hourly secret reveals per role; absent means unlimited.
+REVEALS_PER_HOUR: dict[Role, int] = {_O: 10, _T: 20, _F: 20}
+
+
+def allowed(role: Role, permission: str) -> bool:
+    """True when `role` holds `permission`."""
+    if permission not in MATRIX:
+        raise KeyError(f"unknown permission {permission!r}")
+    return role is Role.SYSTEM or role in MATRIX[permission]
+
+
+def require(principal: Principal, permission: str) -> None:
+    """Raise 403 unless the caller's role holds `permission`."""
+    if not allowed(principal.role, permission):
+        raise forbidden(f"{principal.role.value} may not {permission.replace('.', ' ')}")
+
+
+def object_filter(principal: Principal) -> list[int] | None:
+    """The object ids a query must be limited to, or None for no limit."""
+    if principal.role in ASSIGNED_ONLY:
+        return sorted(principal.objects or ())
+    return None
+
+
+def require_object(principal: Principal, object_id: int | None, what: str = "object") -> None:
+    """404 (not 403) for an object outside the caller's assignment: its existence is not theirs
+    to learn."""
+    allowed_ids = object_filter(principal)
+    if allowed_ids is not None and object_id not in allowed_ids:
+        raise not_found(what)

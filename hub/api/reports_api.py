@@ -1,0 +1,86 @@
+"""Reports: alarm history and operator response times, as JSON or streamed CSV."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+from aiohttp import web
+
+from hub.api.app import deps
+from hub.api.common import record
+from hub.api.csv_stream import stream_csv
+from hub.api.permissions import object_filter
+from hub.api.routing import Call, Router
+
+router = Router()
+JSON_LIMIT = 5000
+
+
+class ReportQuery(msgspec.Struct, forbid_unknown_fields=True):
+    since: datetime | None = None
+    until: datetime | None = None
+    object_id: int | None = None
+    format: Literal["json", "csv"] = "json"
+
+
+# When each bundle was claimed, acknowledged, resolved and closed comes from the audit log, which
+# records every transition with its time.
+SQL_HISTORY = """
+SELECT b.id, b.object_id, o.name AS object_name, b.alarm_type, b.priority, b.status, b.event_count,
+       b.first_event_at, t.claimed_at, t.acked_at, t.resolved_at, t.closed_at, t.claimed_by,
+       extract(epoch FROM t.claimed_at - b.first_event_at)::float8 AS seconds_to_claim,
+       extract(epoch FROM t.acked_at - b.first_event_at)::float8 AS seconds_to_ack
+FROM bundle_alarms b
+LEFT JOIN objects o ON o.id = b.object_id
+LEFT JOIN LATERAL (
+    SELECT min(at) FILTER (WHERE action = 'alarm.claim') AS claimed_at,
+           min(at) FILTER (WHERE action = 'alarm.ack') AS acked_at,
+           min(at) FILTER (WHERE action = 'alarm.resolve') AS resolved_at,
+           min(at) FILTER (WHERE action IN ('alarm.close', 'alarm.auto_closed')) AS closed_at,
+           (array_agg(actor ORDER BY at) FILTER (WHERE action = 'alarm.claim'))[1] AS claimed_by
+    FROM audit_log a WHERE a.target_type = 'bundle_alarm' AND a.target_id = b.id::text
+) t ON true
+WHERE ($1::timestamptz IS NULL OR b.first_event_at >= $1) AND ($2::timestamptz IS NULL OR b.first_event_at < $2)
+  AND ($3::int8 IS NULL OR b.object_id = $3) AND ($4::int8[] IS NULL OR b.object_id = ANY($4))
+ORDER BY b.first_event_at, b.id
+"""
+HISTORY_COLUMNS = ("id", "object_id", "object_name", "alarm_type", "priority", "status", "event_count",
+                   "first_event_at", "claimed_at", "acked_at", "resolved_at", "closed_at", "claimed_by",
+                   "seconds_to_claim", "seconds_to_ack")
+
+SQL_RESPONSE_TIMES = f"""
+SELECT claimed_by AS operator, count(*) AS alarms,
+       avg(seconds_to_claim) AS avg_seconds_to_claim,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds_to_claim) AS p90_seconds_to_claim,
+       avg(seconds_to_ack) AS avg_seconds_to_ack,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds_to_ack) AS p90_seconds_to_ack
+FROM ({SQL_HISTORY}) h
+WHERE claimed_by IS NOT NULL
+GROUP BY claimed_by ORDER BY claimed_by
+"""
+RESPONSE_COLUMNS = ("operator", "alarms", "avg_seconds_to_claim", "p90_seconds_to_claim", "avg_seconds_to_ack",
+                    "p90_seconds_to_ack")
+
+
+@router.get("/api/v1/reports/alarms", query=ReportQuery, permission="alarms.view", tags=("reports",),
+            produces="application/json")
+async def alarm_history(call: Call) -> web.StreamResponse | dict:
+    """Alarm history with claim/ack/resolve times; `format=csv` streams a CSV file."""
+    q: ReportQuery = call.query
+    args = (q.since, q.until, q.object_id, object_filter(call.user))
+    if q.format == "csv":
+        return await stream_csv(call.request, deps(call).pool, "alarm-history.csv", HISTORY_COLUMNS, SQL_HISTORY, *args)
+    rows = await deps(call).pool.fetch(SQL_HISTORY + f" LIMIT {JSON_LIMIT + 1}", *args)
+    return {"items": [record(r) for r in rows[:JSON_LIMIT]], "truncated": len(rows) > JSON_LIMIT}
+
+
+@router.get("/api/v1/reports/response-times", query=ReportQuery, permission="alarms.view", tags=("reports",))
+async def response_times(call: Call) -> web.StreamResponse | dict:
+    """Per operator: how fast alarms were claimed and acknowledged (seconds from the first event)."""
+    q: ReportQuery = call.query
+    args = (q.since, q.until, q.object_id, object_filter(call.user))
+    if q.format == "csv":
+        return await stream_csv(call.request, deps(call).pool, "response-times.csv", RESPONSE_COLUMNS,
+                                SQL_RESPONSE_TIMES, *args)
+    return {"items": [record(r) for r in await deps(call).pool.fetch(SQL_RESPONSE_TIMES, *args)]}

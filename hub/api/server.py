@@ -1,0 +1,50 @@
+"""The hub's whole HTTP surface: the API routers, /healthz and /metrics for monitoring."""
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hub.api import (alarms_api, audit_api, edges_api, import_api, meta_api, objects_api, panels_api, reports_api,
+                     secrets_api)
+from hub.api.app import build_api
+from hub.api.errors import error_response
+from hub.api.openapi import build_openapi
+from hub.api.principal import Authenticator
+from hub.api.routing import Router
+from hub.console.routes import console_routes
+from hub.secret_box import SecretBox
+
+POOL_KEY = web.AppKey("pool", asyncpg.Pool)
+
+CORE_ROUTERS: list[Router] = [
+    meta_api.router, alarms_api.router, objects_api.router, panels_api.router, reports_api.router,
+    audit_api.router, import_api.router, edges_api.router, secrets_api.router,
+]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    pool = request.app[POOL_KEY]
+    try:
+        await pool.fetchval("SELECT 1")
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return error_response(503, "database_unavailable", f"PostgreSQL is unreachable: {exc}")
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(_request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_http(pool: asyncpg.Pool, authenticator: Authenticator, extra_routers: list[Router],
+               secret_box: SecretBox) -> web.Application:
+    """The application: every router's routes, the OpenAPI document built from them, and the
+    unauthenticated monitoring endpoints."""
+    routers = CORE_ROUTERS + extra_routers
+    app = build_api(routers, pool, authenticator, {meta_api.OPENAPI_KEY: build_openapi(routers),
+                                                   secrets_api.SECRET_BOX_KEY: secret_box})
+    app[POOL_KEY] = pool
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    console_routes(app)
+    return app
