@@ -1,0 +1,157 @@
+// REST client: tokens shared by every tab (localStorage), silent refresh before expiry with ONE
+// refresh in flight across tabs (Web Locks when available, else a localStorage lease).
+const TOKENS_KEY = "vigil.tokens";
+const LEASE_KEY = "vigil.refresh-lease";
+const REFRESH_MARGIN_MS = 60_000;   // refresh this long before the access token expires
+const tabId = Math.random().toString(36).slice(2);
+
+export class ApiError extends Error {
+  constructor(status, code, message, details) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+let inFlight = null;          // this tab's refresh promise
+let refreshTimer = null;
+const listeners = new Set();  // called with null when the session ends
+
+export function onSessionEnd(fn) { listeners.add(fn); }
+
+export function tokens() {
+  try { return JSON.parse(localStorage.getItem(TOKENS_KEY)) || null; } catch { return null; }
+}
+
+function store(pair) {
+  const t = {
+    access: pair.access_token,
+    refresh: pair.refresh_token,
+    expiresAt: Date.now() + pair.expires_in * 1000,
+    mustChange: !!pair.password_change_required,
+  };
+  localStorage.setItem(TOKENS_KEY, JSON.stringify(t));
+  schedule();
+  return t;
+}
+
+function clear() {
+  localStorage.removeItem(TOKENS_KEY);
+  clearTimeout(refreshTimer);
+  for (const fn of listeners) fn(null);
+}
+
+// Another tab refreshed or logged out: follow it.
+window.addEventListener("storage", (e) => {
+  if (e.key !== TOKENS_KEY) return;
+  if (e.newValue === null) { clearTimeout(refreshTimer); for (const fn of listeners) fn(null); }
+  else schedule();
+});
+
+function schedule() {
+  clearTimeout(refreshTimer);
+  const t = tokens();
+  if (!t) return;
+  const due = Math.max(1000, t.expiresAt - Date.now() - REFRESH_MARGIN_MS);
+  refreshTimer = setTimeout(() => { refresh().catch(() => {}); }, due);
+}
+
+async function rawJson(method, path, body, access) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (access) headers.Authorization = `Bearer ${access}`;
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+                               cache: "no-store", credentials: "same-origin" });
+  } catch (e) {
+    throw new ApiError(0, "network", "The hub cannot be reached", null);
+  }
+  if (resp.status === 204) return null;
+  let data = null;
+  try { data = await resp.json(); } catch { data = null; }
+  if (!resp.ok) {
+    const err = (data && data.error) || {};
+    throw new ApiError(resp.status, err.code || "http_" + resp.status, err.message || resp.statusText, err.details);
+  }
+  return data;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function withRefreshLock(fn) {
+  if (navigator.locks && navigator.locks.request) {
+    return navigator.locks.request("vigil-refresh", fn);
+  }
+  // Fallback lease in localStorage: good enough between tabs of one browser.
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const lease = JSON.parse(localStorage.getItem(LEASE_KEY) || "null");
+    if (!lease || lease.until < Date.now() || lease.tab === tabId) {
+      localStorage.setItem(LEASE_KEY, JSON.stringify({ tab: tabId, until: Date.now() + 10_000 }));
+      await sleep(30);
+      const mine = JSON.parse(localStorage.getItem(LEASE_KEY) || "null");
+      if (mine && mine.tab === tabId) break;
+    }
+    if (Date.now() > deadline) break;
+    await sleep(100);
+  }
+  try { return await fn(); } finally {
+    const lease = JSON.parse(localStorage.getItem(LEASE_KEY) || "null");
+    if (lease && lease.tab === tabId) localStorage.removeItem(LEASE_KEY);
+  }
+}
+
+// One refresh in flight (per tab by `inFlight`, across tabs by the lock). A tab that waited for
+// the lock sees the refresh token another tab already spent and uses its result instead.
+export function refresh() {
+  if (inFlight) return inFlight;
+  const before = tokens();
+  inFlight = withRefreshLock(async () => {
+    const now = tokens();
+    if (!now) throw new ApiError(401, "unauthorized", "Signed out", null);
+    if (before && now.refresh !== before.refresh) return now;       // another tab did it
+    try {
+      return store(await rawJson("POST", "/api/v1/auth/refresh", { refresh_token: now.refresh }));
+    } catch (e) {
+      if (e.status === 401 || e.status === 403 || e.status === 422) clear();
+      throw e;
+    }
+  }).finally(() => { inFlight = null; });
+  return inFlight;
+}
+
+export async function login(email, password) {
+  return store(await rawJson("POST", "/api/v1/auth/login", { email, password }));
+}
+
+export async function logout() {
+  const t = tokens();
+  if (t) { try { await rawJson("POST", "/api/v1/auth/logout", { refresh_token: t.refresh }); } catch { /* gone anyway */ } }
+  clear();
+}
+
+export async function changePassword(current, next) {
+  const pair = await api("POST", "/api/v1/auth/password", { current_password: current, new_password: next });
+  return store(pair);
+}
+
+// An authenticated call; refreshes first when the token is (nearly) expired, and once on a 401.
+export async function api(method, path, body) {
+  let t = tokens();
+  if (!t) throw new ApiError(401, "unauthorized", "Signed out", null);
+  if (t.expiresAt - Date.now() < 5000) t = await refresh();
+  try {
+    return await rawJson(method, path, body, t.access);
+  } catch (e) {
+    if (e.status !== 401) throw e;
+    t = await refresh();
+    return rawJson(method, path, body, t.access);
+  }
+}
+
+export const get = (path) => api("GET", path);
+export const post = (path, body) => api("POST", path, body === undefined ? {} : body);
+
+export function startSession() { schedule(); }

@@ -1,0 +1,236 @@
+"""Catch-up, live delivery and filtering for one client: the one implementation behind both the
+WebSocket and the SSE endpoint, which differ only in their `Sink` (framing).
+
+The seam between catch-up and live rows:
+
+1. subscribe to the process's feed first; from then on every row after the feed's head at that
+   moment (`position`) goes into the client's bounded queue, already filtered;
+2. send the backlog `cursor < seq <= position` from the ring, or from PostgreSQL when the ring
+   no longer reaches back that far;
+3. drain the queue, skipping every row at or below the last cursor handled (a client resuming
+   with a cursor from a hub process ahead of this one would otherwise get rows twice).
+
+Nothing is missed (every row is either <= position or comes through the queue) and nothing is
+sent twice (the skip).
+"""
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+from collections import deque
+from typing import Callable, Protocol
+
+import asyncpg
+
+from hub.api.principal import Principal
+from hub.stream.feed import SQL_HEAD, OutboxFeed, read_rows
+from hub.stream.messages import Outgoing, Row, change, heartbeat, replay_overflow
+from hub.stream.metrics import CLIENTS, MESSAGES, OVERFLOWS
+from hub.stream.settings import StreamSettings
+from hub.stream.visibility import row_filter
+from shared.clock import Clock
+
+log = logging.getLogger("vigil.hub.stream")
+
+
+class Sink(Protocol):
+    """A client connection as delivery sees it: framing is the sink's business."""
+
+    transport: str
+
+    async def send(self, message: Outgoing) -> None:
+        """Frame and write one message; raises ConnectionError when the client is gone."""
+
+    def abort(self) -> None:
+        """Drop the connection at once (the client stopped reading, so a clean close would hang)."""
+
+
+class Outcome(str, enum.Enum):
+    """Why a client's stream ended."""
+
+    SHUTDOWN = "shutdown"          # the hub process is stopping
+    OVERFLOW = "overflow"          # the client's queue passed its bound
+    HORIZON = "horizon"            # the cursor was beyond the catch-up horizon (or unknown)
+    CLIENT_GONE = "client_gone"
+
+
+class ClientQueue:
+    """One client's rows from the feed: filtered, bounded. Past the bound it holds nothing more
+    and flags the overflow, so a client that stops reading costs at most `bound` rows."""
+
+    def __init__(self, visible: Callable[[Row], bool], bound: int) -> None:
+        self.visible = visible
+        self._bound = bound
+        self._rows: deque[Row] = deque()
+        self.ready = asyncio.Event()
+        self.overflowed = asyncio.Event()
+        self.high_water = 0
+
+    def offer(self, row: Row) -> None:
+        if self.overflowed.is_set() or not self.visible(row):
+            return
+        if len(self._rows) >= self._bound:
+            self._rows.clear()  # the client reloads from REST: what it has not received is moot
+            self.overflowed.set()
+            self.ready.set()
+            return
+        self._rows.append(row)
+        self.high_water = max(self.high_water, len(self._rows))
+        self.ready.set()
+
+    def take(self) -> list[Row]:
+        rows = list(self._rows)
+        self._rows.clear()
+        self.ready.clear()
+        return rows
+
+
+class _Delivery:
+    """The sending side of one client's stream; the only writer to its sink."""
+
+    def __init__(self, *, feed: OutboxFeed, pool: asyncpg.Pool, principal: Principal, sink: Sink,
+                 settings: StreamSettings, clock: Clock, rng: random.Random, stop: asyncio.Event,
+                 queue: ClientQueue) -> None:
+        self.feed, self.pool, self.principal, self.sink = feed, pool, principal, sink
+        self.settings, self.clock, self.rng, self.stop, self.queue = settings, clock, rng, stop, queue
+        self.visible = queue.visible
+
+    async def send(self, message: Outgoing) -> None:
+        await self.sink.send(message)
+        MESSAGES.labels(self.sink.transport, message.kind).inc()
+
+    async def overflow(self, reason: str) -> None:
+        """Tell the client to reload from REST; the jitter spreads a crowd's reloads."""
+        OVERFLOWS.labels(reason).inc()
+        retry_ms = self.rng.randint(self.settings.retry_min_ms, self.settings.retry_max_ms)
+        log.info("stream of user %d overflowed (%s); retry after %d ms", self.principal.user_id, reason, retry_ms,
+                 extra={"user_id": self.principal.user_id})
+        await self.send(replay_overflow(retry_ms))
+
+    async def run(self, cursor: int | None, position: int) -> Outcome:
+        last = position if cursor is None else cursor
+        if cursor is not None and cursor > position and cursor > await self.pool.fetchval(SQL_HEAD):
+            # A cursor no hub process has handed out (the database was restored or replaced).
+            await self.overflow("unknown_cursor")
+            return Outcome.HORIZON
+        if cursor is not None and cursor < position:
+            outcome = await self.catch_up(cursor, position)
+            if outcome is not None:
+                return outcome
+            last = position
+        await self.send(heartbeat(last))  # also tells the client that catch-up is complete
+        return await self.live(last)
+
+    async def catch_up(self, cursor: int, position: int) -> Outcome | None:
+        """Send the visible rows cursor < seq <= position; an Outcome when the stream must end."""
+        if position - cursor > self.settings.horizon_rows:
+            await self.overflow("horizon")
+            return Outcome.HORIZON
+        page = self.feed.ring.after(cursor, position)
+        from_ring = page is not None
+        if page is None:
+            page = await read_rows(self.pool, cursor, position, self.settings.fetch_rows)
+        first = page[0] if page else None
+        # Ids are contiguous (migration 0002), so a missing cursor+1 means rows were purged.
+        if (first is None or first.seq != cursor + 1
+                or (self.clock.now() - first.created_at).total_seconds() > self.settings.horizon_s):
+            await self.overflow("horizon")
+            return Outcome.HORIZON
+        while page:
+            for row in page:
+                if self.stop.is_set():
+                    return Outcome.SHUTDOWN
+                if self.queue.overflowed.is_set():
+                    await self.overflow("queue")
+                    return Outcome.OVERFLOW
+                if self.visible(row):
+                    await self.send(change(row))
+            if from_ring or page[-1].seq >= position or len(page) < self.settings.fetch_rows:
+                return None
+            page = await read_rows(self.pool, page[-1].seq, position, self.settings.fetch_rows)
+        return None
+
+    async def live(self, last: int) -> Outcome:
+        """Rows from the feed as they come; a heartbeat whenever the stream was quiet."""
+        while True:
+            if self.stop.is_set():
+                return Outcome.SHUTDOWN
+            if self.queue.overflowed.is_set():
+                await self.overflow("queue")
+                return Outcome.OVERFLOW
+            rows = self.queue.take()
+            for row in rows:
+                if self.queue.overflowed.is_set() or self.stop.is_set():
+                    break
+                if row.seq <= last:
+                    continue
+                await self.send(change(row))
+                last = row.seq
+            if rows:
+                continue
+            if not await _wait_any(self.queue.ready, self.stop, timeout=self.settings.heartbeat_s):
+                if not self.queue.ready.is_set():
+                    # Nothing is queued, so every row up to the feed's head was offered and
+                    # either sent or not for this client: its resume point moves past them.
+                    last = max(last, self.feed.head)
+                await self.send(heartbeat(last))
+
+
+async def _wait_any(a: asyncio.Event, b: asyncio.Event, timeout: float) -> bool:
+    """Wait until either event is set; False on timeout."""
+    waits = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    return bool(done)
+
+
+async def serve(*, feed: OutboxFeed, pool: asyncpg.Pool, principal: Principal, cursor: int | None, sink: Sink,
+                settings: StreamSettings, clock: Clock, rng: random.Random, stop: asyncio.Event,
+                client_gone: asyncio.Future[object] | None = None) -> Outcome:
+    """Stream to one client until it leaves, overflows, or `stop` is set.
+
+    Delivery runs as its own task, watched here: a client that stopped reading leaves it stuck
+    in a write, so after an overflow (or stop) it gets a grace period to finish on its own,
+    and then the connection is dropped.
+    """
+    queue = ClientQueue(row_filter(principal), settings.queue_size)
+    position = feed.subscribe(queue)
+    CLIENTS.labels(sink.transport).inc()
+    log.info("stream (%s) opened for user %d at cursor %s", sink.transport, principal.user_id, cursor,
+             extra={"user_id": principal.user_id})
+    delivery = _Delivery(feed=feed, pool=pool, principal=principal, sink=sink, settings=settings, clock=clock,
+                         rng=rng, stop=stop, queue=queue)
+    task = asyncio.create_task(delivery.run(cursor, position), name=f"stream-user-{principal.user_id}")
+    stop_wait = asyncio.ensure_future(stop.wait())
+    overflow_wait = asyncio.ensure_future(queue.overflowed.wait())
+    gone = {client_gone} if client_gone is not None else set()
+    outcome = Outcome.CLIENT_GONE
+    try:
+        done, _ = await asyncio.wait({task, stop_wait, overflow_wait, *gone}, return_when=asyncio.FIRST_COMPLETED)
+        if task not in done and not (gone & done):
+            grace = settings.overflow_grace_s if overflow_wait in done else settings.close_timeout_s
+            done, _ = await asyncio.wait({task, *gone}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                log.warning("stream of user %d: client not reading; dropping the connection", principal.user_id,
+                            extra={"user_id": principal.user_id})
+                sink.abort()
+                outcome = Outcome.OVERFLOW if overflow_wait.done() else Outcome.SHUTDOWN
+        if task.done():
+            try:
+                outcome = task.result()
+            except ConnectionError:
+                outcome = Outcome.CLIENT_GONE
+        return outcome
+    finally:
+        for waiter in (task, stop_wait, overflow_wait):
+            waiter.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        feed.unsubscribe(queue)
+        CLIENTS.labels(sink.transport).dec()
+        log.info("stream (%s) of user %d closed: %s", sink.transport, principal.user_id, outcome.value,
+                 extra={"user_id": principal.user_id})

@@ -1,0 +1,72 @@
+"""What the stream sends (msgspec), and an outbox row as the stream holds it.
+
+Every message is JSON with a `type`; `change` and `heartbeat` carry the outbox `sequence_id` as
+`cursor`, which the client presents to resume.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
+
+_encoder = msgspec.json.Encoder()
+
+
+class Change(msgspec.Struct, tag_field="type", tag="change"):
+    """One outbox row."""
+
+    cursor: int
+    topic: str
+    object_id: int | None
+    payload: msgspec.Raw  # the row's JSON as PostgreSQL returned it: never decoded, never re-encoded
+
+
+class Heartbeat(msgspec.Struct, tag_field="type", tag="heartbeat"):
+    """Sent when the stream was otherwise quiet, and once when catch-up is complete."""
+
+    cursor: int
+
+
+class ReplayOverflow(msgspec.Struct, tag_field="type", tag="replay_overflow"):
+    """The client fell too far behind: reload from REST after `retry_after_ms`, then reconnect."""
+
+    retry_after_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """An outbox row with its `change` message encoded once, however many clients get it."""
+
+    seq: int
+    created_at: datetime
+    topic: str
+    object_id: int | None
+    data: bytes
+
+    @classmethod
+    def from_record(cls, seq: int, created_at: datetime, topic: str, object_id: int | None, payload_json: str) -> Row:
+        data = _encoder.encode(Change(seq, topic, object_id, msgspec.Raw(payload_json.encode())))
+        return cls(seq, created_at, topic, object_id, data)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One encoded message and what its framing needs: the SSE event name, and the id a client
+    resumes from (changes only)."""
+
+    kind: str
+    data: bytes
+    event_id: int | None = None
+
+
+def change(row: Row) -> Outgoing:
+    return Outgoing("change", row.data, row.seq)
+
+
+def heartbeat(cursor: int) -> Outgoing:
+    return Outgoing("heartbeat", _encoder.encode(Heartbeat(cursor)))
+
+
+def replay_overflow(retry_after_ms: int) -> Outgoing:
+    return Outgoing("replay_overflow", _encoder.encode(ReplayOverflow(retry_after_ms)))

@@ -1,0 +1,25 @@
+"""Which outbox rows a caller's stream carries: the REST API's rule (hub.api.permissions)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from hub.api.permissions import allowed, object_filter
+from hub.api.principal import Principal
+from hub.stream.messages import Row
+
+ALARM_TOPIC_PREFIX = "alarm."
+
+
+def row_filter(principal: Principal) -> Callable[[Row], bool]:
+    """A predicate for `principal`'s rows: assigned-only roles see only their objects' rows (a
+    row with no object belongs to none of theirs), and a role without alarms.view no alarms."""
+    assigned = object_filter(principal)
+    objects = frozenset(assigned) if assigned is not None else None
+    sees_alarms = allowed(principal.role, "alarms.view")
+
+    def visible(row: Row) -> bool:
+        if not sees_alarms and row.topic.startswith(ALARM_TOPIC_PREFIX):
+            return False
+        return objects is None or row.object_id in objects
+
+    return visible
