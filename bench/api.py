@@ -1,0 +1,102 @@
+"""Operator API latency: claim → start → ack → resolve cycles from 20 concurrent operators, at a
+steady 300 calls/s in total, against a hub process. Each call's latency is measured at the
+client, from sending the request to having read the whole answer.
+
+    BENCH api_p99_ms=<p99 per call> ms target=25 better=lower
+"""
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+
+import aiohttp
+
+from _rig import Rig, emit, run_main
+from hub.auth.passwords import Passwords
+
+TARGET_MS = 25.0
+RATE = 300.0  # calls per second, all operators together
+PASSWORD = "bench operator password 1"
+SQL_USER = """
+INSERT INTO users (email, role, password_hash, must_change_password, active, created_at, updated_at)
+VALUES ($1, 'OPERATOR', $2, false, true, now(), now())
+"""
+SQL_BUNDLES = """
+INSERT INTO bundle_alarms (object_id, group_key, alarm_type, priority, first_event_at, last_event_at, event_count,
+                           edge_id, source)
+SELECT o.id, 'object:' || o.id, 'BURGLARY', 'CRITICAL', $1, $1, 1, 'bench', 'panel'
+FROM objects o
+"""
+STEPS = ("claim", "start", "ack", "resolve")
+
+
+async def operator(session: aiohttp.ClientSession, base: str, token: str, bundles: list[int], interval: float,
+                   start_at: float, latencies: list[float]) -> None:
+    """Work through `bundles`, one call every `interval` seconds on an absolute schedule."""
+    headers = {"Authorization": f"Bearer {token}"}
+    due = start_at
+    for bundle_id in bundles:
+        version = 1
+        for step in STEPS:
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            due += interval
+            sent = time.perf_counter()
+            async with session.post(f"{base}/api/v1/alarms/{bundle_id}/{step}", headers=headers,
+                                    json={"version": version, "note": "bench"}) as resp:
+                body = await resp.json()
+            latencies.append((time.perf_counter() - sent) * 1000)
+            if resp.status != 200:
+                raise RuntimeError(f"{step} of bundle {bundle_id}: {resp.status} {body}")
+            version = body["version"]
+
+
+async def main(quick: bool) -> None:
+    operators = 4 if quick else 20
+    seconds = 3.0 if quick else 30.0
+    calls_each = int(RATE * seconds / operators)
+    cycles_each = max(1, calls_each // len(STEPS))
+    async with Rig("api") as rig:
+        await rig.start_hub_nats()
+        await rig.create_database()
+        pool = await rig.pool()
+        await pool.execute("INSERT INTO objects (name) SELECT 'object ' || i FROM generate_series(1, $1) i",
+                           operators * cycles_each)
+        await pool.execute(SQL_BUNDLES, datetime.now(timezone.utc))
+        bundle_ids = [r["id"] for r in await pool.fetch("SELECT id FROM bundle_alarms ORDER BY id")]
+        password_hash = await Passwords().hash(PASSWORD)
+        emails = [f"operator{i}@bench.local" for i in range(operators)]
+        for email in emails:
+            await pool.execute(SQL_USER, email, password_hash)
+        hub = await rig.spawn_hub()
+        latencies: list[float] = []
+        async with aiohttp.ClientSession() as session:
+            tokens = []
+            for email in emails:
+                async with session.post(f"{hub.http_url}/api/v1/auth/login",
+                                        json={"email": email, "password": PASSWORD}) as resp:
+                    tokens.append((await resp.json())["access_token"])
+            interval = operators / RATE
+            start_at = time.perf_counter() + 0.5
+            await asyncio.gather(*(
+                operator(session, hub.http_url, tokens[i], bundle_ids[i * cycles_each:(i + 1) * cycles_each],
+                         interval, start_at + i * interval / operators, latencies)
+                for i in range(operators)
+            ))
+            elapsed = time.perf_counter() - start_at
+        resolved = await pool.fetchval("SELECT count(*) FROM bundle_alarms WHERE status = 'RESOLVED'")
+    if resolved != operators * cycles_each:
+        raise RuntimeError(f"{resolved} bundles resolved, expected {operators * cycles_each}")
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    emit("api_p99_ms", p99, "ms", TARGET_MS, "lower", decimals=2)
+    print(f"api: {len(latencies)} calls from {operators} operators in {elapsed:.1f} s "
+          f"({len(latencies) / elapsed:.0f}/s); p50 {statistics.median(latencies):.2f} ms, max {latencies[-1]:.2f} ms")
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(__doc__ or "", main))

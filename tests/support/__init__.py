@@ -1,0 +1,1 @@
+"""Test-only helpers: a WAN proxy to cut, topology builders, polling with deadlines."""

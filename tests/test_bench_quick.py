@@ -1,0 +1,76 @@
+"""Every benchmark runs end to end with `--quick` and prints well-formed figures.
+
+This checks that the benchmarks work (start their topology, measure, clean up, exit 0), never how
+fast anything is: performance is `make bench`'s business, on a quiet machine.
+"""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
+# The figures these benchmarks must print. Any other benchmark must print at least one figure,
+# and name every figure after itself (`edge_idle` → `edge_idle_cpu_pct`, ...).
+FIGURES = {
+    "append": ["append"],
+    "forward": ["forward"],
+    "ingest": ["ingest"],
+    "latency": ["latency_p99_ms"],
+}
+# Benchmarks that start nats-server, PostgreSQL databases, hub or edge processes.
+TOPOLOGY = {"ingest", "forward", "latency", "lifecycle", "edge_idle", "api"}
+QUICK_TIMEOUT_S = 60
+
+
+def _load_runner() -> ModuleType:
+    """bench/run_all.py (not a package), for its script list and its one BENCH-line parser."""
+    spec = importlib.util.spec_from_file_location("bench_run_all", BENCH_DIR / "run_all.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+run_all = _load_runner()
+
+
+def _params() -> list[object]:
+    return [
+        pytest.param(script, id=script.stem, marks=[pytest.mark.slow] if script.stem in TOPOLOGY else [])
+        for script in run_all.benchmark_scripts()
+    ]
+
+
+def test_bench_line_parser() -> None:
+    assert run_all.parse_bench_line("BENCH ingest=12345.6 events/s target=10000 better=higher") == {
+        "name": "ingest", "value": 12345.6, "unit": "events/s", "target": 10000.0, "better": "higher"}
+    assert run_all.parse_bench_line("BENCH latency_p99_ms=3.25 ms target=50 better=lower\n")["value"] == 3.25
+    assert run_all.parse_bench_line("ingest: 1.23x target") is None
+    assert run_all.parse_bench_line("BENCH ingest=fast events/s target=10000 better=higher") is None
+    assert run_all.parse_bench_line("BENCH ingest=1 events/s target=10000 better=more") is None
+
+
+@pytest.mark.parametrize("script", _params())
+def test_benchmark_runs_quick(script: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=QUICK_TIMEOUT_S,
+        cwd=BENCH_DIR.parent,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{script.name} --quick exited with {proc.returncode}:\n{output}"
+    figures = {f["name"]: f for line in proc.stdout.splitlines() if (f := run_all.parse_bench_line(line))}
+    expected = FIGURES.get(script.stem)
+    if expected is None:
+        assert figures, f"{script.name} printed no BENCH line:\n{output}"
+        assert all(name.startswith(script.stem) for name in figures), f"{script.name}: {sorted(figures)}"
+        expected = list(figures)
+    for name in expected:
+        assert name in figures, f"{script.name} printed no BENCH line for {name}:\n{output}"
+        figure = figures[name]
+        # A rate or a latency is positive; a cost (lower is better, e.g. idle CPU) may round to 0.
+        assert figure["value"] > 0 or (figure["better"] == "lower" and figure["value"] == 0), f"{script.name}: {figure}"

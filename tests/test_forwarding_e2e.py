@@ -1,0 +1,110 @@
+"""An edge journal → leaf node → hub JetStream → PostgreSQL, with the WAN cut and the hub's NATS
+restarted under it (issue 2, tests 1, 2 and 5)."""
+from __future__ import annotations
+
+import time
+from typing import AsyncIterator
+
+import pytest
+
+from shared.envelope import Priority
+from support.topology import EdgeHarness, Topology
+from support.waiting import wait_until
+
+
+async def _seqs(topology: Topology, edge_id: str = "site-1") -> list[int]:
+    rows = await topology.pool.fetch("SELECT seq FROM events WHERE edge_id = $1 ORDER BY seq", edge_id)
+    return [r["seq"] for r in rows]
+
+
+@pytest.fixture
+async def site(topology: Topology) -> AsyncIterator[EdgeHarness]:
+    """An enrolled edge forwarding in this process, and a hub consuming in this process."""
+    config = topology.edge_config()
+    signer = await topology.enrol(config)
+    await topology.run_hub(topology.hub_config())
+    harness = await EdgeHarness(topology, config, signer).start()
+    try:
+        yield harness
+    finally:
+        await harness.close()
+
+
+async def test_an_appended_event_reaches_postgres_within_a_second(topology: Topology, site: EdgeHarness) -> None:
+    await site.append(1)
+    await topology.wait_events(1, timeout=30)  # the first waits for the hub to take its partitions
+    worst = 0.0
+    for i in range(5):
+        started = time.monotonic()
+        await site.append(1)
+        await topology.wait_events(2 + i, timeout=5)
+        worst = max(worst, time.monotonic() - started)
+    assert worst < 1.0, f"slowest append → PostgreSQL took {worst:.3f} s"
+
+
+async def test_wan_cut_1000_events_arrive_once_in_order_after_restore(topology: Topology, site: EdgeHarness) -> None:
+    await site.append(1)
+    await topology.wait_events(1, timeout=30)
+    assert topology.proxy is not None and topology.edge_nats is not None
+
+    topology.proxy.cut()
+    await wait_until(lambda: not topology.edge_nats.leaf_connected(), what="the leaf link to drop")
+    await site.append(1000)
+    assert site.journal is not None
+    # Nothing can leave the site while the WAN is down, and nothing is lost either.
+    assert site.journal.unforwarded["evt"] == 1000
+    assert await topology.event_count() == 1
+
+    topology.proxy.restore()
+    await topology.wait_events(1001, timeout=60)
+    seqs = await _seqs(topology)
+    assert seqs == list(range(1, 1002))
+    received = await topology.pool.fetch("SELECT seq FROM events ORDER BY received_at, seq")
+    # Within the lane, rows were committed in seq order.
+    assert [r["seq"] for r in received] == sorted(r["seq"] for r in received)
+    await wait_until(lambda: site.journal.unforwarded["evt"] == 0, what="rows marked forwarded")
+
+
+async def test_alarm_lane_overtakes_a_backlog(topology: Topology, site: EdgeHarness) -> None:
+    await site.append(1)
+    await topology.wait_events(1, timeout=30)
+    assert topology.proxy is not None
+    topology.proxy.cut()
+    await site.append(20000)
+    topology.proxy.restore()
+    [alarm_seq] = await site.append(1, Priority.CRITICAL)
+
+    async def alarm_in() -> bool:
+        return bool(await topology.pool.fetchval("SELECT count(*) FROM events WHERE seq = $1", alarm_seq))
+
+    await wait_until(alarm_in, timeout=30, what="the CRITICAL event")
+    backlog_done = await topology.event_count()
+    assert backlog_done < 20002, "the alarm should not have waited for the whole backlog"
+    await topology.wait_events(20002, timeout=120)
+    lane = await topology.pool.fetchval("SELECT lane FROM events WHERE seq = $1", alarm_seq)
+    assert lane == "alarm"
+
+
+async def test_hub_nats_restart_while_forwarding_loses_nothing(topology: Topology, site: EdgeHarness) -> None:
+    await site.append(1)
+    await topology.wait_events(1, timeout=30)
+    await site.append(2000)
+    # Restart the hub's NATS while the backlog is in flight.
+    topology.hub_nats.stop()
+    await site.append(500)
+    await topology.hub_nats.start()
+    assert topology.edge_nats is not None
+    await topology.edge_nats.wait_leaf(30)
+    await site.append(500)
+    await topology.wait_events(3001, timeout=120)
+    assert await _seqs(topology) == list(range(1, 3002))
+
+
+async def test_edge_agent_demo_source_reaches_the_hub(topology: Topology) -> None:
+    config = topology.edge_config(demo={"enabled": True, "interval_s": 0.05})
+    await topology.enrol(config)
+    await topology.run_hub(topology.hub_config())
+    topology.run_edge(config)
+    await topology.wait_events(5, timeout=30)
+    kinds = {r["kind"] for r in await topology.pool.fetch("SELECT kind FROM events")}
+    assert kinds == {"demo.tick"}
