@@ -4,7 +4,9 @@ One task per lane. Each reads what is waiting (up to the segment cap), signs it 
 publishes it with a de-duplication id; a bounded window of segments is in flight at a time. Rows
 are marked forwarded only when their segment's PubAck arrives. On any failure the lane waits for
 its in-flight segments to settle, backs off with jitter, and resumes from the first unforwarded
-row: the hub drops whatever it already has, so a retry never doubles an event.
+row: the hub drops whatever it already has, so a retry never doubles an event. A PubAck on one
+lane cuts the other lanes' back-off short: the hub is reachable again, and an alarm must not sit
+out a long back-off while the event lane drains a WAN outage's backlog.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from nats.aio.client import Client as NatsClient
 from prometheus_client import Counter, Gauge, Histogram
 
 from edge.journal import Journal, JournalRow
-from shared.backoff import Backoff, sleep_or_stop
+from shared.backoff import Backoff
 from shared.envelope import join_segment
 from shared.signing import Signer, b64url
 from shared import subjects
@@ -96,6 +98,7 @@ class Forwarder:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.state: dict[str, str] = {lane: "idle" for lane in subjects.LANES}
+        self._retry_now = {lane: asyncio.Event() for lane in subjects.LANES}
         self.last_error: dict[str, str] = {}
         self.last_ack_at: float | None = None
 
@@ -118,14 +121,25 @@ class Forwarder:
             try:
                 await self._pump(lane, backoff)
             except _LaneFailed:
+                self._retry_now[lane].clear()  # only a PubAck from now on says the hub is back
                 delay = backoff.next_delay()
                 self.state[lane] = "backoff"
                 log.warning(
                     "forwarding on lane %s failed (%s); retrying in %.2f s from the first unforwarded row",
                     lane, self.last_error.get(lane), delay, extra={"lane": lane},
                 )
-                if await sleep_or_stop(delay, self._stop):
+                if await self._back_off(lane, delay):
                     return
+
+    async def _back_off(self, lane: str, delay: float) -> bool:
+        """Wait `delay`, or less if another lane got a PubAck; True when the forwarder stops."""
+        waits = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(self._retry_now[lane].wait())]
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        return self._stop.is_set()
 
     async def _pump(self, lane: str, backoff: Backoff) -> None:
         """Publish segments until a failure; raises _LaneFailed once in-flight work has settled."""
@@ -196,6 +210,9 @@ class Forwarder:
         EVENTS.labels(lane).inc(segment.count)
         self.last_ack_at = time.time()
         backoff.reset()
+        for other, retry in self._retry_now.items():
+            if other != lane:
+                retry.set()
         log.debug("segment %d-%d acknowledged", segment.first_seq, segment.last_seq,
                   extra={"lane": lane, "seq": f"{segment.first_seq}-{segment.last_seq}", "events": segment.count})
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from typing import AsyncIterator
 
+import nats.errors
+import nats.js.errors
 import pytest
 
+from shared import subjects
 from shared.envelope import Priority
 from support.topology import EdgeHarness, Topology
 from support.waiting import wait_until
@@ -83,6 +86,43 @@ async def test_alarm_lane_overtakes_a_backlog(topology: Topology, site: EdgeHarn
     await topology.wait_events(20002, timeout=120)
     lane = await topology.pool.fetchval("SELECT lane FROM events WHERE seq = $1", alarm_seq)
     assert lane == "alarm"
+
+
+async def test_a_pub_ack_on_one_lane_ends_the_other_lanes_back_off(topology: Topology) -> None:
+    # Back-off so long that the alarm could only arrive in time by being woken.
+    config = topology.edge_config()
+    signer = await topology.enrol(config)
+    await topology.run_hub(topology.hub_config())
+    site = await EdgeHarness(topology, config, signer, backoff_base_s=600.0, backoff_cap_s=600.0).start()
+    try:
+        await site.append(1)
+        await topology.wait_events(1, timeout=30)
+        assert topology.proxy is not None and topology.edge_nats is not None and site.forwarder is not None
+        topology.proxy.cut()
+        await wait_until(lambda: not topology.edge_nats.leaf_connected(), what="the leaf link to drop")
+        [alarm_seq] = await site.append(1, Priority.CRITICAL)
+        await wait_until(lambda: site.forwarder.state["alarm"] == "backoff", what="the alarm lane to back off")
+
+        topology.proxy.restore()
+        assert site.nc is not None
+        hub_js = site.nc.jetstream(domain=subjects.HUB_DOMAIN)
+
+        async def hub_reachable() -> bool:
+            try:
+                await hub_js.stream_info(subjects.EVENTS_STREAM)
+            except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
+                return False
+            return True
+
+        await wait_until(hub_reachable, timeout=30, what="the hub's JetStream through the leaf node")
+        await site.append(1)  # the event lane was idle, so it publishes at once and gets its PubAck
+
+        async def alarm_in() -> bool:
+            return bool(await topology.pool.fetchval("SELECT count(*) FROM events WHERE seq = $1", alarm_seq))
+
+        await wait_until(alarm_in, timeout=30, what="the CRITICAL event, woken from a 600 s back-off")
+    finally:
+        await site.close()
 
 
 async def test_hub_nats_restart_while_forwarding_loses_nothing(topology: Topology, site: EdgeHarness) -> None:
