@@ -23,7 +23,7 @@ FIGURES = {
     "latency": ["latency_p99_ms"],
 }
 # Benchmarks that start nats-server, PostgreSQL databases, hub or edge processes.
-TOPOLOGY = {"ingest", "forward", "latency", "lifecycle", "edge_idle", "api"}
+TOPOLOGY = {"ingest", "forward", "latency", "lifecycle", "edge_idle", "api", "fanout"}
 QUICK_TIMEOUT_S = 60
 
 

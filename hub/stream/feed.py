@@ -38,7 +38,7 @@ NO_UPPER_BOUND = 2**63 - 1
 class Subscriber(Protocol):
     """Whatever the feed hands rows to; `offer` must not block (it runs for every client)."""
 
-    def offer(self, row: Row) -> None: ...
+    def offer(self, rows: list[Row]) -> None: ...
 
 
 def rows_of(records: list[asyncpg.Record]) -> list[Row]:
@@ -60,10 +60,11 @@ class OutboxFeed:
     """
 
     def __init__(self, pool: asyncpg.Pool, dsn: str, *, ring_size: int, poll_s: float, fetch_rows: int,
-                 backoff: Backoff | None = None) -> None:
+                 batch_s: float = 0.0, backoff: Backoff | None = None) -> None:
         self._pool = pool
         self._dsn = dsn
         self._poll_s = poll_s
+        self._batch_s = batch_s
         self._fetch_rows = fetch_rows
         self._backoff = backoff or Backoff(base=0.2, cap=10.0)
         self.ring = Ring(ring_size)
@@ -109,14 +110,22 @@ class OutboxFeed:
         self._wake.set()
 
     async def _pull_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        pulled_at = -self._batch_s
         while not self._stop.is_set():
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
             except asyncio.TimeoutError:
                 pass
+            # At most one read per batch_s: under a burst of commits, the rows of several go out
+            # as one page (one socket write per client); a lone commit is not delayed at all.
+            wait = pulled_at + self._batch_s - loop.time()
+            if wait > 0 and await sleep_or_stop(wait, self._stop):
+                return
             self._wake.clear()
             if self._stop.is_set():
                 return
+            pulled_at = loop.time()
             try:
                 await self._pull()
             except DB_ERRORS as exc:
@@ -138,8 +147,7 @@ class OutboxFeed:
             self.head = rows[-1].seq
             FEED_ROWS.inc(len(rows))
             for subscriber in list(self._subscribers):
-                for row in rows:
-                    subscriber.offer(row)
+                subscriber.offer(rows)
             if len(rows) < self._fetch_rows:
                 return
 

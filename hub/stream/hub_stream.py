@@ -29,7 +29,7 @@ class HubStream:
         self.pool = pool
         self.clock = clock
         self.feed = OutboxFeed(pool, dsn, ring_size=self.settings.ring_size, poll_s=self.settings.poll_s,
-                               fetch_rows=self.settings.fetch_rows)
+                               fetch_rows=self.settings.fetch_rows, batch_s=self.settings.batch_s)
         self.tickets = Tickets(pool, clock, self.settings.ticket_ttl_s)
         self._rng = rng or random.Random()
         self._stop = asyncio.Event()

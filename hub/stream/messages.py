@@ -5,6 +5,7 @@ Every message is JSON with a `type`; `change` and `heartbeat` carry the outbox `
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,20 +35,35 @@ class ReplayOverflow(msgspec.Struct, tag_field="type", tag="replay_overflow"):
     retry_after_ms: int
 
 
+def ws_text_frame(data: bytes) -> bytes:
+    """`data` as one final, unmasked, uncompressed WebSocket text frame (RFC 6455 §5.2): what a
+    server sends, identical for every client, so it is built once per row."""
+    size = len(data)
+    if size < 126:
+        head = struct.pack("!BB", 0x81, size)
+    elif size < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, size)
+    return head + data
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
-    """An outbox row with its `change` message encoded once, however many clients get it."""
+    """An outbox row with its `change` message encoded once, and framed once for WebSocket,
+    however many clients get it."""
 
     seq: int
     created_at: datetime
     topic: str
     object_id: int | None
     data: bytes
+    ws_frame: bytes
 
     @classmethod
     def from_record(cls, seq: int, created_at: datetime, topic: str, object_id: int | None, payload_json: str) -> Row:
         data = _encoder.encode(Change(seq, topic, object_id, msgspec.Raw(payload_json.encode())))
-        return cls(seq, created_at, topic, object_id, data)
+        return cls(seq, created_at, topic, object_id, data, ws_text_frame(data))
 
 
 @dataclass(frozen=True, slots=True)

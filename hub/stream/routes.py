@@ -12,7 +12,7 @@ from hub.api.errors import ApiError
 from hub.api.routing import Call, Router
 from hub.stream.delivery import Outcome
 from hub.stream.hub_stream import HubStream
-from hub.stream.messages import Outgoing
+from hub.stream.messages import Outgoing, Row
 
 Cursor = Annotated[int, msgspec.Meta(ge=0)]
 LAST_EVENT_ID = "Last-Event-ID"
@@ -27,6 +27,8 @@ WS_CLOSE_CODES = {
     Outcome.HORIZON: WSCloseCode.TRY_AGAIN_LATER,
     Outcome.CLIENT_GONE: WSCloseCode.OK,
 }
+# Past this many bytes unsent to a client, rows wait in its queue (which is bounded) instead.
+WRITE_BUFFER_LIMIT = 256 * 1024
 
 
 class WsTicket(msgspec.Struct):
@@ -50,7 +52,9 @@ def _abort(request: web.Request) -> None:
 
 
 class WebSocketSink:
-    """Each message is one text frame."""
+    """Each message is one text frame. The socket is opened without compression, so a row's
+    frame is the same bytes for every client and the fast path writes them as they are; aiohttp
+    writes whole frames too (pings, close), so the two never interleave inside a frame."""
 
     transport = "ws"
 
@@ -60,6 +64,13 @@ class WebSocketSink:
 
     async def send(self, message: Outgoing) -> None:
         await self._ws.send_frame(message.data, WSMsgType.TEXT)
+
+    def write_now(self, rows: list[Row]) -> bool:
+        sock = self._request.transport
+        if sock is None or sock.is_closing() or self._ws.closed or sock.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+            return False
+        sock.write(rows[0].ws_frame if len(rows) == 1 else b"".join(r.ws_frame for r in rows))
+        return True
 
     def abort(self) -> None:
         _abort(self._request)
@@ -78,6 +89,9 @@ class EventStreamSink:
     async def send(self, message: Outgoing) -> None:
         head = f"id: {message.event_id}\n" if message.event_id is not None else ""
         await self._response.write(f"{head}event: {message.kind}\ndata: ".encode() + message.data + b"\n\n")
+
+    def write_now(self, rows: list[Row]) -> bool:
+        return False  # the body is chunked by aiohttp's writer: every event goes through it
 
     def abort(self) -> None:
         _abort(self._request)
@@ -115,7 +129,7 @@ def stream_router(stream: HubStream) -> Router:
         """The live stream over WebSocket; authenticated by `ticket`, resuming after `cursor`."""
         stream.refuse_when_stopping()
         principal = await stream.tickets.redeem(call.query.ticket)
-        ws = web.WebSocketResponse(heartbeat=settings.ping_s, max_msg_size=64 * 1024)
+        ws = web.WebSocketResponse(heartbeat=settings.ping_s, max_msg_size=64 * 1024, compress=False)
         await ws.prepare(call.request)
         reader = asyncio.ensure_future(_read_until_closed(ws))
         try:

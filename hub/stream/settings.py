@@ -17,6 +17,8 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     retry_max_ms: int = 15000          # a thousand consoles told at once then do not reload at once
     poll_s: float = 1.0                # the feed reads the outbox at least this often (NOTIFY can be lost)
     fetch_rows: int = 500              # rows per outbox read (feed and catch-up pages)
+    batch_s: float = 0.02              # the feed reads the outbox at most this often, so a burst of commits
+                                       # goes to each client as one socket write (adds at most this latency)
     ticket_ttl_s: int = 30
     overflow_grace_s: float = 5.0      # how long a client that overflowed may take to accept the notice
     close_timeout_s: float = 1.0       # how long a clean close may take before the connection is dropped
