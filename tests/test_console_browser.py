@@ -1,10 +1,15 @@
 """The console in headless Chromium against a real hub process: log in, a committed alarm shows up
 live, claim from the row, a stale claim says "Data changed — refreshed", the page loads in under a
-second, and a cut WebSocket shows "Reconnecting…". Every wait is on a DOM condition with a deadline."""
+second, and a cut WebSocket shows "Reconnecting…"; an alarm raised at an edge sounds and is worked
+to CLOSED from the UI, and alarms raised while the hub was SIGKILLed appear after its restart.
+Every wait is on a DOM condition with a deadline. Screenshots land in $VIGIL_CONSOLE_SCREENSHOTS,
+by default test-artifacts/console/."""
 from __future__ import annotations
 
 import os
+import signal
 import time
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,8 +20,10 @@ import pytest
 from hub.alarm_ingest import bundle_payload
 from hub.edges import add_edge
 from hub.outbox import OutboxItem, write_outbox
+from shared.bodies.satel import ZoneEvent
+from shared.envelope import Priority, new_envelope
 from support.browser import browser_page, require_browser
-from support.topology import HOST, Topology
+from support.topology import HOST, EdgeHarness, Topology
 from test_auth_helpers import SQL_ADD_USER, cheap_passwords
 
 pytestmark = pytest.mark.slow
@@ -53,11 +60,20 @@ async def add_alarm(db: asyncpg.Pool, object_id: int, priority: str = "CRITICAL"
     return row["id"], committed
 
 
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "console"
+# Counts the tones the console starts (its siren is WebAudio oscillators), before any page script.
+COUNT_TONES = """
+window.__tones = 0;
+const startTone = OscillatorNode.prototype.start;
+OscillatorNode.prototype.start = function (...args) { window.__tones += 1; return startTone.apply(this, args); };
+"""
+
+
 async def shot(page: Any, name: str) -> None:
-    """A screenshot into $VIGIL_CONSOLE_SCREENSHOTS, when set (for a person to look at)."""
-    folder = os.environ.get("VIGIL_CONSOLE_SCREENSHOTS")
-    if folder:
-        await page.screenshot(path=os.path.join(folder, f"{name}.png"))
+    """A screenshot for a person to look at: the test's artifact."""
+    folder = Path(os.environ.get("VIGIL_CONSOLE_SCREENSHOTS") or ARTIFACTS)
+    folder.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(folder / f"{name}.png"))
 
 
 async def log_in(page: Any, base: str, email: str) -> None:
@@ -251,3 +267,105 @@ async def test_first_login_password_change_roles_objects_secrets_staleness(conso
         await page.wait_for_selector("#view-login:not([hidden])", timeout=5000)
         assert await page.evaluate("localStorage.getItem('vigil.tokens')") is None
         assert page.js_errors == []
+
+
+async def test_an_edge_alarm_sounds_is_worked_to_closed_and_survives_a_killed_hub(console_hub: tuple,
+                                                                                 db: asyncpg.Pool) -> None:
+    topology, (proc, config), base = console_hub
+    object_id = await db.fetchval("INSERT INTO objects (name, address) VALUES ('Bank', '5 Vault Road') RETURNING id")
+    await add_user(db, OPERATOR_EMAIL, "OPERATOR")
+    edge_config = topology.edge_config()
+    signer = await topology.enrol(edge_config)
+    await db.execute("INSERT INTO panels (object_id, edge_id, source, model) VALUES ($1, $2, 'panel-1', 'INTEGRA 64')",
+                     object_id, edge_config.edge_id)
+    site = await EdgeHarness(topology, edge_config, signer).start()
+    try:
+        await site.append(1)
+        await topology.wait_events(1, timeout=30)  # the hub has taken its partitions: the path is warm
+        assert site.journal is not None
+
+        async def raise_alarm(kind: str, zone: int) -> float:
+            await site.journal.append(new_envelope(kind, "panel-1", Priority.CRITICAL, ZoneEvent(zone=zone)))
+            return time.monotonic()
+
+        async with browser_page() as page:
+            await page.add_init_script(COUNT_TONES)
+            await log_in(page, base, OPERATOR_EMAIL)
+            assert await page.evaluate("window.__tones") == 0
+
+            # A zone alarm at the edge: journal → leaf node → hub → outbox → this queue, in under 1 s.
+            appended = await raise_alarm("satel.zone.alarm", 3)
+            await page.wait_for_selector("#queue-body tr[data-status='NEW']", timeout=5000)
+            latency = time.monotonic() - appended
+            print(f"edge → console {latency * 1000:.0f} ms")
+            assert latency < 1.0, f"the edge's alarm took {latency:.3f} s to appear"
+            alarm_id = int(await page.get_attribute("#queue-body tr[data-status='NEW']", "data-id"))
+            await page.wait_for_function("() => window.__tones > 0 && document.body.classList.contains('sounding')",
+                                         timeout=5000)
+            await shot(page, "queue-sounding")
+
+            # Claim silences it; start, then ack (a note is asked for), resolve and close.
+            row = page.locator(f"#queue-body tr[data-id='{alarm_id}']")
+            await row.locator("button.act-claim").click()
+            await page.wait_for_selector(f"#queue-body tr[data-id='{alarm_id}'][data-status='CLAIMING']", timeout=5000)
+            await page.wait_for_function("() => !document.body.classList.contains('sounding')", timeout=5000)
+            await row.locator("button.act-start").click()
+            await page.wait_for_selector(f"#queue-body tr[data-id='{alarm_id}'][data-status='IN_PROGRESS']",
+                                         timeout=5000)
+            await row.locator("td.status").click()
+            await page.wait_for_selector("#view-alarm:not([hidden])", timeout=5000)
+            await page.wait_for_function("() => document.querySelector('#alarm-object').textContent"
+                                         ".includes('5 Vault Road')", timeout=5000)
+            await page.click("#alarm-actions button.act-ack")
+            await page.wait_for_selector("#note-dialog[open]", timeout=5000)
+            await page.fill("#note-text", "Patrol sent, window found broken")
+            await page.click("#note-ok")
+            await page.wait_for_function("() => document.querySelector('#alarm-fields').textContent"
+                                         ".includes('Patrol sent, window found broken')", timeout=5000)
+            await page.click("#alarm-actions button.act-resolve")
+            await page.wait_for_function("() => document.querySelector('#alarm-fields').textContent"
+                                         ".includes('RESOLVED')", timeout=5000)
+            await page.click("#alarm-actions button.act-close")
+            await page.wait_for_function("() => document.querySelector('#alarm-fields').textContent"
+                                         ".includes('CLOSED')", timeout=5000)
+            bundle = await db.fetchrow("SELECT status, ack_note FROM bundle_alarms WHERE id = $1", alarm_id)
+            assert (bundle["status"], bundle["ack_note"]) == ("CLOSED", "Patrol sent, window found broken")
+
+            # An alarm that requires a note cannot be acknowledged without one.
+            noted_id, _ = await add_alarm(db, object_id, priority="HIGH", alarm_type="TEMPERATURE_HIGH",
+                                          requires_note=True)
+            await page.click("#alarm-back")
+            noted = page.locator(f"#queue-body tr[data-id='{noted_id}']")
+            await noted.locator("button.act-claim").click()
+            await page.wait_for_selector(f"#queue-body tr[data-id='{noted_id}'][data-status='CLAIMING']", timeout=5000)
+            await noted.locator("button.act-start").click()
+            await page.wait_for_selector(f"#queue-body tr[data-id='{noted_id}'][data-status='IN_PROGRESS']",
+                                         timeout=5000)
+            await noted.locator("button.act-ack").click()
+            await page.wait_for_selector("#note-dialog[open]", timeout=5000)
+            await page.evaluate("document.querySelector('#note-text').required = false")  # as if the form let it by
+            await page.click("#note-ok")
+            await page.wait_for_function("() => document.querySelector('#note-hint').textContent"
+                                         ".includes('required')", timeout=5000)
+            assert await page.locator("#note-dialog[open]").count() == 1
+            assert await db.fetchval("SELECT status FROM bundle_alarms WHERE id = $1", noted_id) == "IN_PROGRESS"
+            await page.fill("#note-text", "Freezer door was open; closed by staff")
+            await page.click("#note-ok")
+            await page.wait_for_selector(f"#queue-body tr[data-id='{noted_id}'][data-status='ACK']", timeout=5000)
+
+            # SIGKILL the hub: the banner shows; alarms raised at the edge meanwhile wait in JetStream
+            # and appear once a new hub process is up.
+            assert proc.pid is not None
+            os.kill(proc.pid, signal.SIGKILL)
+            await page.wait_for_selector("#banner:not([hidden])", timeout=10000)
+            await raise_alarm("satel.zone.tamper", 4)
+            await raise_alarm("satel.zone.alarm", 5)
+            await topology.spawn_hub(config, name="hub-after-kill")
+            await page.wait_for_selector("#banner", state="hidden", timeout=30000)
+            await page.wait_for_function(
+                "() => ['TAMPER', 'BURGLARY'].every(t => [...document.querySelectorAll('#queue-body tr')]"
+                ".some(r => r.dataset.status === 'NEW' && r.textContent.includes(t)))", timeout=30000)
+            await shot(page, "queue-after-hub-restart")
+            assert page.js_errors == []
+    finally:
+        await site.close()
