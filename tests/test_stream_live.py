@@ -37,6 +37,25 @@ async def test_resume_has_no_gap_or_duplicate_while_rows_commit_during_connect(
             await ws.close()
 
 
+async def test_resume_across_a_hub_restart_has_no_gap_or_duplicate(db: asyncpg.Pool, db_dsn: str,
+                                                                     tmp_path: Path) -> None:
+    async with running_hub(db, db_dsn, tmp_path) as hub:
+        headers = await hub.user("op@example.com")
+        await write_rows(db, 5)
+        ws = await hub.ws(headers, cursor=0)
+        seen = change_cursors(await read_ws(ws, 5))
+        assert seen == [1, 2, 3, 4, 5]
+    # That process is gone (its socket closed with 1001); rows commit while no hub serves.
+    closing = await ws.receive(timeout=5)
+    assert closing.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
+    await write_rows(db, 3)
+    async with running_hub(db, db_dsn, tmp_path) as restarted:
+        ws = await restarted.ws(await restarted.user("op2@example.com"), cursor=seen[-1])
+        await write_rows(db, 2)  # and more after the reconnect: live rows follow the catch-up
+        assert change_cursors(await read_ws(ws, 10)) == [6, 7, 8, 9, 10]
+        await ws.close()
+
+
 async def test_without_a_cursor_the_stream_starts_at_the_head(db: asyncpg.Pool, db_dsn: str, tmp_path: Path) -> None:
     async with running_hub(db, db_dsn, tmp_path) as hub:
         await write_rows(db, 5)
