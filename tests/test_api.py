@@ -10,6 +10,7 @@ import asyncpg
 import openpyxl
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client import REGISTRY
 
 from hub.api.server import build_http
 from hub.secret_box import SecretBox
@@ -66,6 +67,21 @@ async def test_request_id_is_echoed_or_made(client: TestClient) -> None:
     assert resp.headers["X-Request-Id"] == "abc-123"
     resp = await client.get("/api/v1/nowhere", headers={"X-Request-Id": "trace-9"})
     assert (await json_of(resp))["error"]["request_id"] == "trace-9"
+
+
+async def test_request_latency_is_measured_per_route_template_and_status(client: TestClient, db: asyncpg.Pool) -> None:
+    object_id = await db.fetchval("INSERT INTO objects (name) VALUES ('Timed') RETURNING id")
+
+    def count(route: str, status: str) -> float:
+        return REGISTRY.get_sample_value("vigil_http_request_seconds_count",
+                                         {"method": "GET", "route": route, "status": status}) or 0.0
+
+    before = count("/api/v1/objects/{id}", "200"), count("/api/v1/objects/{id}", "404"), count("unmatched", "404")
+    assert (await client.get(f"/api/v1/objects/{object_id}", headers=ADMIN)).status == 200
+    assert (await client.get("/api/v1/objects/999999", headers=ADMIN)).status == 404
+    assert (await client.get("/api/v1/nowhere", headers=ADMIN)).status == 404
+    after = count("/api/v1/objects/{id}", "200"), count("/api/v1/objects/{id}", "404"), count("unmatched", "404")
+    assert [a - b for a, b in zip(after, before)] == [1, 1, 1]
 
 
 async def test_objects_crud_search_pagination_and_optimistic_lock(client: TestClient, db: asyncpg.Pool) -> None:

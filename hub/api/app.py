@@ -3,12 +3,14 @@ permissions, body and query decoding, idempotency, and the OpenAPI document."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from aiohttp import web
+from prometheus_client import Histogram
 
 from hub.api import idempotency
 from hub.api.errors import ApiError, error_response
@@ -21,6 +23,18 @@ log = logging.getLogger("vigil.hub.api")
 
 DEPS_KEY = web.AppKey("deps", object)
 REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_SECONDS = Histogram(
+    "vigil_http_request_seconds", "Time from a request's arrival to its answer (streams: to their end)",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+
+
+def _route_label(request: web.Request) -> str:
+    """The route's template (`/api/v1/alarms/{id}/claim`), never the raw path: ids would make
+    every request its own series."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
 
 
 @dataclass
@@ -47,6 +61,8 @@ async def request_context(request: web.Request, handler):  # type: ignore[no-unt
     """Request id on every answer and log line; every failure in the one error shape."""
     rid = _valid_request_id(request.headers.get(REQUEST_ID_HEADER)) or str(uuid.uuid4())
     token = request_id.set(rid)
+    started = time.perf_counter()
+    status = "raised"
     try:
         try:
             response = await handler(request)
@@ -54,6 +70,7 @@ async def request_context(request: web.Request, handler):  # type: ignore[no-unt
             response = error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
         except web.HTTPException as exc:
             if exc.status < 400:
+                status = str(exc.status)
                 raise
             code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
                 exc.status, exc.reason.lower().replace(" ", "_"))
@@ -67,8 +84,10 @@ async def request_context(request: web.Request, handler):  # type: ignore[no-unt
             log.exception("unhandled error in %s %s", request.method, request.path)
             response = error_response(500, "internal_error", "the hub failed to answer; quote the request id")
         response.headers[REQUEST_ID_HEADER] = rid
+        status = str(response.status)
         return response
     finally:
+        REQUEST_SECONDS.labels(request.method, _route_label(request), status).observe(time.perf_counter() - started)
         request_id.reset(token)
 
 
