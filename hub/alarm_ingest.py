@@ -16,7 +16,7 @@ import msgspec
 
 from hub.bulk import rows_json
 from hub.bundling import AlarmInput, WorkingBundle, enrich_priority, in_service_mode, plan_bundles
-from hub.classify import NOTE_REQUIRED, Meaning
+from hub.classify import NORMAL_STATE, NOTE_REQUIRED, Meaning
 from hub.lifecycle import Status
 from hub.outbox import OutboxItem
 
@@ -71,6 +71,16 @@ FROM json_to_recordset($1::json) AS u(panel_id int8, element text, number int4, 
 ON CONFLICT (panel_id, element, number) DO UPDATE
 SET state = panel_state.state || excluded.state, seq = excluded.seq, updated_at = excluded.updated_at
 WHERE panel_state.seq < excluded.seq
+"""
+# Elements of a panel a snapshot does not name, and no newer event touched, back to normal.
+SQL_RESET_UNNAMED = """
+UPDATE panel_state ps
+SET state = ps.state || (CASE ps.element WHEN 'zone' THEN $6 WHEN 'partition' THEN $7 ELSE $8 END)::jsonb,
+    seq = $2, updated_at = $3
+WHERE ps.panel_id = $1 AND ps.seq < $2
+  AND NOT EXISTS (SELECT 1 FROM unnest($4::text[], $5::int4[]) AS k(element, number)
+                  WHERE k.element = ps.element AND k.number = ps.number)
+RETURNING ps.element, ps.number, ps.state::text AS state
 """
 SQL_STATE_HISTORY = """
 INSERT INTO panel_state_history (panel_id, element, number, kind, state, at, event_id)
@@ -231,35 +241,54 @@ def _bundle_row(b: WorkingBundle) -> dict[str, Any]:
 
 async def _panel_state(conn: asyncpg.Connection, events: list[IngestedEvent],
                        panels: dict[tuple[str, str], _Panel]) -> list[OutboxItem]:
-    changes = [(p, e) for e in events if e.meaning.state and (p := panels.get((e.edge_id, e.source)))]
-    if not changes:
+    changes = [(p, e, st) for e in events if (p := panels.get((e.edge_id, e.source))) for st in e.meaning.changes]
+    snapshots = _latest_snapshots(events, panels)
+    if not changes and not snapshots:
         return []
     # One upsert row per element: fold the batch's changes in seq order.
     merged: dict[tuple[int, str, int], tuple[dict[str, Any], int, datetime]] = {}
-    for panel, e in sorted(changes, key=lambda pe: pe[1].seq):
-        st = e.meaning.state
-        assert st is not None
+    for panel, e, st in sorted(changes, key=lambda pes: pes[1].seq):
         key = (panel.panel_id, st.element, st.number)
         prev_state = merged[key][0] if key in merged else {}
         merged[key] = ({**prev_state, **st.state}, e.seq, e.ts)
-    await conn.execute(SQL_UPSERT_STATE, rows_json(
-        {"panel_id": k[0], "element": k[1], "number": k[2], "state": st, "seq": seq, "updated_at": ts}
-        for k, (st, seq, ts) in merged.items()))
+    if merged:
+        await conn.execute(SQL_UPSERT_STATE, rows_json(
+            {"panel_id": k[0], "element": k[1], "number": k[2], "state": st, "seq": seq, "updated_at": ts}
+            for k, (st, seq, ts) in merged.items()))
+    # A snapshot names everything active: what it leaves out is normal again (unless an event
+    # newer than the snapshot says otherwise).
+    for panel, e in snapshots:
+        named = [(st.element, st.number) for st in e.meaning.changes]
+        for r in await conn.fetch(SQL_RESET_UNNAMED, panel.panel_id, e.seq, e.ts, [n[0] for n in named],
+                                  [n[1] for n in named], *(msgspec.json.encode(NORMAL_STATE[el]).decode()
+                                                           for el in ("zone", "partition", "output"))):
+            merged[(panel.panel_id, r["element"], r["number"])] = (msgspec.json.decode(r["state"]), e.seq, e.ts)
     # The timeline keeps partition and output states; zones' (every violation of every detector)
     # would dwarf it and is in `events` already.
-    timeline = [(p, e) for p, e in changes if e.meaning.state.element != "zone"]  # type: ignore[union-attr]
+    timeline = [(p, e, st) for p, e, st in changes if st.element != "zone"]
     if timeline:
         await conn.execute(SQL_STATE_HISTORY, rows_json(
-            {"panel_id": p.panel_id, "element": e.meaning.state.element, "number": e.meaning.state.number,  # type: ignore[union-attr]
-             "kind": e.kind, "state": e.meaning.state.state, "at": e.ts, "event_id": e.id}  # type: ignore[union-attr]
-            for p, e in timeline))
+            {"panel_id": p.panel_id, "element": st.element, "number": st.number, "kind": e.kind, "state": st.state,
+             "at": e.ts, "event_id": e.id}
+            for p, e, st in timeline))
     per_panel: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    objects: dict[int, int] = {}
+    objects = {panel.panel_id: panel.object_id for panel, _, _ in changes}
+    objects.update({panel.panel_id: panel.object_id for panel, _ in snapshots})
     for (panel_id, element, number), (state, seq, ts) in merged.items():
         per_panel[panel_id].append({"element": element, "number": number, "state": state, "seq": seq, "at": ts.isoformat()})
-    for panel, _ in changes:
-        objects[panel.panel_id] = panel.object_id
     return [OutboxItem("panel.state", objects[pid], {"panel_id": pid, "changes": ch}) for pid, ch in per_panel.items()]
+
+
+def _latest_snapshots(events: list[IngestedEvent],
+                      panels: dict[tuple[str, str], _Panel]) -> list[tuple[_Panel, IngestedEvent]]:
+    """Each panel's newest snapshot in the batch (an older one in the same batch says nothing more)."""
+    latest: dict[int, tuple[_Panel, IngestedEvent]] = {}
+    for e in events:
+        panel = panels.get((e.edge_id, e.source))
+        if e.meaning.snapshot is not None and panel and (panel.panel_id not in latest
+                                                         or latest[panel.panel_id][1].seq < e.seq):
+            latest[panel.panel_id] = (panel, e)
+    return list(latest.values())
 
 
 async def _links(conn: asyncpg.Connection, events: list[IngestedEvent], panels: dict[tuple[str, str], _Panel]) -> list[OutboxItem]:

@@ -37,10 +37,20 @@ class Meaning:
     state: StateChange | None = None
     link_up: bool | None = None    # True/False for edge.link.up/down
     element: str | None = None  # which part of the source the dedup key names
+    # A panel snapshot: the whole state of every element it names; every other element of the
+    # panel is back to normal (see NORMAL_STATE).
+    snapshot: tuple[StateChange, ...] | None = None
 
     @property
     def matters(self) -> bool:
-        return bool(self.opens or self.restores or self.state or self.link_up is not None)
+        return bool(self.opens or self.restores or self.state or self.link_up is not None or self.snapshot is not None)
+
+    @property
+    def changes(self) -> tuple[StateChange, ...]:
+        """Every element state this event sets."""
+        if self.state is not None:
+            return (self.state,)
+        return self.snapshot or ()
 
 
 NOTHING = Meaning()
@@ -71,6 +81,54 @@ _PARTITION: dict[str, tuple[str | None, str | None, dict[str, Any] | None]] = {
 }
 
 
+# What an element not named in a snapshot is: nothing active. The same keys as the events set.
+NORMAL_STATE: dict[str, dict[str, Any]] = {
+    "zone": {"violated": False, "tamper": False, "alarm": False, "tamper_alarm": False, "bypassed": False},
+    "partition": {"armed": False, "mode": None, "entry_time": False, "exit_time": False, "alarm": False,
+                  "fire_alarm": False},
+    "output": {"on": False},
+}
+_SNAPSHOT_FLAGS = {
+    "zone": {"violated": "violated", "tamper": "tamper", "alarm": "alarm", "tamper_alarm": "tamper_alarm",
+             "bypassed": "bypassed"},
+    "partition": {"entry_time": "entry_time", "exit_time": "exit_time", "alarm": "partition_alarm",
+                  "fire_alarm": "fire_alarm"},
+    "output": {"on": "outputs_on"},
+}
+_SNAPSHOT_NAMES = {"zone": "zone_names", "partition": "partition_names", "output": "output_names"}
+
+
+def _numbers(value: Any) -> set[int]:
+    """Element numbers from a snapshot list, or from a map's keys (JSON keys are strings)."""
+    items = value.keys() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    out = set()
+    for item in items:
+        if isinstance(item, str) and item.isascii() and item.isdigit():
+            item = int(item)
+        if isinstance(item, int) and not isinstance(item, bool) and item > 0:
+            out.add(item)
+    return out
+
+
+def snapshot_states(body: dict[str, Any]) -> tuple[StateChange, ...]:
+    """The full state of every element a `satel.snapshot` names (active in some way, or named)."""
+    armed = {n: body["armed"].get(str(n), body["armed"].get(n)) for n in _numbers(body.get("armed"))} \
+        if isinstance(body.get("armed"), dict) else {}
+    changes = []
+    for element, flags in _SNAPSHOT_FLAGS.items():
+        active = {flag: _numbers(body.get(field)) for flag, field in flags.items()}
+        named = set().union(*active.values(), _numbers(body.get(_SNAPSHOT_NAMES[element])))
+        if element == "partition":
+            named |= set(armed)
+        for n in sorted(named):
+            state = {**NORMAL_STATE[element], **{flag: n in members for flag, members in active.items()}}
+            if element == "partition" and n in armed:
+                mode = armed[n]
+                state.update(armed=True, mode=mode if isinstance(mode, int) and not isinstance(mode, bool) else None)
+            changes.append(StateChange(element, n, state))
+    return tuple(changes)
+
+
 def _int(body: dict[str, Any], key: str) -> int | None:
     value = body.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -90,6 +148,8 @@ def classify(kind: str, body: dict[str, Any]) -> Meaning:
         return Meaning(opens, restores, StateChange("partition", n, state) if state else None, element=f"partition{n}")
     if kind in ("satel.output.on", "satel.output.off") and (n := _int(body, "output")):
         return Meaning(state=StateChange("output", n, {"on": kind.endswith(".on")}), element=f"output{n}")
+    if kind == "satel.snapshot":
+        return Meaning(snapshot=snapshot_states(body))
     if kind in ("satel.trouble.on", "satel.trouble.off"):
         trouble = f"trouble{_int(body, 'part')}.{_int(body, 'bit')}"
         if kind.endswith(".on"):

@@ -251,6 +251,60 @@ async def test_link_and_panel_state(site: Site) -> None:
     assert link_bundle["restored_seq"] > link_bundle["last_alarm_seq"]
 
 
+def _snapshot(**active: Any) -> dict[str, Any]:
+    """A satel.snapshot body as the edge encodes it (map keys become strings in JSON)."""
+    body: dict[str, Any] = {
+        "module_version": "ETHM-1 Plus 2.07", "panel_type": 0x3, "panel_version": "1.21", "wide": False,
+        "push": False, "violated": [], "tamper": [], "alarm": [], "tamper_alarm": [], "bypassed": [], "armed": {},
+        "entry_time": [], "exit_time": [], "partition_alarm": [], "fire_alarm": [], "outputs_on": [], "troubles": [],
+        "service_mode": False, "panel_clock": None, "zone_names": {}, "partition_names": {}, "output_names": {}}
+    body.update(active)
+    return body
+
+
+async def _states(site: Site) -> dict[tuple[str, int], dict[str, Any]]:
+    rows = await site.pool.fetch("SELECT element, number, state FROM panel_state WHERE panel_id = $1",
+                                 site.panels["panel-1"])
+    return {(r["element"], r["number"]): msgspec.json.decode(r["state"]) for r in rows}
+
+
+async def test_a_snapshot_sets_what_it_names_and_returns_the_rest_to_normal(site: Site) -> None:
+    await site.ingest(site.env("satel.zone.violation", {"zone": 5}, T0, Priority.LOW),
+                      site.env("satel.partition.armed", {"partition": 2, "mode": 1}, T0, Priority.LOW),
+                      site.env("satel.output.on", {"output": 4}, T0, Priority.LOW))
+    cursor = await site.pool.fetchval("SELECT max(sequence_id) FROM outbox")
+    snap = site.env("satel.snapshot", _snapshot(violated=[1], bypassed=[1], armed={"1": 0}, exit_time=[1],
+                                                 zone_names={"1": "Front door", "7": "Hall"}), T0, Priority.LOW)
+    assert await site.ingest(snap) == 1
+    states = await _states(site)
+    normal_zone = {"violated": False, "tamper": False, "alarm": False, "tamper_alarm": False, "bypassed": False}
+    assert states[("zone", 1)] == {**normal_zone, "violated": True, "bypassed": True}
+    assert states[("zone", 7)] == normal_zone
+    assert states[("zone", 5)] == {**normal_zone}  # restored while the link was down: the snapshot says so
+    assert states[("partition", 1)] == {"armed": True, "mode": 0, "entry_time": False, "exit_time": True,
+                                        "alarm": False, "fire_alarm": False}
+    assert states[("partition", 2)]["armed"] is False and states[("partition", 2)]["mode"] is None
+    assert states[("output", 4)] == {"on": False}
+    assert await site.pool.fetchval("SELECT count(*) FROM bundle_alarms") == 0  # state, not alarms
+    # Live clients get every element that changed, the reset ones included.
+    [payload] = [msgspec.json.decode(r["payload"]) for r in await site.pool.fetch(
+        "SELECT payload FROM outbox WHERE sequence_id > $1 AND topic = 'panel.state'", cursor)]
+    changed = {(c["element"], c["number"]) for c in payload["changes"]}
+    assert changed == {("zone", 1), ("zone", 7), ("zone", 5), ("partition", 1), ("partition", 2), ("output", 4)}
+
+
+async def test_an_older_snapshot_never_undoes_a_newer_event(site: Site) -> None:
+    # The alarm lane can deliver a zone violation before the event lane delivers the snapshot
+    # the edge took earlier.
+    older = site.env("satel.snapshot", _snapshot(armed={"1": 0}), T0, Priority.LOW)
+    newer = site.env("satel.zone.violation", {"zone": 3}, T0 + timedelta(seconds=1), Priority.LOW)
+    await site.ingest(newer)
+    await site.ingest(older)
+    states = await _states(site)
+    assert states[("zone", 3)] == {"violated": True}
+    assert states[("partition", 1)]["armed"] is True
+
+
 async def test_duplicates_by_dedup_key_are_stored_once_and_leave_no_gap(site: Site) -> None:
     a = _zone_alarm(site, T0 + timedelta(seconds=10))
     b = _zone_alarm(site, T0 + timedelta(seconds=40))  # same zone, same minute: the same alarm

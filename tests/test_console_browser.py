@@ -7,6 +7,7 @@ by default test-artifacts/console/."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -166,7 +167,7 @@ async def test_operator_sees_live_alarms_claims_and_survives_a_cut(console_hub: 
         await page.wait_for_function("() => document.querySelector('#alarm-object').textContent.includes('1 Dock Street')",
                                      timeout=5000)
         await page.wait_for_function(f"() => document.querySelector('#panel-{panel_id} .elements')"
-                                     ".textContent.includes('violated=true')", timeout=5000)
+                                     ".textContent.includes('violated')", timeout=5000)
         async with db.acquire() as conn, conn.transaction():  # the link drops, as ingest records it
             await conn.execute("UPDATE panels SET link_status = 'DISCONNECTED' WHERE id = $1", panel_id)
             await write_outbox(conn, [OutboxItem("panel.link", object_id,
@@ -259,7 +260,8 @@ async def test_first_login_password_change_roles_objects_secrets_staleness(conso
         await page.click("#object-secrets button.reveal")
         await page.wait_for_selector("#object-secrets code", timeout=5000)
         assert await page.text_content("#object-secrets code") == "s3cr3t-<i>pw</i>"
-        assert "hides in 60s" in await page.text_content("#object-secrets .secret")
+        countdown = re.search(r"hides in (\d+)s", await page.text_content("#object-secrets .secret") or "")
+        assert countdown is not None and 50 <= int(countdown[1]) <= 60, countdown  # real time flows under load
         await page.clock.fast_forward("01:01")
         await page.wait_for_selector("#object-secrets code", state="detached", timeout=5000)
         # Log out: back to the login form, and the tokens are gone.

@@ -7,6 +7,7 @@ import pytest
 
 from hub import lifecycle as lc
 from hub.bundling import AlarmInput, WorkingBundle, enrich_priority, plan_bundles
+from hub.classify import NORMAL_STATE, classify
 from hub.lifecycle import Bundle, Status
 from shared.clock import FakeClock
 
@@ -156,3 +157,17 @@ def test_existing_open_bundles_are_joined_newest_first() -> None:
                           restored_seq=0, edge_id="e", source="p", id=6)
     [touched] = plan_bundles([_inp(clock, 3)], [newer, old])
     assert touched.id == 6 and touched.event_count == 2
+
+
+def test_a_snapshot_names_every_element_it_mentions_and_nothing_from_malformed_fields() -> None:
+    meaning = classify("satel.snapshot", {"violated": [2], "armed": {"1": 3}, "outputs_on": [4],
+                                          "zone_names": {"9": "Hall"}, "partition_names": {"x": "bad key"},
+                                          "tamper": "not a list", "bypassed": [True, -1, 0, "7"]})
+    assert meaning.matters and meaning.opens is None and meaning.restores is None
+    by_element = {(c.element, c.number): c.state for c in meaning.changes}
+    assert set(by_element) == {("zone", 2), ("zone", 7), ("zone", 9), ("partition", 1), ("output", 4)}
+    assert by_element[("zone", 2)]["violated"] is True and by_element[("zone", 9)] == NORMAL_STATE["zone"]
+    assert by_element[("zone", 7)]["bypassed"] is True
+    assert by_element[("partition", 1)] == {**NORMAL_STATE["partition"], "armed": True, "mode": 3}
+    assert by_element[("output", 4)] == {"on": True}
+    assert classify("satel.snapshot", {"armed": ["not", "a", "map"]}).changes == ()

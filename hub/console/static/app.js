@@ -358,10 +358,13 @@ function renderPanels(box, panels) {
   for (const p of panels || []) refreshPanel(p.id);
 }
 
+// What is active on an element ("violated, bypassed", "armed, mode 1"); "normal" when nothing is.
 function stateText(s) {
   if (s === null || s === undefined) return "";
   if (typeof s !== "object") return String(s);
-  return Object.entries(s).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+  const active = Object.entries(s).filter(([, v]) => v !== false && v !== null && v !== undefined)
+    .map(([k, v]) => (v === true ? k.replace(/_/g, " ") : `${k.replace(/_/g, " ")} ${typeof v === "object" ? JSON.stringify(v) : v}`));
+  return active.length ? active.join(", ") : "normal";
 }
 
 async function refreshPanel(id) {
