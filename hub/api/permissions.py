@@ -35,6 +35,12 @@ MATRIX: dict[str, frozenset[Role]] = {
 # Roles that see only the objects assigned to them (in lists and by id).
 ASSIGNED_ONLY = frozenset({Role.TECHNICIAN, Role.FIELD_WORKER})
 
+
+def principal_for(user_id: int, email: str, role: str, assigned: list[int]) -> Principal:
+    """The Principal a user stands for: roles that see only assigned objects carry them."""
+    r = Role(role)
+    return Principal(user_id, email, r, frozenset(assigned) if r in ASSIGNED_ONLY else None)
+
 # Hourly secret reveals per role; absent means unlimited.
 REVEALS_PER_HOUR: dict[Role, int] = {_O: 10, _T: 20, _F: 20}
 

@@ -13,8 +13,8 @@ import asyncpg
 from aiohttp import web
 
 from hub.api.errors import ApiError, unauthorized
-from hub.api.permissions import ASSIGNED_ONLY
-from hub.api.principal import Principal, Role
+from hub.api.permissions import principal_for
+from hub.api.principal import Principal
 from hub.auth.tokens import AccessTokens, TokenRejected
 
 log = logging.getLogger("vigil.hub.auth")
@@ -63,6 +63,4 @@ class TokenAuthenticator:
             raise unauthorized("the account is deactivated")
         if row["must_change_password"] and request.path not in self._password_change_paths:
             raise ApiError(403, "password_change_required", "change your password first (POST /api/v1/auth/password)")
-        role = Role(row["role"])
-        objects = frozenset(row["objects"]) if role in ASSIGNED_ONLY else None
-        return Principal(claims.user_id, row["email"], role, objects)
+        return principal_for(claims.user_id, row["email"], row["role"], row["objects"])

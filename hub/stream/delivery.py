@@ -63,6 +63,7 @@ class Outcome(str, enum.Enum):
 
     SHUTDOWN = "shutdown"          # the hub process is stopping
     OVERFLOW = "overflow"          # the client's queue passed its bound
+    ACCESS_CHANGED = "access_changed"  # the user's role, assignments or account changed
     HORIZON = "horizon"            # the cursor was beyond the catch-up horizon (or unknown)
     CLIENT_GONE = "client_gone"
 
@@ -71,9 +72,11 @@ class ClientQueue:
     """One client's rows from the feed: filtered, bounded. Past the bound it holds nothing more
     and flags the overflow, so a client that stops reading costs at most `bound` rows."""
 
-    def __init__(self, visible: Callable[[Row], bool], bound: int) -> None:
-        self.visible = visible
+    def __init__(self, principal: Principal, bound: int) -> None:
+        self.principal = principal
+        self.visible = row_filter(principal)
         self._bound = bound
+        self.access_changed = False
         self._rows: deque[Row] = deque()
         self.ready = asyncio.Event()
         self.overflowed = asyncio.Event()
@@ -105,6 +108,14 @@ class ClientQueue:
         self.high_water = max(self.high_water, len(self._rows))
         self.ready.set()
 
+    def end_for_access_change(self) -> None:
+        """The user may no longer see what this stream was opened for: end it the way an
+        overflow does (the client reloads from REST, under what it may see now)."""
+        self.access_changed = True
+        self._rows.clear()
+        self.overflowed.set()
+        self.ready.set()
+
     def take(self) -> list[Row]:
         rows = list(self._rows)
         self._rows.clear()
@@ -125,6 +136,14 @@ class _Delivery:
     async def send(self, message: Outgoing) -> None:
         await self.sink.send(message)
         MESSAGES.labels(self.sink.transport, message.kind).inc()
+
+    async def end_overflowed(self) -> Outcome:
+        """The queue was closed: past its bound, or because the user's access changed."""
+        if self.queue.access_changed:
+            await self.overflow("access_changed")
+            return Outcome.ACCESS_CHANGED
+        await self.overflow("queue")
+        return Outcome.OVERFLOW
 
     def _count_direct(self) -> None:
         """Move the fast path's count into the metrics (a locked counter per write would cost
@@ -175,8 +194,7 @@ class _Delivery:
                 if self.stop.is_set():
                     return Outcome.SHUTDOWN
                 if self.queue.overflowed.is_set():
-                    await self.overflow("queue")
-                    return Outcome.OVERFLOW
+                    return await self.end_overflowed()
                 if self.visible(row):
                     await self.send(change(row))
             if from_ring or page[-1].seq >= position or len(page) < self.settings.fetch_rows:
@@ -192,8 +210,7 @@ class _Delivery:
             if self.stop.is_set():
                 return Outcome.SHUTDOWN
             if self.queue.overflowed.is_set():
-                await self.overflow("queue")
-                return Outcome.OVERFLOW
+                return await self.end_overflowed()
             rows = self.queue.take()
             for row in rows:
                 if self.queue.overflowed.is_set() or self.stop.is_set():
@@ -244,7 +261,7 @@ async def serve(*, feed: OutboxFeed, pool: asyncpg.Pool, principal: Principal, c
     in a write, so after an overflow (or stop) it gets a grace period to finish on its own,
     and then the connection is dropped.
     """
-    queue = ClientQueue(row_filter(principal), settings.queue_size)
+    queue = ClientQueue(principal, settings.queue_size)
     position = feed.subscribe(queue)
     CLIENTS.labels(sink.transport).inc()
     log.info("stream (%s) opened for user %d at cursor %s", sink.transport, principal.user_id, cursor,
@@ -265,7 +282,8 @@ async def serve(*, feed: OutboxFeed, pool: asyncpg.Pool, principal: Principal, c
                 log.warning("stream of user %d: client not reading; dropping the connection", principal.user_id,
                             extra={"user_id": principal.user_id})
                 sink.abort()
-                outcome = Outcome.OVERFLOW if overflow_wait.done() else Outcome.SHUTDOWN
+                outcome = (Outcome.SHUTDOWN if not overflow_wait.done() else
+                           Outcome.ACCESS_CHANGED if queue.access_changed else Outcome.OVERFLOW)
         if task.done():
             try:
                 outcome = task.result()

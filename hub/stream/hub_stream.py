@@ -8,14 +8,23 @@ import random
 import asyncpg
 
 from hub.api.errors import ApiError
+from hub.api.permissions import principal_for
 from hub.api.principal import Principal
-from hub.stream.delivery import Outcome, Sink, serve
-from hub.stream.feed import OutboxFeed
+from hub.stream.delivery import ClientQueue, Outcome, Sink, serve
+from hub.stream.feed import DB_ERRORS, OutboxFeed
 from hub.stream.settings import StreamSettings
 from hub.stream.tickets import Tickets
+from shared.backoff import sleep_or_stop
 from shared.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("vigil.hub.stream")
+
+# The users with open streams as they are now; compared with what each stream was opened as.
+SQL_ACCESS = """
+SELECT u.id, u.email, u.role, u.active, u.must_change_password,
+       ARRAY(SELECT a.object_id FROM user_object_assignments a WHERE a.user_id = u.id) AS objects
+FROM users u WHERE u.id = ANY($1::int8[])
+"""
 
 
 class HubStream:
@@ -34,9 +43,11 @@ class HubStream:
         self._rng = rng or random.Random()
         self._stop = asyncio.Event()
         self._clients: set[asyncio.Task[object]] = set()
+        self._review: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.feed.start()
+        self._review = asyncio.create_task(self._review_loop(), name="stream-access-review")
 
     async def close(self) -> None:
         """Close every client (they may reconnect to another hub process), then stop the feed."""
@@ -44,6 +55,8 @@ class HubStream:
         if self._clients:
             # Each client gets close_timeout_s to finish its stream, then as long to close.
             await asyncio.wait(set(self._clients), timeout=2 * self.settings.close_timeout_s + 0.5)
+        if self._review is not None:
+            await asyncio.gather(self._review, return_exceptions=True)
         await self.feed.close()
         log.info("live stream stopped")
 
@@ -64,6 +77,31 @@ class HubStream:
                                client_gone=client_gone)
         finally:
             self._clients.discard(task)
+
+    async def review_access(self) -> int:
+        """End the streams of users who were deactivated, must change their password, or whose
+        role or assigned objects changed since they connected (their clients reload from REST
+        under what they may see now, or find they may not); returns how many were ended."""
+        queues = [q for q in self.feed.subscribers if isinstance(q, ClientQueue) and not q.access_changed]
+        if not queues:
+            return 0
+        rows = {r["id"]: r for r in await self.pool.fetch(SQL_ACCESS, sorted({q.principal.user_id for q in queues}))}
+        ended = 0
+        for queue in queues:
+            row = rows.get(queue.principal.user_id)
+            if row is None or not row["active"] or row["must_change_password"] or principal_for(row["id"], row["email"], row["role"], row["objects"]) != queue.principal:
+                log.info("ending the stream of user %d: their access changed", queue.principal.user_id,
+                         extra={"user_id": queue.principal.user_id})
+                queue.end_for_access_change()
+                ended += 1
+        return ended
+
+    async def _review_loop(self) -> None:
+        while not await sleep_or_stop(self.settings.access_review_s, self._stop):
+            try:
+                await self.review_access()
+            except DB_ERRORS as exc:
+                log.warning("stream access review failed (next try in %.0f s): %s", self.settings.access_review_s, exc)
 
     def refuse_when_stopping(self) -> None:
         """503 for a new client while this process shuts down: it should connect to another."""

@@ -24,6 +24,7 @@ SSE_HEADERS = {
 WS_CLOSE_CODES = {
     Outcome.SHUTDOWN: WSCloseCode.GOING_AWAY,       # 1001: reconnect (to another hub process)
     Outcome.OVERFLOW: WSCloseCode.TRY_AGAIN_LATER,  # 1013: reload from REST first
+    Outcome.ACCESS_CHANGED: WSCloseCode.POLICY_VIOLATION,  # 1008: reload under the access you have now
     Outcome.HORIZON: WSCloseCode.TRY_AGAIN_LATER,
     Outcome.CLIENT_GONE: WSCloseCode.OK,
 }

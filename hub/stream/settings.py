@@ -20,5 +20,6 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     batch_s: float = 0.02              # the feed reads the outbox at most this often, so a burst of commits
                                        # goes to each client as one socket write (adds at most this latency)
     ticket_ttl_s: int = 30
+    access_review_s: float = 15.0      # how often open streams are checked against their users' current access
     overflow_grace_s: float = 5.0      # how long a client that overflowed may take to accept the notice
     close_timeout_s: float = 1.0       # how long a clean close may take before the connection is dropped

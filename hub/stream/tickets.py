@@ -13,8 +13,8 @@ from datetime import timedelta
 import asyncpg
 
 from hub.api.errors import ApiError, unauthorized
-from hub.api.permissions import ASSIGNED_ONLY
-from hub.api.principal import Principal, Role
+from hub.api.permissions import principal_for
+from hub.api.principal import Principal
 from shared.clock import Clock
 
 SQL_FORGET_EXPIRED = "DELETE FROM ws_tickets WHERE user_id = $1 AND expires_at <= $2"
@@ -70,6 +70,4 @@ class Tickets:
             raise unauthorized("the account is deactivated")
         if row["must_change_password"]:
             raise ApiError(403, "password_change_required", "change your password first (POST /api/v1/auth/password)")
-        role = Role(row["role"])
-        objects = frozenset(row["objects"]) if role in ASSIGNED_ONLY else None
-        return Principal(row["id"], row["email"], role, objects)
+        return principal_for(row["id"], row["email"], row["role"], row["objects"])
