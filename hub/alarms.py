@@ -14,7 +14,11 @@ from hub.lifecycle import Bundle, LifecycleError, Status
 from hub.outbox import OutboxItem, write_outbox
 
 SQL_LOCK_BUNDLE = "SELECT * FROM bundle_alarms WHERE id = $1 FOR UPDATE"
-# The change and its audit entry in one round trip; the object's name comes back for the API.
+# Who holds a bundle, for people: claimed_by is the actor (`user:<id>`, or `system`).
+CLAIMANT_JOIN = "LEFT JOIN users cu ON cu.id = CASE WHEN {b}.claimed_by ~ '^user:[0-9]{{1,18}}$' " \
+                "THEN substr({b}.claimed_by, 6)::int8 END"
+# The change and its audit entry in one round trip; the object's name and the claimant's email
+# come back for the API and the outbox.
 SQL_APPLY = """
 WITH u AS (
     UPDATE bundle_alarms SET status = $2, version = $3, claimed_by = $4, claim_expires_at = $5, ack_note = $6,
@@ -25,8 +29,9 @@ WITH u AS (
     INSERT INTO audit_log (at, actor, action, target_type, target_id, details, request_id)
     SELECT $7, $9, $10, 'bundle_alarm', u.id::text, $11::jsonb, $12 FROM u
 )
-SELECT u.*, o.name AS object_name FROM u LEFT JOIN objects o ON o.id = u.object_id
-"""
+SELECT u.*, o.name AS object_name, cu.email AS claimed_by_email
+FROM u LEFT JOIN objects o ON o.id = u.object_id
+""" + CLAIMANT_JOIN.format(b="u")
 # One sweeper at a time across hub processes: a transaction-scoped advisory lock, so a crashed
 # sweeper's lock goes with its transaction.
 SWEEP_LOCK_KEY = 0x56494732  # "VIG2"
@@ -53,7 +58,7 @@ def to_bundle(row: asyncpg.Record) -> Bundle:
 
 def _payload(row: asyncpg.Record) -> dict[str, Any]:
     data = bundle_payload(dict(row))
-    data.update(claimed_by=row["claimed_by"], ack_note=row["ack_note"],
+    data.update(claimed_by=row["claimed_by"], claimed_by_email=row["claimed_by_email"], ack_note=row["ack_note"],
                 claim_expires_at=row["claim_expires_at"].isoformat() if row["claim_expires_at"] else None)
     return data
 

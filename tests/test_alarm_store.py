@@ -184,6 +184,25 @@ async def test_transitions_check_versions_and_write_audit_and_outbox(site: Site)
     assert (await site.pool.fetchval("SELECT version FROM bundle_alarms")) == b["version"] + 1
 
 
+async def test_the_claimant_is_named_by_email_in_the_row_the_api_and_outbox_get(site: Site) -> None:
+    await site.ingest(_zone_alarm(site, T0))
+    [b] = await _bundles(site.pool)
+    user_id = await site.pool.fetchval(
+        "INSERT INTO users (email, role, password_hash, must_change_password, active, created_at, updated_at) "
+        "VALUES ('ann@arc.example', 'OPERATOR', 'x', false, true, $1, $1) RETURNING id", T0)
+    async with site.pool.acquire() as conn:
+        claimed = await alarms.transition(conn, b["id"], "claim", f"user:{user_id}", b["version"], T0)
+    assert (claimed["claimed_by"], claimed["claimed_by_email"]) == (f"user:{user_id}", "ann@arc.example")
+    payload = msgspec.json.decode(await site.pool.fetchval(
+        "SELECT payload FROM outbox WHERE topic = 'alarm.updated' ORDER BY sequence_id DESC LIMIT 1"))
+    assert payload["bundle"]["claimed_by_email"] == "ann@arc.example"
+    await site.ingest(_zone_alarm(site, T0, zone=2, source="panel-3"))
+    other = await site.pool.fetchval("SELECT id FROM bundle_alarms WHERE id <> $1", b["id"])
+    async with site.pool.acquire() as conn:  # an actor that is not a user names no one
+        by_system = await alarms.transition(conn, other, "claim", "system", 1, T0)
+    assert (by_system["claimed_by"], by_system["claimed_by_email"]) == ("system", None)
+
+
 async def test_ten_concurrent_claims_exactly_one_wins(site: Site, db_dsn: str) -> None:
     await site.ingest(_zone_alarm(site, T0))
     [b] = await _bundles(site.pool)

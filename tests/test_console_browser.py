@@ -311,6 +311,7 @@ async def test_an_edge_alarm_sounds_is_worked_to_closed_and_survives_a_killed_hu
             await row.locator("button.act-claim").click()
             await page.wait_for_selector(f"#queue-body tr[data-id='{alarm_id}'][data-status='CLAIMING']", timeout=5000)
             await page.wait_for_function("() => !document.body.classList.contains('sounding')", timeout=5000)
+            assert OPERATOR_EMAIL in await row.text_content()  # who holds it, as people know them
             await row.locator("button.act-start").click()
             await page.wait_for_selector(f"#queue-body tr[data-id='{alarm_id}'][data-status='IN_PROGRESS']",
                                          timeout=5000)

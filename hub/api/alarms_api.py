@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from hub import alarms
+from hub.alarms import CLAIMANT_JOIN
 from hub.api.app import deps
 from hub.api.common import Page, PageQuery, record
 from hub.api.errors import ApiError, conflict, not_found
@@ -45,6 +46,7 @@ class Alarm(msgspec.Struct):
     last_event_at: str
     restored: bool
     claimed_by: str | None
+    claimed_by_email: str | None  # the claimant as people know them; claimed_by is the actor id
     claim_expires_at: str | None
     ack_note: str | None
     edge_id: str
@@ -76,8 +78,9 @@ class DispatchEntry(msgspec.Struct):
 
 # Queue order: most urgent first, then oldest.
 SQL_LIST = """
-SELECT b.*, o.name AS object_name, count(*) OVER () AS total
+SELECT b.*, o.name AS object_name, cu.email AS claimed_by_email, count(*) OVER () AS total
 FROM bundle_alarms b LEFT JOIN objects o ON o.id = b.object_id
+""" + CLAIMANT_JOIN.format(b="b") + """
 WHERE (cardinality($1::text[]) = 0 OR b.status = ANY($1))
   AND (cardinality($2::text[]) = 0 OR b.priority = ANY($2))
   AND ($3::int8 IS NULL OR b.object_id = $3)
@@ -87,7 +90,9 @@ WHERE (cardinality($1::text[]) = 0 OR b.status = ANY($1))
 ORDER BY array_position(ARRAY['CRITICAL','HIGH','NORMAL','LOW'], b.priority), b.first_event_at, b.id
 LIMIT $7 OFFSET $8
 """
-SQL_ONE = "SELECT b.*, o.name AS object_name FROM bundle_alarms b LEFT JOIN objects o ON o.id = b.object_id WHERE b.id = $1"
+SQL_ONE = ("SELECT b.*, o.name AS object_name, cu.email AS claimed_by_email "
+           "FROM bundle_alarms b LEFT JOIN objects o ON o.id = b.object_id "
+           + CLAIMANT_JOIN.format(b="b") + " WHERE b.id = $1")
 SQL_EVENTS = """
 SELECT e.id::text AS id, e.seq, e.ts, e.kind, e.source, e.priority, e.body, be.restore
 FROM bundle_events be JOIN events e ON e.id = be.event_id AND e.minute = date_trunc('minute', be.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
@@ -110,6 +115,7 @@ def alarm_out(row: Any) -> Alarm:
         requires_note=row["requires_note"], version=row["version"], event_count=row["event_count"],
         first_event_at=row["first_event_at"].isoformat(), last_event_at=row["last_event_at"].isoformat(),
         restored=row["restored_seq"] > row["last_alarm_seq"], claimed_by=row["claimed_by"],
+        claimed_by_email=row["claimed_by_email"],
         claim_expires_at=row["claim_expires_at"].isoformat() if row["claim_expires_at"] else None,
         ack_note=row["ack_note"], edge_id=row["edge_id"], source=row["source"],
     )

@@ -288,7 +288,7 @@ function renderAlarm(a) {
   fields($("alarm-fields"), [
     ["Status", a.status], ["Priority", a.priority], ["Type", a.alarm_type], ["Events", a.event_count],
     ["First", fmtTime(a.first_event_at)], ["Last", fmtTime(a.last_event_at)], ["Restored", a.restored ? "yes" : "no"],
-    ["Claimed by", a.claimed_by || "—"], ["Ack note", a.ack_note || "—"], ["Source", `${a.edge_id} / ${a.source}`],
+    ["Claimed by", a.claimed_by_email || a.claimed_by || "—"], ["Ack note", a.ack_note || "—"], ["Source", `${a.edge_id} / ${a.source}`],
     ["Version", a.version],
   ]);
   const acts = actionsFor(a, state.me).map((action) =>

@@ -136,7 +136,7 @@ export function renderQueue(tbody, list, me, { act, open }) {
       el("td", { class: "status" }, a.status),
       el("td", { class: "num" }, a.event_count),
       el("td", { class: "age", dataset: { since: a.first_event_at } }, age(a.first_event_at)),
-      el("td", {}, a.claimed_by || ""),
+      el("td", {}, a.claimed_by_email || a.claimed_by || ""),
       el("td", { class: "actions" }, ...buttons));
   });
   tbody.replaceChildren(...rows);
