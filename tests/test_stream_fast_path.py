@@ -114,3 +114,30 @@ async def test_the_fast_path_does_not_pass_invisible_rows() -> None:
     stop.set()
     await asyncio.wait_for(task, 5)
 
+
+
+class _Pool:
+    """The one query delivery makes for a cursor ahead of the feed: the outbox's head."""
+
+    def __init__(self, head: int) -> None:
+        self.head = head
+
+    async def fetchval(self, _sql: str) -> int:
+        return self.head
+
+
+async def test_a_cursor_ahead_of_the_feed_gets_no_row_twice_on_the_fast_path() -> None:
+    # The client resumes at 5 (from another hub process) while this process's feed is at 2:
+    # rows 3..5 will still come through the feed, and the client has them already.
+    feed, sink, stop = _Feed(), _Sink(), asyncio.Event()
+    feed.head = 2
+    task = asyncio.create_task(serve(feed=feed, pool=_Pool(6), principal=OPERATOR, cursor=5,  # type: ignore[arg-type]
+                                     sink=sink, settings=StreamSettings(heartbeat_s=60.0), clock=SYSTEM_CLOCK,
+                                     rng=random.Random(1), stop=stop))
+    await wait_until(lambda: feed.queue is not None and feed.queue.direct is not None, what="delivery idle")
+    assert feed.queue is not None
+    feed.queue.offer([_row(3), _row(4)])
+    feed.queue.offer([_row(5), _row(6)])
+    assert sink.received == [6]
+    stop.set()
+    await asyncio.wait_for(task, 5)

@@ -86,12 +86,16 @@ class ClientQueue:
         self.direct_seq = 0          # the last row written that way
         self.direct_at = 0.0         # and when (event-loop time)
         self.direct_sent = 0         # rows written that way, not yet counted in the metrics
+        # The client has every row up to here: set by delivery before it opens the fast path.
+        # A client resuming with a cursor the feed has not reached yet must not get those rows
+        # twice; the queue's own path skips them when it drains.
+        self.floor = 0
 
     def offer(self, rows: list[Row]) -> None:
         """Take a page of rows from the feed (in sequence order); never blocks."""
         if self.overflowed.is_set():
             return
-        visible = [r for r in rows if self.visible(r)]
+        visible = [r for r in rows if r.seq > self.floor and self.visible(r)]
         if not visible:
             return
         if self.direct is not None and not self._rows and self.direct(visible):
@@ -223,6 +227,7 @@ class _Delivery:
                 sent_at = loop.time()
                 continue
             quiet_for = loop.time() - max(sent_at, self.queue.direct_at)
+            self.queue.floor = last
             self.queue.direct = self.sink.write_now
             try:
                 woke = await _wait_any(self.queue.ready, self.stop,
