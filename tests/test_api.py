@@ -243,14 +243,18 @@ async def test_csv_import_all_or_nothing_and_xlsx(client: TestClient, db: asyncp
 
 async def test_reports_and_audit_export(client: TestClient, db: asyncpg.Pool) -> None:
     bundle_id = await _one_alarm(db)
+    # The operator the test headers stand for (user 3), as a supervisor knows them.
+    await db.execute("INSERT INTO users (id, email, role, password_hash, must_change_password, active, created_at, "
+                     "updated_at) VALUES (3, 'ops3@arc.example', 'OPERATOR', 'x', false, true, now(), now())")
     await client.post(f"/api/v1/alarms/{bundle_id}/claim", json={"version": 1}, headers=OPERATOR)
     report = await json_of(await client.get("/api/v1/reports/alarms", headers=OPERATOR))
     [row] = report["items"]
     assert row["claimed_by"] == "user:3" and row["seconds_to_claim"] >= 0
+    assert row["claimed_by_email"] == "ops3@arc.example"
     csv_resp = await client.get("/api/v1/reports/response-times?format=csv", headers=OPERATOR)
     assert csv_resp.headers["Content-Type"].startswith("text/csv")
     lines = (await csv_resp.text()).strip().splitlines()
-    assert lines[0].startswith("operator,alarms") and lines[1].startswith("user:3,1,")
+    assert lines[0].startswith("operator,operator_email,alarms") and lines[1].startswith("user:3,ops3@arc.example,1,")
     assert (await client.get("/api/v1/audit", headers=ADMIN)).status == 403
     audit = await client.get("/api/v1/audit?format=csv&action=alarm.claim", headers=MASTER)
     text = await audit.text()

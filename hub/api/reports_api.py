@@ -7,6 +7,7 @@ from typing import Literal
 import msgspec
 from aiohttp import web
 
+from hub.alarms import CLAIMANT_JOIN
 from hub.api.app import deps
 from hub.api.common import record
 from hub.api.csv_stream import stream_csv
@@ -29,6 +30,7 @@ class ReportQuery(msgspec.Struct, forbid_unknown_fields=True):
 SQL_HISTORY = """
 SELECT b.id, b.object_id, o.name AS object_name, b.alarm_type, b.priority, b.status, b.event_count,
        b.first_event_at, t.claimed_at, t.acked_at, t.resolved_at, t.closed_at, t.claimed_by,
+       cu.email AS claimed_by_email,
        extract(epoch FROM t.claimed_at - b.first_event_at)::float8 AS seconds_to_claim,
        extract(epoch FROM t.acked_at - b.first_event_at)::float8 AS seconds_to_ack
 FROM bundle_alarms b
@@ -41,16 +43,17 @@ LEFT JOIN LATERAL (
            (array_agg(actor ORDER BY at) FILTER (WHERE action = 'alarm.claim'))[1] AS claimed_by
     FROM audit_log a WHERE a.target_type = 'bundle_alarm' AND a.target_id = b.id::text
 ) t ON true
+""" + CLAIMANT_JOIN.format(b="t") + """
 WHERE ($1::timestamptz IS NULL OR b.first_event_at >= $1) AND ($2::timestamptz IS NULL OR b.first_event_at < $2)
   AND ($3::int8 IS NULL OR b.object_id = $3) AND ($4::int8[] IS NULL OR b.object_id = ANY($4))
 ORDER BY b.first_event_at, b.id
 """
 HISTORY_COLUMNS = ("id", "object_id", "object_name", "alarm_type", "priority", "status", "event_count",
                    "first_event_at", "claimed_at", "acked_at", "resolved_at", "closed_at", "claimed_by",
-                   "seconds_to_claim", "seconds_to_ack")
+                   "claimed_by_email", "seconds_to_claim", "seconds_to_ack")
 
 SQL_RESPONSE_TIMES = f"""
-SELECT claimed_by AS operator, count(*) AS alarms,
+SELECT claimed_by AS operator, min(claimed_by_email) AS operator_email, count(*) AS alarms,
        avg(seconds_to_claim) AS avg_seconds_to_claim,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds_to_claim) AS p90_seconds_to_claim,
        avg(seconds_to_ack) AS avg_seconds_to_ack,
@@ -59,7 +62,7 @@ FROM ({SQL_HISTORY}) h
 WHERE claimed_by IS NOT NULL
 GROUP BY claimed_by ORDER BY claimed_by
 """
-RESPONSE_COLUMNS = ("operator", "alarms", "avg_seconds_to_claim", "p90_seconds_to_claim", "avg_seconds_to_ack",
+RESPONSE_COLUMNS = ("operator", "operator_email", "alarms", "avg_seconds_to_claim", "p90_seconds_to_claim", "avg_seconds_to_ack",
                     "p90_seconds_to_ack")
 
 
