@@ -21,7 +21,7 @@ from nats.aio.client import Client as NatsClient
 from prometheus_client import Counter, Gauge, Histogram
 
 from edge.journal import Journal, JournalRow
-from shared.backoff import Backoff
+from shared.backoff import Backoff, wait_any
 from shared.envelope import join_segment
 from shared.signing import Signer, b64url
 from shared import subjects
@@ -133,12 +133,7 @@ class Forwarder:
 
     async def _back_off(self, lane: str, delay: float) -> bool:
         """Wait `delay`, or less if another lane got a PubAck; True when the forwarder stops."""
-        waits = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(self._retry_now[lane].wait())]
-        try:
-            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+        await wait_any((self._stop, self._retry_now[lane]), delay)
         return self._stop.is_set()
 
     async def _pump(self, lane: str, backoff: Backoff) -> None:

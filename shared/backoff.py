@@ -1,4 +1,4 @@
-"""Retry delays with full jitter, and a sleep that a stop signal cuts short."""
+"""Retry delays with full jitter, and sleeps that an event cuts short."""
 from __future__ import annotations
 
 import asyncio
@@ -40,3 +40,15 @@ async def sleep_or_stop(delay: float, stop: asyncio.Event) -> bool:
     except asyncio.TimeoutError:
         return False
     return True
+
+
+async def wait_any(events: tuple[asyncio.Event, ...], timeout: float | None) -> bool:
+    """Wait until any of `events` is set, at most `timeout` seconds (None: no limit); False on
+    timeout."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    return bool(done)

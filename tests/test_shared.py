@@ -13,7 +13,7 @@ import pytest
 
 from edge.config import load_edge_config
 from hub.config import load_hub_config
-from shared.backoff import Backoff, sleep_or_stop
+from shared.backoff import Backoff, sleep_or_stop, wait_any
 from shared.bodies import DemoTick
 from shared.config import ConfigError
 from shared.envelope import Priority, Segment, decode_body, decode_segment, encode_envelope, join_segment, new_envelope
@@ -99,6 +99,17 @@ async def test_sleep_or_stop_returns_early_when_stopped() -> None:
     assert await sleep_or_stop(30, stop) is True
     assert loop.time() - started < 5
     assert await sleep_or_stop(0.01, asyncio.Event()) is False
+
+
+async def test_wait_any_returns_when_one_event_is_set_and_false_on_timeout() -> None:
+    first, second = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.call_soon(second.set)
+    assert await wait_any((first, second), timeout=30) is True
+    assert await wait_any((first, asyncio.Event()), timeout=0.01) is False
+    first.set()
+    assert await wait_any((first,), timeout=None) is True
+    assert len([t for t in asyncio.all_tasks() if t is not asyncio.current_task()]) == 0  # no waiter left behind
 
 
 def test_config_errors_name_the_key_the_value_and_the_source(tmp_path: Path) -> None:

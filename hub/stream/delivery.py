@@ -16,9 +16,9 @@ sent twice (the skip).
 The fast path: while a live client's delivery is idle (its queue empty, nothing being sent), the
 feed writes a page's pre-framed rows straight to the client's socket from `offer`, in one write,
 if the sink can take them without waiting. A thousand consoles then cost the feed a thousand
-socket writes per page, not a thousand task wake-ups per row. Whatever the sink refuses (its write buffer is full, or it
-has no fast path, as SSE's chunked body) goes through the queue, and from then on every row
-does until the queue is drained again, so order holds.
+socket writes per page, not a thousand task wake-ups per row. Whatever the sink refuses (its
+write buffer is full, or it has no fast path, as SSE's chunked body) goes through the queue, and
+from then on every row does until the queue is drained again, so order holds.
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from hub.stream.messages import Outgoing, Row, change, heartbeat, replay_overflo
 from hub.stream.metrics import CLIENTS, MESSAGES, OVERFLOWS
 from hub.stream.settings import StreamSettings
 from hub.stream.visibility import row_filter
+from shared.backoff import wait_any
 from shared.clock import Clock
 
 log = logging.getLogger("vigil.hub.stream")
@@ -104,9 +105,7 @@ class ClientQueue:
             self.direct_sent += len(visible)
             return
         if len(self._rows) + len(visible) > self._bound:
-            self._rows.clear()  # the client reloads from REST: what it has not received is moot
-            self.overflowed.set()
-            self.ready.set()
+            self._close()
             return
         self._rows.extend(visible)
         self.high_water = max(self.high_water, len(self._rows))
@@ -116,7 +115,10 @@ class ClientQueue:
         """The user may no longer see what this stream was opened for: end it the way an
         overflow does (the client reloads from REST, under what it may see now)."""
         self.access_changed = True
-        self._rows.clear()
+        self._close()
+
+    def _close(self) -> None:
+        self._rows.clear()  # the client reloads from REST: what it has not received is moot
         self.overflowed.set()
         self.ready.set()
 
@@ -230,8 +232,8 @@ class _Delivery:
             self.queue.floor = last
             self.queue.direct = self.sink.write_now
             try:
-                woke = await _wait_any(self.queue.ready, self.stop,
-                                       timeout=max(0.0, self.settings.heartbeat_s - quiet_for))
+                woke = await wait_any((self.queue.ready, self.stop),
+                                      timeout=max(0.0, self.settings.heartbeat_s - quiet_for))
             finally:
                 self.queue.direct = None
                 self._count_direct()
@@ -244,17 +246,6 @@ class _Delivery:
                 last = max(last, self.feed.head)
             await self.send(heartbeat(last))
             sent_at = loop.time()
-
-
-async def _wait_any(a: asyncio.Event, b: asyncio.Event, timeout: float) -> bool:
-    """Wait until either event is set; False on timeout."""
-    waits = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
-    try:
-        done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
-    return bool(done)
 
 
 async def serve(*, feed: OutboxFeed, pool: asyncpg.Pool, principal: Principal, cursor: int | None, sink: Sink,

@@ -17,7 +17,7 @@ import asyncpg
 from hub.stream.messages import Row
 from hub.stream.metrics import FEED_RECONNECTS, FEED_ROWS
 from hub.stream.ring import Ring
-from shared.backoff import Backoff, sleep_or_stop
+from shared.backoff import Backoff, sleep_or_stop, wait_any
 
 log = logging.getLogger("vigil.hub.stream")
 
@@ -171,13 +171,7 @@ class OutboxFeed:
                 FEED_RECONNECTS.inc()
                 backoff.reset()
                 self.poke()
-                stop_wait = asyncio.ensure_future(self._stop.wait())
-                lost_wait = asyncio.ensure_future(lost.wait())
-                try:
-                    await asyncio.wait({stop_wait, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    stop_wait.cancel()
-                    lost_wait.cancel()
+                await wait_any((self._stop, lost), timeout=None)
                 if lost.is_set():
                     log.warning("outbox LISTEN connection lost; reconnecting")
             except DB_ERRORS as exc:

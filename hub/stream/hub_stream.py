@@ -27,6 +27,13 @@ FROM users u WHERE u.id = ANY($1::int8[])
 """
 
 
+def _still_allowed(principal: Principal, user: asyncpg.Record | None) -> bool:
+    """Whether a stream opened as `principal` may go on for the user as they are now."""
+    if user is None or not user["active"] or user["must_change_password"]:
+        return False
+    return principal_for(user["id"], user["email"], user["role"], user["objects"]) == principal
+
+
 class HubStream:
     """Start it after migrations (`start`), serve its router (`hub.stream.stream_router`), and
     `close` it before the HTTP runner's cleanup: that ends every client cleanly (WebSocket close
@@ -88,8 +95,7 @@ class HubStream:
         rows = {r["id"]: r for r in await self.pool.fetch(SQL_ACCESS, sorted({q.principal.user_id for q in queues}))}
         ended = 0
         for queue in queues:
-            row = rows.get(queue.principal.user_id)
-            if row is None or not row["active"] or row["must_change_password"] or principal_for(row["id"], row["email"], row["role"], row["objects"]) != queue.principal:
+            if not _still_allowed(queue.principal, rows.get(queue.principal.user_id)):
                 log.info("ending the stream of user %d: their access changed", queue.principal.user_id,
                          extra={"user_id": queue.principal.user_id})
                 queue.end_for_access_change()
