@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 import nats
 import nats.errors
@@ -17,6 +16,7 @@ from edge.journal import Journal
 from edge.links.satel import SatelLink
 from edge.local_api import build_app
 from shared.backoff import Backoff, sleep_or_stop
+from shared.eventloop import stop_on_signals
 from shared.signing import load_or_create_key_file
 
 log = logging.getLogger("vigil.edge")
@@ -51,9 +51,7 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     `handle_signals`; tests embedding it pass False)."""
     stop = stop or asyncio.Event()
     if handle_signals:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop_on_signals(stop)
 
     journal = await Journal.open(
         config.journal_path, max_bytes=config.journal.max_bytes, retention_s=config.journal.retention_hours * 3600

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from pathlib import Path
 
 import asyncpg
@@ -24,6 +23,7 @@ from hub.partitions import PartitionOwner
 from hub.secret_box import SecretBox
 from hub.stream import HubStream, stream_router
 from shared.backoff import sleep_or_stop
+from shared.eventloop import stop_on_signals
 
 log = logging.getLogger("vigil.hub")
 
@@ -53,9 +53,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     `handle_signals`; tests embedding it pass False)."""
     stop = stop or asyncio.Event()
     if handle_signals:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop_on_signals(stop)
 
     conn = await asyncpg.connect(config.database_url)
     try:

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import secrets
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import asyncpg
 from hub.edges import add_edge
 from hub.migrate import migrate
 from provisioning.embedded_pg import EmbeddedPostgres
+from shared.eventloop import stop_on_signals
 from shared.nats_server import EdgeNatsConfig, HubNatsConfig, NatsServer
 from shared.process import ManagedProcess, ProcessFailed, port_is_free, tcp_port_open
 from shared.private_file import create_private_file, read_private_file
@@ -252,9 +252,7 @@ async def main() -> int:
         print(f"vigil run: {exc}", file=sys.stderr)
         return 2
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop)
     print(f"starting Vigil (data in {stack.root}) …", flush=True)
     try:
         start = asyncio.create_task(stack.start())

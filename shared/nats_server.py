@@ -28,6 +28,20 @@ def nats_server_binary() -> str:
     return found
 
 
+def _server_lines(name: str, host: str, port: int, http_port: int, store_dir: Path, domain: str) -> list[str]:
+    """What every Vigil nats-server has: its name, client and monitoring ports, JetStream."""
+    return [
+        f"server_name: {_q(name)}",
+        f"listen: {_q(f'{host}:{port}')}",
+        f"http: {_q(f'{host}:{http_port}')}",
+        "max_payload: 1048576",
+        "jetstream {",
+        f"  store_dir: {_q(str(store_dir))}",
+        f"  domain: {_q(domain)}",
+        "}",
+    ]
+
+
 def _q(text: str) -> str:
     return json.dumps(text)
 
@@ -49,14 +63,7 @@ class HubNatsConfig:
         # load balancer in production), never addresses the hub gossips.
         return "\n".join(
             [
-                f"server_name: {_q(self.name)}",
-                f"listen: {_q(f'{self.host}:{self.port}')}",
-                f"http: {_q(f'{self.host}:{self.http_port}')}",
-                "max_payload: 1048576",
-                "jetstream {",
-                f"  store_dir: {_q(str(self.store_dir))}",
-                f"  domain: {_q(self.domain)}",
-                "}",
+                *_server_lines(self.name, self.host, self.port, self.http_port, self.store_dir, self.domain),
                 "leafnodes {",
                 f"  listen: {_q(f'{self.host}:{self.leaf_port}')}",
                 "  no_advertise: true",
@@ -81,14 +88,7 @@ class EdgeNatsConfig:
     def render(self) -> str:
         return "\n".join(
             [
-                f"server_name: {_q(self.name)}",
-                f"listen: {_q(f'{self.host}:{self.port}')}",
-                f"http: {_q(f'{self.host}:{self.http_port}')}",
-                "max_payload: 1048576",
-                "jetstream {",
-                f"  store_dir: {_q(str(self.store_dir))}",
-                f"  domain: {_q(self.domain)}",
-                "}",
+                *_server_lines(self.name, self.host, self.port, self.http_port, self.store_dir, self.domain),
                 "leafnodes {",
                 "  reconnect: 1s",
                 f"  remotes: [ {{ url: {_q(self.hub_leaf_url)} }} ]",

@@ -3,8 +3,9 @@ with every change. Table and column names come from code, never from requests; v
 parameters."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import asyncpg
 import msgspec
@@ -45,19 +46,26 @@ def _fk_error(exc: asyncpg.ForeignKeyViolationError) -> Exception:
     return invalid("a referenced record does not exist", {"constraint": exc.constraint_name})
 
 
-async def insert(conn: asyncpg.Connection, table: Table, values: dict[str, Any]) -> asyncpg.Record:
-    """Insert a row; 422 for a missing reference, 409 for a duplicate."""
-    cols = [c for c in values if c in table.writable]
-    sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES "
-           f"({', '.join(f'${i + 1}' for i in range(len(cols)))}) RETURNING *")
+@contextmanager
+def _constraint_errors(table: Table) -> Iterator[None]:
+    """A constraint PostgreSQL enforced, as the API error the client can act on."""
     try:
-        return await conn.fetchrow(sql, *(values[c] for c in cols))
+        yield
     except asyncpg.ForeignKeyViolationError as exc:
         raise _fk_error(exc) from None
     except asyncpg.UniqueViolationError as exc:
         raise conflict(f"this {table.label} already exists", {"constraint": exc.constraint_name}) from None
     except asyncpg.CheckViolationError as exc:
         raise invalid(f"the {table.label} is invalid", {"constraint": exc.constraint_name}) from None
+
+
+async def insert(conn: asyncpg.Connection, table: Table, values: dict[str, Any]) -> asyncpg.Record:
+    """Insert a row; 422 for a missing reference, 409 for a duplicate."""
+    cols = [c for c in values if c in table.writable]
+    sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES "
+           f"({', '.join(f'${i + 1}' for i in range(len(cols)))}) RETURNING *")
+    with _constraint_errors(table):
+        return await conn.fetchrow(sql, *(values[c] for c in cols))
 
 
 async def update(conn: asyncpg.Connection, table: Table, row_id: int, version: int,
@@ -68,14 +76,8 @@ async def update(conn: asyncpg.Connection, table: Table, row_id: int, version: i
     if table.name == "objects":
         sets.append("updated_at = now()")
     sql = f"UPDATE {table.name} SET {', '.join(sets)} WHERE id = $1 AND version = $2 RETURNING *"
-    try:
+    with _constraint_errors(table):
         row = await conn.fetchrow(sql, row_id, version, *(values[c] for c in cols))
-    except asyncpg.ForeignKeyViolationError as exc:
-        raise _fk_error(exc) from None
-    except asyncpg.UniqueViolationError as exc:
-        raise conflict(f"this {table.label} already exists", {"constraint": exc.constraint_name}) from None
-    except asyncpg.CheckViolationError as exc:
-        raise invalid(f"the {table.label} is invalid", {"constraint": exc.constraint_name}) from None
     if row is not None:
         return row
     current = await conn.fetchval(f"SELECT version FROM {table.name} WHERE id = $1", row_id)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
+
+from shared.eventloop import stop_on_signals
 
 from .ethm import SatelEmulator
 from .site import sample_panel
@@ -46,9 +47,7 @@ async def _run(args: argparse.Namespace) -> None:
         control_port=args.control_port,
     )
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop_on_signals(stop)
     async with emulator:
         control = f", control http://127.0.0.1:{emulator.control_port}" if args.control_port is not None else ""
         mode = "encrypted" if args.key else "plain"
