@@ -32,7 +32,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 
 from edge.journal import Journal
-from hub.edges import add_edge
+from hub.ingest.edge_keys import add_edge
 from provisioning.scratch_db import ScratchServer
 from shared import eventloop
 from shared.nats_server import EdgeNatsConfig, HubNatsConfig, NatsServer

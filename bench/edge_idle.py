@@ -26,7 +26,7 @@ import psutil
 
 from _rig import HOST, Rig, emit, run_main, wait_for
 from firmware_bridges.satel.emulator import SatelEmulator
-from hub.ingest import ensure_streams
+from hub.ingest.consumer import ensure_streams
 from shared.process import ManagedProcess, free_port
 
 EDGE = "bench-idle"

@@ -26,9 +26,9 @@ import asyncpg
 import msgspec
 
 from _rig import Rig, emit, run_main, wait_for
-from hub.alarm_ingest import bundle_payload
+from hub.alarms.apply import bundle_payload
 from hub.auth.passwords import Passwords
-from hub.outbox import OutboxItem, write_outbox
+from hub.db.outbox import OutboxItem, write_outbox
 
 TARGET_MS = 100.0
 PASSWORD = "bench operator password 1"

@@ -16,7 +16,7 @@ import time
 from _rig import Rig, emit, run_main, wait_for
 from edge.forwarder import Forwarder, ForwarderSettings
 from edge.journal import Journal
-from hub.ingest import ensure_streams
+from hub.ingest.consumer import ensure_streams
 from shared import subjects
 from shared.bodies import DemoTick
 from shared.envelope import Priority, new_envelope

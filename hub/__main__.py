@@ -11,9 +11,9 @@ from pathlib import Path
 import asyncpg
 
 from hub.config import load_hub_config
-from hub.edges import EdgeAdminError, add_edge, revoke_edge
+from hub.ingest.edge_keys import EdgeAdminError, add_edge, revoke_edge
 from hub.auth import BootstrapError, KeyRingError
-from hub.migrate import MigrationError, migrate
+from hub.db.migrate import MigrationError, migrate
 from hub.secret_box import SecretFileError
 from hub.service import run_hub
 from shared import eventloop

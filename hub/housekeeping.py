@@ -10,7 +10,7 @@ from typing import Awaitable, Callable
 import asyncpg
 from prometheus_client import Counter
 
-from hub.alarms import sweep
+from hub.alarms.repository import sweep
 from hub.api import idempotency
 from shared.backoff import sleep_or_stop
 from shared.clock import SYSTEM_CLOCK, Clock

@@ -12,14 +12,14 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from hub.config import HubConfig
-from hub.db import create_pool
-from hub.edges import EdgeKeyCache
+from hub.db.pool import create_pool
+from hub.ingest.edge_keys import EdgeKeyCache
 from hub.housekeeping import ensure_partitions, run_housekeeping
 from hub.api.server import build_http
 from hub.auth import build_auth
-from hub.ingest import Ingest, ensure_streams
-from hub.migrate import migrate
-from hub.partitions import PartitionOwner
+from hub.ingest.consumer import Ingest, ensure_streams
+from hub.db.migrate import migrate
+from hub.ingest.partitions import PartitionOwner
 from hub.secret_box import SecretBox
 from hub.stream import HubStream, stream_router
 from shared.backoff import sleep_or_stop

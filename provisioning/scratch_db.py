@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from hub.migrate import migrate
+from hub.db.migrate import migrate
 from provisioning.embedded_pg import EmbeddedPostgres
 from shared.process import free_port
 

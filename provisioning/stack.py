@@ -18,8 +18,8 @@ from pathlib import Path
 
 import asyncpg
 
-from hub.edges import add_edge
-from hub.migrate import migrate
+from hub.ingest.edge_keys import add_edge
+from hub.db.migrate import migrate
 from provisioning.embedded_pg import EmbeddedPostgres
 from shared.eventloop import stop_on_signals
 from shared.nats_server import EdgeNatsConfig, HubNatsConfig, NatsServer

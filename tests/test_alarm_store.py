@@ -11,10 +11,11 @@ import asyncpg
 import msgspec
 import pytest
 
-from hub import alarms, lifecycle
-from hub.outbox import OutboxItem, write_outbox
-from hub.store import commit_batch
-from hub.verify import Accepted
+from hub.alarms import lifecycle
+from hub.alarms import repository as alarms
+from hub.db.outbox import OutboxItem, write_outbox
+from hub.ingest.commit import commit_batch
+from hub.ingest.verify import Accepted
 from shared.envelope import Envelope, Priority
 from shared.ids import uuid7
 from shared.signing import Signer

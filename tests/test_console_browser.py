@@ -18,9 +18,9 @@ import aiohttp
 import asyncpg
 import pytest
 
-from hub.alarm_ingest import bundle_payload
-from hub.edges import add_edge
-from hub.outbox import OutboxItem, write_outbox
+from hub.alarms.apply import bundle_payload
+from hub.ingest.edge_keys import add_edge
+from hub.db.outbox import OutboxItem, write_outbox
 from shared.bodies.satel import ZoneEvent
 from shared.envelope import Priority, new_envelope
 from support.browser import browser_page, require_browser

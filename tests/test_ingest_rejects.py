@@ -99,7 +99,7 @@ async def test_forged_segments_are_rejected_recorded_and_counted(topology: Topol
 
 
 async def test_a_revoked_edge_is_refused(topology: Topology, hub_js: nats.NATS) -> None:
-    from hub.edges import revoke_edge
+    from hub.ingest.edge_keys import revoke_edge
 
     site1 = topology.edge_config("site-1")
     signer = await topology.enrol(site1)

@@ -1,14 +1,14 @@
-"""hub.lifecycle and hub.bundling as pure code, driven by a fake clock."""
+"""hub.alarms.lifecycle and hub.alarms.bundling as pure code, driven by a fake clock."""
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
 
-from hub import lifecycle as lc
-from hub.bundling import AlarmInput, WorkingBundle, enrich_priority, plan_bundles
-from hub.classify import NORMAL_STATE, classify
-from hub.lifecycle import Bundle, Status
+from hub.alarms import lifecycle as lc
+from hub.alarms.bundling import AlarmInput, WorkingBundle, enrich_priority, plan_bundles
+from hub.alarms.classify import NORMAL_STATE, classify
+from hub.alarms.lifecycle import Bundle, Status
 from shared.clock import FakeClock
 
 

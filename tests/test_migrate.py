@@ -1,4 +1,4 @@
-"""hub.migrate: ordered, recorded, applied once even by concurrent hubs, tamper-evident."""
+"""hub.db.migrate: ordered, recorded, applied once even by concurrent hubs, tamper-evident."""
 from __future__ import annotations
 
 import asyncio
@@ -6,8 +6,8 @@ import asyncio
 import asyncpg
 import pytest
 
-from hub import migrate as migrate_mod
-from hub.migrate import Migration, MigrationError, load_migrations, migrate
+from hub.db import migrate as migrate_mod
+from hub.db.migrate import Migration, MigrationError, load_migrations, migrate
 from provisioning.scratch_db import ScratchServer
 
 

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.api.server import build_http
 from hub.auth import Auth, build_auth
-from hub.outbox import OutboxItem, write_outbox
+from hub.db.outbox import OutboxItem, write_outbox
 from hub.secret_box import SecretBox
 from hub.stream import HubStream, StreamSettings, stream_router
 from shared.clock import SYSTEM_CLOCK, Clock

@@ -1,4 +1,4 @@
-"""hub.verify: every reason a segment is refused, with plain values and no I/O."""
+"""hub.ingest.verify: every reason a segment is refused, with plain values and no I/O."""
 from __future__ import annotations
 
 import msgspec
@@ -6,7 +6,7 @@ import pytest
 
 from edge.forwarder import build_segment
 from edge.journal import JournalRow
-from hub.verify import Accepted, EdgeKey, Rejected, verify_segment
+from hub.ingest.verify import Accepted, EdgeKey, Rejected, verify_segment
 from shared import subjects
 from shared.bodies import DemoTick
 from shared.envelope import Priority, encode_envelope, new_envelope

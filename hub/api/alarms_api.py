@@ -6,14 +6,14 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from hub import alarms
-from hub.alarms import CLAIMANT_JOIN
+from hub.alarms import repository as alarms
+from hub.alarms.repository import CLAIMANT_JOIN
 from hub.api.app import deps
 from hub.api.common import Page, PageQuery, record
 from hub.api.errors import ApiError, conflict, not_found
 from hub.api.permissions import object_filter, require_object
 from hub.api.routing import Call, Router
-from hub.lifecycle import IllegalTransition, LifecycleError, NoteRequired, NotClaimant, VersionConflict
+from hub.alarms.lifecycle import IllegalTransition, LifecycleError, NoteRequired, NotClaimant, VersionConflict
 from shared.clock import SYSTEM_CLOCK
 from shared.logs import request_id
 

@@ -13,7 +13,7 @@ from hub.api.crud import Table, audit, insert, provided, update
 from hub.api.errors import invalid, not_found
 from hub.api.permissions import object_filter, require_object
 from hub.api.routing import Call, Router
-from hub.outbox import OutboxItem, write_outbox
+from hub.db.outbox import OutboxItem, write_outbox
 
 router = Router()
 

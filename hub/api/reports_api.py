@@ -7,7 +7,7 @@ from typing import Literal
 import msgspec
 from aiohttp import web
 
-from hub.alarms import CLAIMANT_JOIN
+from hub.alarms.repository import CLAIMANT_JOIN
 from hub.api.app import deps
 from hub.api.common import record
 from hub.api.csv_stream import stream_csv

@@ -15,7 +15,7 @@ from edge.agent import run_edge
 from edge.forwarder import Forwarder, ForwarderSettings
 from edge.journal import Journal
 from hub.config import HubConfig, load_hub_config
-from hub.edges import add_edge
+from hub.ingest.edge_keys import add_edge
 from hub.service import run_hub
 from shared.bodies import DemoTick
 from shared.envelope import Priority, new_envelope

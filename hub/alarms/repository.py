@@ -8,10 +8,10 @@ from typing import Any, Callable
 
 import asyncpg
 
-from hub import lifecycle
-from hub.alarm_ingest import bundle_payload
-from hub.lifecycle import Bundle, LifecycleError, Status
-from hub.outbox import OutboxItem, write_outbox
+from hub.alarms import lifecycle
+from hub.alarms.apply import bundle_payload
+from hub.alarms.lifecycle import Bundle, LifecycleError, Status
+from hub.db.outbox import OutboxItem, write_outbox
 
 SQL_LOCK_BUNDLE = "SELECT * FROM bundle_alarms WHERE id = $1 FOR UPDATE"
 # Who holds a bundle, for people: claimed_by is the actor (`user:<id>`, or `system`).

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
-from hub.lifecycle import Status
+from hub.alarms.lifecycle import Status
 
 BUNDLE_WINDOW = timedelta(minutes=15)
 PRIORITY_RANK = {"CRITICAL": 0, "HIGH": 1, "NORMAL": 2, "LOW": 3}

@@ -1,5 +1,5 @@
 """Writes one ingest batch in one transaction: the accepted events, their lifecycle effects, the
-refused segments, and the outbox rows, in that order (the outbox last; see hub.outbox)."""
+refused segments, and the outbox rows, in that order (the outbox last; see hub.db.outbox)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,11 +9,11 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from hub.alarm_ingest import IngestedEvent, apply_lifecycle
-from hub.bulk import rows_json
-from hub.classify import NOTHING, classify, dedup_key
-from hub.outbox import write_outbox
-from hub.verify import Accepted, Rejected
+from hub.alarms.apply import IngestedEvent, apply_lifecycle
+from hub.db.bulk import rows_json
+from hub.alarms.classify import NOTHING, classify, dedup_key
+from hub.db.outbox import write_outbox
+from hub.ingest.verify import Accepted, Rejected
 
 # Edge rows are locked in a fixed order first: two lanes' batches touching the same edges would
 # otherwise lock them in arbitrary order and could deadlock.

@@ -1,4 +1,4 @@
-"""Schema migrations: numbered `.sql` files in `hub/migrations`, applied in order, each inside a
+"""Schema migrations: numbered `.sql` files in `hub/db/migrations`, applied in order, each inside a
 transaction, under an advisory lock so several hub processes starting together apply each once."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from importlib import resources
 
 import asyncpg
 
-log = logging.getLogger("vigil.hub.migrate")
+log = logging.getLogger("vigil.hub.db.migrate")
 
 MIGRATION_LOCK_KEY = 0x56494731  # "VIG1": a fixed advisory-lock key for migrations
 _NAME_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -44,7 +44,7 @@ class Migration:
 def load_migrations() -> list[Migration]:
     """All migration files, in version order."""
     found = []
-    for entry in resources.files("hub").joinpath("migrations").iterdir():
+    for entry in resources.files("hub.db").joinpath("migrations").iterdir():
         match = _NAME_RE.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text()))

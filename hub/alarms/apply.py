@@ -14,11 +14,11 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from hub.bulk import rows_json
-from hub.bundling import AlarmInput, WorkingBundle, enrich_priority, in_service_mode, plan_bundles
-from hub.classify import NORMAL_STATE, NOTE_REQUIRED, Meaning
-from hub.lifecycle import Status
-from hub.outbox import OutboxItem
+from hub.db.bulk import rows_json
+from hub.alarms.bundling import AlarmInput, WorkingBundle, enrich_priority, in_service_mode, plan_bundles
+from hub.alarms.classify import NORMAL_STATE, NOTE_REQUIRED, Meaning
+from hub.alarms.lifecycle import Status
+from hub.db.outbox import OutboxItem
 
 SQL_CONTEXT = """
 SELECT p.id AS panel_id, p.edge_id, p.source, p.object_id, o.status, o.service_mode_until

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.bulk import rows_json
+from hub.db.bulk import rows_json
 
 SQL_WRITE_OUTBOX = """
 WITH c AS (UPDATE outbox_counter SET value = value + $1 RETURNING value)

@@ -18,7 +18,7 @@ import asyncpg
 from shared import subjects
 from shared.backoff import sleep_or_stop
 
-log = logging.getLogger("vigil.hub.partitions")
+log = logging.getLogger("vigil.hub.ingest.partitions")
 
 APP_NAME = "vigil-hub-ingest"
 LOCK_BASE = 0x56490000  # advisory-lock keys: LOCK_BASE + unit index

@@ -6,7 +6,7 @@ import time
 
 import asyncpg
 
-from hub.verify import EdgeKey
+from hub.ingest.verify import EdgeKey
 from shared.signing import key_id as compute_key_id
 from shared.subjects import valid_edge_id
 

@@ -27,15 +27,15 @@ from nats.js.api import (
 )
 from prometheus_client import Counter, Gauge, Histogram
 
-from hub.edges import EdgeKeyCache
-from hub.partitions import Unit
-from hub.pull import PullStream
-from hub.store import RejectRecord, commit_batch
-from hub.verify import Accepted, Rejected, verify_segment
+from hub.ingest.edge_keys import EdgeKeyCache
+from hub.ingest.partitions import Unit
+from hub.ingest.pull import PullStream
+from hub.ingest.commit import RejectRecord, commit_batch
+from hub.ingest.verify import Accepted, Rejected, verify_segment
 from shared import subjects
 from shared.backoff import Backoff, sleep_or_stop
 
-log = logging.getLogger("vigil.hub.ingest")
+log = logging.getLogger("vigil.hub.ingest.consumer")
 
 INGESTED = Counter("vigil_ingest_events_total", "Envelopes committed to PostgreSQL")
 DUPLICATES = Counter("vigil_ingest_duplicates_total", "Envelopes dropped as already committed")
