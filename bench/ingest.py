@@ -26,7 +26,7 @@ from edge.forwarder import SignedSegment, build_segment
 from edge.journal import JournalRow
 from shared import subjects
 from shared.bodies import DemoTick
-from shared.envelope import Priority, encode_envelope, new_envelope
+from shared.envelope import JournalEpoch, Priority, encode_envelope, new_envelope
 from shared.signing import Signer
 
 TARGET = 10_000
@@ -34,6 +34,9 @@ EDGES = [f"bench-ingest-{i}" for i in range(4)]
 SEGMENT_EVENTS = 256
 WINDOW = 64  # publishes in flight per edge, so JetStream is never waiting on the publisher
 STALL_S = 30.0  # a window slot not freed by a PubAck for this long fails the run instead of hanging
+
+# One journal epoch for the whole run, as one edge box keeps.
+EPOCH = JournalEpoch("b" * 32, 1)
 
 
 def make_segments(edge: str, signer: Signer, first_seq: int, count: int) -> list[SignedSegment]:
@@ -44,7 +47,7 @@ def make_segments(edge: str, signer: Signer, first_seq: int, count: int) -> list
         for seq in range(first_seq, first_seq + count)
     ]
     return [
-        build_segment(edge, subjects.LANE_EVT, rows[i:i + SEGMENT_EVENTS], signer)
+        build_segment(edge, EPOCH, subjects.LANE_EVT, rows[i:i + SEGMENT_EVENTS], signer)
         for i in range(0, len(rows), SEGMENT_EVENTS)
     ]
 

@@ -22,7 +22,7 @@ from edge.forwarder import SignedSegment, build_segment
 from edge.journal import JournalRow
 from ingest import publish_all
 from shared import subjects
-from shared.envelope import Envelope, Priority, encode_envelope
+from shared.envelope import Envelope, JournalEpoch, Priority, encode_envelope
 from shared.ids import uuid7
 from shared.signing import Signer
 
@@ -42,6 +42,9 @@ INSERT INTO bundle_alarms (object_id, group_key, alarm_type, priority, first_eve
 SELECT p.object_id, 'object:' || p.object_id, 'BURGLARY', 'HIGH', $1, $1, 1, p.edge_id, p.source FROM panels p
 """
 
+# One journal epoch for the whole run, as one edge box keeps.
+EPOCH = JournalEpoch("b" * 32, 1)
+
 
 def make_segments(edge: str, signer: Signer, panels: list[str], first_seq: int, count: int,
                   rng: random.Random, zones: dict[str, int]) -> list[SignedSegment]:
@@ -55,7 +58,7 @@ def make_segments(edge: str, signer: Signer, panels: list[str], first_seq: int, 
         env = Envelope(id=uuid7(), seq=seq, ts=now, kind="satel.zone.alarm", source=panel, priority=Priority.CRITICAL,
                        body=msgspec.Raw(b'{"zone":%d}' % zones[panel]))
         rows.append(JournalRow(seq, encode_envelope(env)))
-    return [build_segment(edge, subjects.LANE_ALARM, rows[i:i + SEGMENT_EVENTS], signer)
+    return [build_segment(edge, EPOCH, subjects.LANE_ALARM, rows[i:i + SEGMENT_EVENTS], signer)
             for i in range(0, len(rows), SEGMENT_EVENTS)]
 
 

@@ -22,7 +22,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from edge.journal import Journal, JournalRow
 from shared.backoff import Backoff, wait_any
-from shared.envelope import join_segment
+from shared.envelope import JournalEpoch, join_segment
 from shared.signing import Signer, b64url
 from shared import subjects
 
@@ -61,15 +61,16 @@ class SignedSegment:
     headers: dict[str, str]
 
 
-def build_segment(edge: str, lane: str, rows: list[JournalRow], signer: Signer) -> SignedSegment:
-    """Join the rows' envelope bytes into one segment and sign it once."""
-    payload = join_segment(edge, [r.envelope for r in rows])
+def build_segment(edge: str, epoch: JournalEpoch, lane: str, rows: list[JournalRow], signer: Signer) -> SignedSegment:
+    """Join the rows' envelope bytes into one segment of `epoch` and sign it once."""
+    payload = join_segment(edge, epoch, [r.envelope for r in rows])
     first, last = rows[0].seq, rows[-1].seq
     headers = {
         subjects.H_EDGE: edge,
         subjects.H_KEY: signer.key_id,
         subjects.H_SIG: b64url(signer.sign(payload)),
         subjects.H_SEQ: f"{first}-{last}",
+        subjects.H_EPOCH: epoch.id,
         subjects.H_MSG_ID: subjects.segment_msg_id(edge, first, last, payload),
     }
     return SignedSegment(lane, first, last, len(rows), payload, headers)
@@ -167,7 +168,7 @@ class Forwarder:
                     cursor = max(cursor, self.journal.lane_tail[lane])
                     continue
                 cursor = rows[-1].seq
-                segment = build_segment(self.edge_id, lane, rows, self.signer)
+                segment = build_segment(self.edge_id, self.journal.epoch, lane, rows, self.signer)
                 self.state[lane] = "sending"
                 task = asyncio.create_task(self._publish(segment, window, failed, backoff))
                 in_flight.add(task)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import sqlite3
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,7 +22,7 @@ import msgspec
 from prometheus_client import Counter, Gauge
 
 from shared.clock import SYSTEM_CLOCK, Clock
-from shared.envelope import Envelope, Priority, encode_envelope
+from shared.envelope import Envelope, JournalEpoch, Priority, encode_envelope
 from shared.subjects import LANE_ALARM, LANE_EVT, LANES
 
 log = logging.getLogger("vigil.edge.journal")
@@ -53,6 +54,9 @@ SQL_EVICTION_CANDIDATES = {
     "unforwarded NORMAL": "SELECT seq, size, lane FROM journal WHERE forwarded_at IS NULL AND priority = 'NORMAL' ORDER BY seq LIMIT ?",
 }
 SQL_DELETE_SEQ = "DELETE FROM journal WHERE seq = ?"
+SQL_READ_EPOCH = "SELECT id, start_seq FROM journal_epoch"
+SQL_NEW_EPOCH = "INSERT INTO journal_epoch (id, start_seq, created_at) VALUES (?, ?, ?)"
+SQL_FIRST_UNFORWARDED = "SELECT min(seq) FROM journal WHERE forwarded_at IS NULL"
 
 APPENDS = Counter("vigil_journal_appends_total", "Envelopes durably appended to the journal")
 REFUSED = Counter("vigil_journal_refused_total", "Appends refused because the journal is full of unforwarded alarms")
@@ -112,6 +116,7 @@ class Journal:
         self.lane_tail = {lane: 0 for lane in LANES}
         self._lane_cond = {lane: asyncio.Condition() for lane in LANES}
         self._closed = False
+        self.epoch = JournalEpoch("", 0)  # read (or made) by open()
 
     @classmethod
     async def open(
@@ -147,7 +152,22 @@ class Journal:
             raise JournalError(f"cannot open journal {path}: {exc}") from None
         journal = cls(writer, reader, marker, max_bytes=max_bytes, retention_s=retention_s, clock=clock)
         await journal._load_counters()
+        await journal._load_epoch()
         return journal
+
+    async def _load_epoch(self) -> None:
+        """Read the journal's epoch, making one for a new journal (or one that predates epochs:
+        its epoch starts at its first unforwarded row, since what came before reached the hub
+        under no epoch)."""
+        async with self._w.execute(SQL_READ_EPOCH) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            async with self._w.execute(SQL_FIRST_UNFORWARDED) as cur:
+                (first_unforwarded,) = await cur.fetchone()  # type: ignore[misc]
+            row = (secrets.token_hex(16), first_unforwarded or self.last_seq + 1)
+            await self._w.execute(SQL_NEW_EPOCH, (*row, self._clock.now().isoformat()))
+            log.info("journal epoch %s starts at seq %d", row[0], row[1], extra={"epoch": row[0]})
+        self.epoch = JournalEpoch(row[0], row[1])
 
     async def _load_counters(self) -> None:
         async with self._r.execute("SELECT coalesce(max(seq), 0), coalesce(sum(size), 0) FROM journal") as cur:
@@ -358,6 +378,7 @@ class Journal:
         """Counters for the local page and diagnostics."""
         return {
             "last_seq": self.last_seq,
+            "epoch": self.epoch.id,
             "bytes": self.total_bytes,
             "max_bytes": self.max_bytes,
             "unforwarded": dict(self.unforwarded),

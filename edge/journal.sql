@@ -18,3 +18,10 @@ CREATE TABLE IF NOT EXISTS journal_meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+-- The journal's epoch (shared.envelope.JournalEpoch): one row, made with the journal. A new
+-- journal (a reinstalled box) is a new epoch, so the hub never mistakes its seqs for old ones.
+CREATE TABLE IF NOT EXISTS journal_epoch (
+    id         TEXT    NOT NULL,
+    start_seq  INTEGER NOT NULL,
+    created_at TEXT    NOT NULL
+);

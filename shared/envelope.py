@@ -44,16 +44,36 @@ class Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     priority: Priority
     body: msgspec.Raw
     corr: str | None = None
+    # One physical occurrence that can reach the hub by two paths (a zone alarm seen in the state
+    # bitmap and read again from the panel's event log) carries the same key on both envelopes;
+    # the hub stores one event per (edge, occurrence). None for everything else.
+    occurrence: str | None = None
     v: int = ENVELOPE_VERSION
 
 
-class Segment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A run of one edge's envelopes, signed once over its encoded bytes.
+class JournalEpoch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Which incarnation of an edge's journal numbered the seqs.
 
-    The edge id is inside the signed bytes so a segment cannot be replayed as another edge's.
+    A journal gets a random epoch id when it is created; a box whose journal is lost (disk swap,
+    reinstall) starts a new epoch at seq 1, and the hub orders and de-duplicates by
+    (epoch, seq), so the new journal's events are neither ignored nor mistaken for old ones.
+    `start` is the epoch's first seq (1, or the first unforwarded seq of a journal that predates
+    epochs), so the hub can report a gap at the start of an epoch too.
+    """
+
+    id: str
+    start: int
+
+
+class Segment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A run of one edge's envelopes from one journal epoch, signed once over its encoded bytes.
+
+    The edge id and the epoch are inside the signed bytes so a segment cannot be replayed as
+    another edge's, or as another epoch's.
     """
 
     edge: str
+    epoch: JournalEpoch
     events: list[Envelope]
 
 
@@ -100,12 +120,12 @@ def decode_envelope(data: bytes) -> Envelope:
     return _envelope_decoder.decode(data)
 
 
-def join_segment(edge: str, encoded_envelopes: list[bytes]) -> bytes:
+def join_segment(edge: str, epoch: JournalEpoch, encoded_envelopes: list[bytes]) -> bytes:
     """Build segment bytes from already-encoded envelopes without re-encoding them.
 
-    The result is exactly what `encode(Segment(edge, events))` would produce.
+    The result is exactly what `encode(Segment(edge, epoch, events))` would produce.
     """
-    head = _json_encoder.encode({"edge": edge, "events": []})[:-2]  # drop the closing `]}`
+    head = _json_encoder.encode({"edge": edge, "epoch": epoch, "events": []})[:-2]  # drop the closing `]}`
     return head + b",".join(encoded_envelopes) + b"]}"
 
 

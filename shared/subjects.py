@@ -52,6 +52,11 @@ def edge_commands(edge: str) -> str:
     return f"vigil.edge.{edge}.cmd"
 
 
+def edge_notices(edge: str) -> str:
+    """Hub→edge notices (core NATS, not stored): e.g. that the hub refuses this edge's segments."""
+    return f"vigil.edge.{edge}.notice"
+
+
 EVENTS_STREAM_SUBJECTS = [f"vigil.edge.*.{LANE_EVT}", f"vigil.edge.*.{LANE_ALARM}"]
 COMMANDS_STREAM_SUBJECTS = ["vigil.edge.*.cmd"]
 
@@ -79,6 +84,7 @@ H_EDGE = "Vigil-Edge"
 H_KEY = "Vigil-Key"
 H_SIG = "Vigil-Sig"
 H_SEQ = "Vigil-Seq"
+H_EPOCH = "Vigil-Epoch"  # the journal epoch id; the signed segment carries it too
 H_MSG_ID = "Nats-Msg-Id"
 
 

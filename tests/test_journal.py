@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -187,3 +188,37 @@ def test_edge_agent_on_a_read_only_folder_exits_with_the_reason(read_only_dir: P
     result = subprocess.run([os.sys.executable, "-m", "edge", "run"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "is not writable" in result.stderr and str(read_only_dir) in result.stderr
+
+
+async def test_a_journal_has_one_epoch_for_life_and_a_new_journal_a_new_one(tmp_path: Path) -> None:
+    """The epoch is made with the journal, survives reopening, and a wiped journal gets a new one
+    starting at seq 1 (issue 9 §2)."""
+    path = tmp_path / "journal.db"
+    j = await Journal.open(path, max_bytes=1 << 20, retention_s=60)
+    first = j.epoch
+    assert first.start == 1 and len(first.id) == 32
+    await j.append(new_envelope("demo.tick", "x", Priority.LOW, DemoTick(1)))
+    await j.close()
+    j = await Journal.open(path, max_bytes=1 << 20, retention_s=60)
+    assert j.epoch == first
+    await j.close()
+    for leftover in tmp_path.iterdir():
+        leftover.unlink()
+    j = await Journal.open(path, max_bytes=1 << 20, retention_s=60)
+    assert j.epoch.id != first.id and j.epoch.start == 1
+    assert await j.append(new_envelope("demo.tick", "x", Priority.LOW, DemoTick(2))) == 1
+    await j.close()
+
+
+async def test_a_journal_from_before_epochs_starts_its_epoch_at_its_first_unforwarded_row(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    j = await Journal.open(path, max_bytes=1 << 20, retention_s=60)
+    for n in range(5):
+        await j.append(new_envelope("demo.tick", "x", Priority.LOW, DemoTick(n)))
+    await j.mark_forwarded("evt", 1, 3)
+    await j.close()
+    with sqlite3.connect(path) as db:  # what a journal written before epochs existed looks like
+        db.execute("DELETE FROM journal_epoch")
+    j = await Journal.open(path, max_bytes=1 << 20, retention_s=60)
+    assert j.epoch.start == 4
+    await j.close()

@@ -16,7 +16,7 @@ from hub.config import load_hub_config
 from shared.backoff import Backoff, sleep_or_stop, wait_any
 from shared.bodies import DemoTick
 from shared.config import ConfigError
-from shared.envelope import Priority, Segment, decode_body, decode_segment, encode_envelope, join_segment, new_envelope
+from shared.envelope import JournalEpoch, Priority, Segment, decode_body, decode_segment, encode_envelope, join_segment, new_envelope
 from shared.ids import uuid7
 from shared.signing import KeyFileError, Signer, load_key_file, load_or_create_key_file, verify
 from shared import subjects
@@ -24,8 +24,9 @@ from shared import subjects
 
 def test_join_segment_equals_encoding_the_segment_struct() -> None:
     envs = [msgspec.structs.replace(new_envelope("demo.tick", "s", Priority.LOW, DemoTick(i)), seq=i + 1) for i in range(3)]
-    joined = join_segment("site-1", [encode_envelope(e) for e in envs])
-    assert joined == msgspec.json.encode(Segment("site-1", envs))
+    epoch = JournalEpoch("0f" * 16, 1)
+    joined = join_segment("site-1", epoch, [encode_envelope(e) for e in envs])
+    assert joined == msgspec.json.encode(Segment("site-1", epoch, envs))
     back = decode_segment(joined)
     assert [e.seq for e in back.events] == [1, 2, 3]
     assert decode_body(back.events[2]) == DemoTick(2)
@@ -34,9 +35,9 @@ def test_join_segment_equals_encoding_the_segment_struct() -> None:
 def test_envelope_decoding_rejects_unknown_fields_and_bad_priority() -> None:
     env = encode_envelope(new_envelope("demo.tick", "s", Priority.LOW, DemoTick(1)))
     with pytest.raises(msgspec.ValidationError):
-        decode_segment(b'{"edge":"a","events":[' + env.replace(b'"LOW"', b'"URGENT"') + b"]}")
+        decode_segment(b'{"edge":"a","epoch":{"id":"x","start":1},"events":[' + env.replace(b'"LOW"', b'"URGENT"') + b"]}")
     with pytest.raises(msgspec.ValidationError):
-        decode_segment(b'{"edge":"a","events":[],"extra":1}')
+        decode_segment(b'{"edge":"a","epoch":{"id":"x","start":1},"events":[],"extra":1}')
 
 
 def test_signatures_verify_only_the_exact_bytes_and_key() -> None:

@@ -9,10 +9,11 @@ from edge.journal import JournalRow
 from hub.ingest.verify import Accepted, EdgeKey, Rejected, verify_segment
 from shared import subjects
 from shared.bodies import DemoTick
-from shared.envelope import Priority, encode_envelope, new_envelope
+from shared.envelope import JournalEpoch, Priority, encode_envelope, new_envelope
 from shared.signing import Signer
 
 SIGNER = Signer.generate()
+EPOCH = JournalEpoch("e1", 1)
 KEYS = {"site-1": EdgeKey("site-1", SIGNER.key_id, SIGNER.public_raw, revoked=False)}
 
 
@@ -28,7 +29,7 @@ def _stored(edge: str = "site-1", lane: str = "evt") -> str:
 
 
 def test_a_genuine_segment_is_accepted() -> None:
-    seg = build_segment("site-1", "evt", _rows([3, 4, 7]), SIGNER)
+    seg = build_segment("site-1", EPOCH, "evt", _rows([3, 4, 7]), SIGNER)
     verdict = verify_segment(_stored(), seg.headers, seg.payload, KEYS)
     assert isinstance(verdict, Accepted)
     assert [e.seq for e in verdict.envelopes] == [3, 4, 7] and verdict.lane == "evt"
@@ -41,7 +42,7 @@ def _reason(subject: str, headers: dict[str, str], payload: bytes, keys: dict[st
 
 
 def test_rejection_reasons() -> None:
-    seg = build_segment("site-1", "evt", _rows([1, 2]), SIGNER)
+    seg = build_segment("site-1", EPOCH, "evt", _rows([1, 2]), SIGNER)
     h = seg.headers
     assert _reason("vigil.edge.site-1.cmd.0", h, seg.payload) == "bad_subject"
     assert _reason(_stored(), {k: v for k, v in h.items() if k != subjects.H_SIG}, seg.payload) == "missing_header"
@@ -54,6 +55,16 @@ def test_rejection_reasons() -> None:
     assert _reason(_stored(), {**h, subjects.H_SIG: "!!!"}, seg.payload) == "bad_signature"
     assert _reason(_stored(), h, seg.payload[:-1] + b" ") == "bad_signature"
     assert _reason(_stored(), {**h, subjects.H_SEQ: "1-3"}, seg.payload) == "seq_mismatch"
+    assert _reason(_stored(), {k: v for k, v in h.items() if k != subjects.H_EPOCH}, seg.payload) == "missing_header"
+    assert _reason(_stored(), {**h, subjects.H_EPOCH: "e2"}, seg.payload) == "epoch_mismatch"
+
+
+def test_a_seq_before_its_epochs_start_is_refused() -> None:
+    seg = build_segment("site-1", JournalEpoch("e1", 5), "evt", _rows([4, 5]), SIGNER)
+    assert _reason(_stored(), seg.headers, seg.payload) == "seq_mismatch"
+    ok = build_segment("site-1", JournalEpoch("e1", 5), "evt", _rows([5, 6]), SIGNER)
+    verdict = verify_segment(_stored(), ok.headers, ok.payload, KEYS)
+    assert isinstance(verdict, Accepted) and verdict.epoch == JournalEpoch("e1", 5)
 
 
 def test_signed_but_inconsistent_segments_are_refused() -> None:
@@ -63,17 +74,18 @@ def test_signed_but_inconsistent_segments_are_refused() -> None:
         from shared.signing import b64url
 
         return {subjects.H_EDGE: "site-1", subjects.H_KEY: SIGNER.key_id, subjects.H_SIG: b64url(SIGNER.sign(payload)),
-                subjects.H_SEQ: seq}, payload
+                subjects.H_SEQ: seq, subjects.H_EPOCH: "e1"}, payload
 
     assert _reason(_stored(), *signed(b"not json")) == "malformed"
-    assert _reason(_stored(), *signed(b'{"edge":"site-1","events":[]}')) == "malformed"
-    other_edge = build_segment("site-9", "evt", _rows([1]), SIGNER)
+    assert _reason(_stored(), *signed(b'{"edge":"site-1","epoch":{"id":"e1","start":1},"events":[]}')) == "malformed"
+    assert _reason(_stored(), *signed(b'{"edge":"site-1","events":[]}')) == "malformed"  # no epoch
+    other_edge = build_segment("site-9", EPOCH, "evt", _rows([1]), SIGNER)
     assert _reason(_stored(), *signed(other_edge.payload)) == "edge_mismatch"
-    descending = build_segment("site-1", "evt", _rows([2, 1]), SIGNER)
+    descending = build_segment("site-1", EPOCH, "evt", _rows([2, 1]), SIGNER)
     assert _reason(_stored(), *signed(descending.payload, "2-1")) == "seq_mismatch"
-    critical_on_evt = build_segment("site-1", "evt", _rows([1], Priority.CRITICAL), SIGNER)
+    critical_on_evt = build_segment("site-1", EPOCH, "evt", _rows([1], Priority.CRITICAL), SIGNER)
     assert _reason(_stored(), critical_on_evt.headers, critical_on_evt.payload) == "lane_mismatch"
-    low_on_alarm = build_segment("site-1", "alarm", _rows([1]), SIGNER)
+    low_on_alarm = build_segment("site-1", EPOCH, "alarm", _rows([1]), SIGNER)
     assert _reason(_stored(lane="alarm"), low_on_alarm.headers, low_on_alarm.payload) == "lane_mismatch"
 
 
@@ -82,5 +94,5 @@ def test_garbage_never_raises(junk: bytes) -> None:
     from shared.signing import b64url
 
     headers = {subjects.H_EDGE: "site-1", subjects.H_KEY: SIGNER.key_id, subjects.H_SIG: b64url(SIGNER.sign(junk)),
-               subjects.H_SEQ: "1-1"}
+               subjects.H_SEQ: "1-1", subjects.H_EPOCH: "e1"}
     assert isinstance(verify_segment(_stored(), headers, junk, KEYS), Rejected)

@@ -8,7 +8,7 @@ from typing import Mapping
 import msgspec
 
 from shared import subjects
-from shared.envelope import Envelope, decode_segment
+from shared.envelope import Envelope, JournalEpoch, decode_segment
 from shared.signing import b64url_decode, verify
 
 
@@ -28,6 +28,7 @@ class Accepted:
 
     edge_id: str
     lane: str
+    epoch: JournalEpoch
     envelopes: list[Envelope]
 
 
@@ -52,6 +53,7 @@ REASONS = (
     "bad_signature",
     "malformed",
     "seq_mismatch",
+    "epoch_mismatch",
     "lane_mismatch",
     "unstorable",
 )
@@ -74,8 +76,9 @@ def verify_segment(
         return reject("bad_subject", f"not an edge events subject: {subject}")
     subject_edge, lane = parsed
     sig_h = headers.get(subjects.H_SIG)
-    if not (edge_h and key_h and sig_h and seq_h):
-        return reject("missing_header", "a segment needs Vigil-Edge, Vigil-Key, Vigil-Sig and Vigil-Seq")
+    epoch_h = headers.get(subjects.H_EPOCH)
+    if not (edge_h and key_h and sig_h and seq_h and epoch_h):
+        return reject("missing_header", "a segment needs Vigil-Edge, Vigil-Key, Vigil-Sig, Vigil-Seq and Vigil-Epoch")
     if edge_h != subject_edge:
         return reject("edge_mismatch", f"Vigil-Edge {edge_h!r} published on {subject_edge!r}'s subject")
     key = keys.get(edge_h)
@@ -98,12 +101,16 @@ def verify_segment(
         return reject("malformed", str(exc))
     if segment.edge != edge_h:
         return reject("edge_mismatch", f"segment names edge {segment.edge!r}, header {edge_h!r}")
+    if segment.epoch.id != epoch_h:
+        return reject("epoch_mismatch", f"segment is of journal epoch {segment.epoch.id!r}, header {epoch_h!r}")
     if not segment.events:
         return reject("malformed", "empty segment")
     seqs = [e.seq for e in segment.events]
+    if seqs[0] < segment.epoch.start:
+        return reject("seq_mismatch", f"seq {seqs[0]} is before its epoch's first seq {segment.epoch.start}")
     if any(b <= a for a, b in zip(seqs, seqs[1:])) or f"{seqs[0]}-{seqs[-1]}" != seq_h:
         return reject("seq_mismatch", f"Vigil-Seq {seq_h} but envelopes carry {seqs[0]}..{seqs[-1]} (must increase)")
     for env in segment.events:
         if env.priority.is_alarm_lane != (lane == subjects.LANE_ALARM):
             return reject("lane_mismatch", f"{env.priority.value} event {env.id} on the {lane} lane")
-    return Accepted(edge_h, lane, segment.events)
+    return Accepted(edge_h, lane, segment.epoch, segment.events)

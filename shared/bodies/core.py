@@ -15,3 +15,6 @@ class LinkStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     link: str
     reason: str = ""
+    # A stop someone chose (the agent shutting down, a DLOADX release): the hub shows the link
+    # down but holds the LINK alarm for a grace period (docs/architecture.md §7).
+    planned: bool = False
