@@ -1,5 +1,5 @@
-"""`python -m edge`: run the agent, print its public key for enrolment, or release a Satel panel
-for DLOADX (and resume it) through the running agent's local API."""
+"""`python -m edge`: run the agent, create its key pair (once, at enrolment) or print its public
+key, or release a Satel panel for DLOADX (and resume it) through the running agent's local API."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +17,7 @@ from edge.journal import JournalError
 from shared import eventloop
 from shared.config import ConfigError
 from shared.logs import setup_logging
-from shared.signing import KeyFileError, b64url, load_or_create_key_file
+from shared.signing import KeyFileError, b64url, create_key_file, load_key_file
 
 _API_TIMEOUT_S = 15.0  # a release waits for the link's request in flight (≤ request_timeout_s)
 
@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="TOML config file (VIGIL_EDGE_* variables override it)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the edge agent")
-    sub.add_parser("pubkey", help="print this edge's public key (creating the key pair on first use)")
+    sub.add_parser("keygen", help="create this edge's key pair (refuses to replace one) and print its public key")
+    sub.add_parser("pubkey", help="print this edge's public key")
     release = sub.add_parser("release", help="release a Satel panel's module for DLOADX for N minutes")
     release.add_argument("panel", help="panel id from the edge config")
     release.add_argument("--minutes", type=float, required=True, help="how long the installer needs the panel")
@@ -102,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vigil edge: {exc}", file=sys.stderr)
         return 2
     try:
-        if args.command == "pubkey":
-            signer = load_or_create_key_file(config.key_path)
+        if args.command in ("keygen", "pubkey"):
+            signer = create_key_file(config.key_path) if args.command == "keygen" else load_key_file(config.key_path)
             print(b64url(signer.public_raw))
             return 0
         setup_logging(f"edge:{config.edge_id}", config.log_level)

@@ -17,7 +17,7 @@ from edge.links.satel import SatelLink
 from edge.local_api import build_app
 from shared.backoff import Backoff, sleep_or_stop
 from shared.eventloop import stop_on_signals
-from shared.signing import load_or_create_key_file
+from shared.signing import load_key_file
 
 log = logging.getLogger("vigil.edge")
 
@@ -53,10 +53,13 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     if handle_signals:
         stop_on_signals(stop)
 
+    # The key comes first: a box without the key the hub enrolled must not journal anything it
+    # could only forward under another key (the hub would refuse it all), so it stops here,
+    # before the journal is even opened.
+    signer = load_key_file(config.key_path)
     journal = await Journal.open(
         config.journal_path, max_bytes=config.journal.max_bytes, retention_s=config.journal.retention_hours * 3600
     )
-    signer = load_or_create_key_file(config.key_path)
     # Device links start first: the site is watched and journaled even while the local NATS
     # server (and so forwarding) is not there yet. A link finishes its request in flight (at most
     # request_timeout_s) when stopped, and records itself down.

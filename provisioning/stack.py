@@ -25,7 +25,7 @@ from shared.eventloop import stop_on_signals
 from shared.nats_server import EdgeNatsConfig, HubNatsConfig, NatsServer
 from shared.process import ManagedProcess, ProcessFailed, port_is_free, tcp_port_open
 from shared.private_file import create_private_file, read_private_file
-from shared.signing import load_or_create_key_file
+from shared.signing import KeyFileError, create_key_file, load_key_file
 
 HOST = "127.0.0.1"
 
@@ -145,7 +145,12 @@ class Stack:
         self.dsn = dsn
 
         edge_dir = self.root / "edge" / self.edge_id
-        signer = load_or_create_key_file(edge_dir / "edge.key")
+        key_path = edge_dir / "edge.key"
+        if not key_path.exists():
+            # The first run enrols the demo box, as an installer does with `python -m edge keygen`;
+            # later runs keep its key (the agent itself never makes one).
+            create_key_file(key_path)
+        signer = load_key_file(key_path)
         conn = await asyncpg.connect(dsn)
         try:
             await migrate(conn)
@@ -270,7 +275,7 @@ async def main() -> int:
             print(f"vigil run: {problem}", file=sys.stderr)
             return 1
         return 0
-    except (ProcessFailed, OSError, asyncpg.PostgresError, RuntimeError) as exc:
+    except (ProcessFailed, OSError, asyncpg.PostgresError, RuntimeError, KeyFileError) as exc:
         print(f"vigil run: could not start: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -8,11 +8,12 @@ from pathlib import Path
 PRIVATE_MODE = 0o600
 
 
-def create_private_file(path: Path, text: str) -> None:
+def create_private_file(path: Path, text: str) -> bool:
     """Write `text` to a new file at `path` with mode 0600, atomically: it is written in full to a
     private temporary file and linked into place, so two processes starting together never see a
     half-written file, and the loser of the race keeps the winner's. Never readable by others,
-    not even for an instant (the mode is set at creation)."""
+    not even for an instant (the mode is set at creation). False when a file was already there
+    (it is left as it was)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)  # a leftover of a crashed start
@@ -25,7 +26,8 @@ def create_private_file(path: Path, text: str) -> None:
         try:
             os.link(tmp, path)
         except FileExistsError:
-            pass
+            return False
+        return True
     finally:
         tmp.unlink(missing_ok=True)
 

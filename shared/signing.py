@@ -75,23 +75,34 @@ def verify(public_raw: bytes, signature: bytes, data: bytes) -> bool:
     return True
 
 
-def write_key_file(path: Path, signer: Signer) -> None:
-    """Write the private key (base64url, one line) to a new 0600 file."""
-    create_private_file(path, b64url(signer.private_raw()) + "\n")
+class KeyFileExists(KeyFileError):
+    """A key file is already there: creating one would replace the key the hub knows."""
+
+
+def create_key_file(path: Path) -> Signer:
+    """Create a new key pair and write its private key (base64url, one line) to a new 0600 file.
+
+    This is the box's enrolment step, never a side effect of starting: a box that made itself a
+    new key would sign with a key the hub does not know, and every segment would be refused.
+    Raises KeyFileExists, leaving the file untouched, when one is already there."""
+    signer = Signer.generate()
+    if not create_private_file(path, b64url(signer.private_raw()) + "\n"):
+        raise KeyFileExists(f"edge key already exists at {path}; refusing to replace it (the hub knows this box by it)")
+    return signer
 
 
 def load_key_file(path: Path) -> Signer:
-    """Load a private key file, refusing one that others can read."""
-    text = read_private_file(path, "key file", KeyFileError)
+    """Load the edge's private key file, refusing one that is missing, malformed or that others
+    can read; the error says what to do."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        raise KeyFileError(f"edge key missing at {path}: re-enrol or restore it") from None
+    except OSError:
+        pass  # read_private_file below names what is wrong
+    text = read_private_file(path, "edge key", KeyFileError)
     try:
         raw = b64url_decode(text)
         return Signer(Ed25519PrivateKey.from_private_bytes(raw))
     except ValueError as exc:
-        raise KeyFileError(f"key file {path} does not hold an Ed25519 private key") from exc
-
-
-def load_or_create_key_file(path: Path) -> Signer:
-    """Load the edge's key, creating a new key pair on first start."""
-    if not path.exists():
-        write_key_file(path, Signer.generate())
-    return load_key_file(path)
+        raise KeyFileError(f"edge key at {path} does not hold an Ed25519 private key: re-enrol or restore it") from exc

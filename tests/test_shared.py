@@ -18,7 +18,7 @@ from shared.bodies import DemoTick
 from shared.config import ConfigError
 from shared.envelope import JournalEpoch, Priority, Segment, decode_body, decode_segment, encode_envelope, join_segment, new_envelope
 from shared.ids import uuid7
-from shared.signing import KeyFileError, Signer, load_key_file, load_or_create_key_file, verify
+from shared.signing import KeyFileError, KeyFileExists, Signer, create_key_file, load_key_file, verify
 from shared import subjects
 
 
@@ -51,11 +51,17 @@ def test_signatures_verify_only_the_exact_bytes_and_key() -> None:
     assert signer.key_id != other.key_id and len(signer.key_id) == 16
 
 
-def test_key_file_is_created_0600_and_wider_modes_are_refused(tmp_path: Path) -> None:
+def test_key_file_is_created_0600_once_and_wider_modes_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "keys" / "edge.key"
-    signer = load_or_create_key_file(path)
+    with pytest.raises(KeyFileError, match=f"edge key missing at {path}: re-enrol or restore it"):
+        load_key_file(path)
+    signer = create_key_file(path)
     assert path.stat().st_mode & 0o777 == 0o600
-    assert load_or_create_key_file(path).key_id == signer.key_id  # stable across restarts
+    assert load_key_file(path).key_id == signer.key_id  # stable across restarts
+    with pytest.raises(KeyFileExists, match="already exists"):
+        create_key_file(path)
+    assert load_key_file(path).key_id == signer.key_id  # the refused creation changed nothing
+    assert [p.name for p in path.parent.iterdir()] == ["edge.key"]  # and left no temporary file
     path.chmod(0o644)
     with pytest.raises(KeyFileError, match="mode 644"):
         load_key_file(path)

@@ -21,7 +21,7 @@ from shared.bodies import DemoTick
 from shared.envelope import Priority, new_envelope
 from shared.nats_server import EdgeNatsConfig, HubNatsConfig, NatsServer
 from shared.process import ManagedProcess, free_port, tcp_port_open
-from shared.signing import Signer, load_or_create_key_file
+from shared.signing import Signer, create_key_file
 from support.tcp_proxy import TcpProxy
 from support.waiting import wait_until
 
@@ -84,8 +84,8 @@ class Topology:
             "http_port": free_port(), **overrides})
 
     async def enrol(self, config: EdgeConfig) -> Signer:
-        """Create the edge's key (as the agent would) and register it with the hub."""
-        signer = load_or_create_key_file(config.key_path)
+        """Create the edge's key (as `python -m edge keygen` does) and register it with the hub."""
+        signer = create_key_file(config.key_path)
         async with self.pool.acquire() as conn:
             await add_edge(conn, config.edge_id, signer.public_raw)
         return signer
