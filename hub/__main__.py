@@ -1,16 +1,20 @@
-"""`python -m hub`: serve, migrate, and edge admin commands."""
+"""`python -m hub`: serve, migrate, edge admin and quarantine commands."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import getpass
 import json
 import logging
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import asyncpg
 
 from hub.config import load_hub_config
+from hub.ingest import quarantine
 from hub.ingest.edge_keys import EdgeAdminError, add_edge, revoke_edge
 from hub.auth import BootstrapError, KeyRingError
 from hub.db.migrate import MigrationError, migrate
@@ -35,7 +39,41 @@ def _parser() -> argparse.ArgumentParser:
     rev = edge.add_parser("revoke", help="revoke an edge: its segments are refused from now on")
     rev.add_argument("edge_id")
     edge.add_parser("list", help="list edges with their seq status")
+    q = sub.add_parser("quarantine", help="segments ingest refused: list, replay, drop").add_subparsers(
+        dest="quarantine_command", required=True)
+    ls = q.add_parser("list", help="quarantined segments, oldest first")
+    ls.add_argument("--status", choices=("HELD", "REPLAYED", "DROPPED", "any"), default="HELD")
+    ls.add_argument("--edge")
+    ls.add_argument("--limit", type=int, default=100)
+    rp = q.add_parser("replay", help="verify held segments again and store those that pass")
+    rp.add_argument("ids", nargs="*", type=int)
+    rp.add_argument("--edge", help="every held segment of this edge")
+    rp.add_argument("--all", action="store_true", help="every held segment")
+    dr = q.add_parser("drop", help="give up a held segment (kept for the record)")
+    dr.add_argument("id", type=int)
+    dr.add_argument("--note", required=True, help="why")
     return p
+
+
+async def _quarantine(args: argparse.Namespace, conn: asyncpg.Connection) -> int:
+    now = datetime.now(timezone.utc)
+    actor = f"cli:{getpass.getuser()}"
+    if args.quarantine_command == "list":
+        status = None if args.status == "any" else args.status
+        for row in await quarantine.list_quarantine(conn, status=status, edge=args.edge, limit=args.limit):
+            print(json.dumps(row, default=str))
+        return 0
+    if args.quarantine_command == "replay":
+        ids = None if args.all or (args.edge and not args.ids) else args.ids or None
+        outcomes = await quarantine.replay(conn, ids=ids, edge=args.edge, actor=actor, now=now)
+        for o in outcomes:
+            print(json.dumps(dataclasses.asdict(o)))
+        return 0 if all(o.replayed for o in outcomes) else 1
+    if not await quarantine.drop(conn, args.id, actor=actor, note=args.note, now=now):
+        print(f"quarantined segment {args.id} is unknown or not held", file=sys.stderr)
+        return 1
+    print(json.dumps({"id": args.id, "dropped": True}))
+    return 0
 
 
 async def _admin(args: argparse.Namespace, dsn: str) -> int:
@@ -44,6 +82,8 @@ async def _admin(args: argparse.Namespace, dsn: str) -> int:
         await migrate(conn)
         if args.command == "migrate":
             return 0
+        if args.command == "quarantine":
+            return await _quarantine(args, conn)
         if args.edge_command == "add":
             try:
                 raw = b64url_decode(args.public_key)
@@ -78,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             eventloop.run(run_hub(config))
             return 0
         return asyncio.run(_admin(args, config.database_url))
-    except (EdgeAdminError, MigrationError, SecretFileError, KeyRingError, BootstrapError) as exc:
+    except (EdgeAdminError, MigrationError, SecretFileError, KeyRingError, BootstrapError,
+            quarantine.QuarantineError) as exc:
         print(f"vigil hub: {exc}", file=sys.stderr)
         return 2
     except (OSError, asyncpg.PostgresError) as exc:

@@ -13,10 +13,26 @@ class IngestSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     key_cache_s: float = 5.0
     rebalance_s: float = 1.0
     stream_max_bytes: int = -1
+    # An edge ts further than this from the hub's receive time is flagged; the receive time then
+    # files the event (bundling windows, partition).
+    clock_tolerance_s: float = 300.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch <= 10_000:
             raise ValueError(f"ingest.batch must be 1..10000, got {self.batch}")
+        if not 1 <= self.clock_tolerance_s <= 86_400:
+            raise ValueError(f"ingest.clock_tolerance_s must be 1..86400, got {self.clock_tolerance_s}")
+
+
+class AlarmSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The alarm lifecycle's tunables."""
+
+    # A planned link stop (agent shutdown, DLOADX release) raises its LINK alarm only past this.
+    planned_stop_grace_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.planned_stop_grace_s <= 7 * 86_400:
+            raise ValueError(f"alarms.planned_stop_grace_s must be 0..604800, got {self.planned_stop_grace_s}")
 
 
 class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -51,6 +67,7 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     log_level: str = "INFO"
     db_pool_size: int = 8
     ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
+    alarms: AlarmSettings = msgspec.field(default_factory=AlarmSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
 
     def __post_init__(self) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
 import asyncpg
 from prometheus_client import Counter
 
+from hub.alarms.apply import raise_overdue_link_alarms
 from hub.alarms.repository import sweep
+from hub.db.outbox import write_outbox
 from hub.api import idempotency
 from shared.backoff import sleep_or_stop
 from shared.clock import SYSTEM_CLOCK, Clock
@@ -31,8 +34,18 @@ async def ensure_partitions(pool: asyncpg.Pool, clock: Clock = SYSTEM_CLOCK) -> 
             return await conn.fetchval(SQL_PARTITIONS, clock.now(), PARTITION_MONTHS_AHEAD + 1)
 
 
+async def raise_overdue(pool: asyncpg.Pool, now: datetime, grace: timedelta) -> int:
+    """Raise the LINK alarms of planned stops that outlasted the grace; returns how many."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            items = await raise_overdue_link_alarms(conn, now, grace)
+            await write_outbox(conn, items)
+    return len(items)
+
+
 async def run_housekeeping(pool: asyncpg.Pool, stop: asyncio.Event, clock: Clock = SYSTEM_CLOCK, *,
-                           maintain: Callable[[], Awaitable[None]] | None = None, sweep_interval_s: float = 1.0,
+                           maintain: Callable[[], Awaitable[None]] | None = None,
+                           planned_stop_grace: timedelta = timedelta(minutes=10), sweep_interval_s: float = 1.0,
                            minutely_interval_s: float = 60.0, partition_interval_s: float = 6 * 3600) -> None:
     """Sweep every `sweep_interval_s`; once a minute run `maintain` (key rotation, session and
     throttle clean-up) and expire idempotency keys; check partitions every `partition_interval_s`."""
@@ -44,6 +57,8 @@ async def run_housekeeping(pool: asyncpg.Pool, stop: asyncio.Event, clock: Clock
             if changed:
                 SWEPT.inc(changed)
                 log.info("reaped or auto-closed %d alarm bundles", changed)
+            if raised := await raise_overdue(pool, clock.now(), planned_stop_grace):
+                log.warning("raised %d LINK alarms for planned stops past their grace", raised)
             if clock.monotonic() - last_minutely > minutely_interval_s:
                 last_minutely = clock.monotonic()
                 if maintain is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -28,11 +29,17 @@ from shared.eventloop import stop_on_signals
 log = logging.getLogger("vigil.hub")
 
 SEQ_MISSING = Gauge("vigil_edge_seq_missing", "Seqs below an edge's highest committed seq not yet committed", ["edge"])
-SQL_GAPS = "SELECT edge_id, missing, contiguous_seq, highest_seq FROM edge_seq_status"
+CLOCK_SKEW = Gauge("vigil_edge_clock_skew_seconds",
+                   "Edge clock minus hub receive time, from the edge's freshest event", ["edge"])
+SQL_GAPS = """
+SELECT s.edge_id, s.epoch, s.missing, s.contiguous_seq, s.highest_seq, e.clock_skew_s
+FROM edge_seq_status s JOIN edges e USING (edge_id)
+"""
 
 
 async def _watch_gaps(pool: asyncpg.Pool, stop: asyncio.Event, interval_s: float = 10.0) -> None:
-    """Publish per-edge gap counts, and log when an edge's gap count changes."""
+    """Publish per-edge gap counts (over all its journal epochs) and clock skews, and log when an
+    edge's gap count changes."""
     last: dict[str, int] = {}
     while not await sleep_or_stop(interval_s, stop):
         try:
@@ -42,9 +49,12 @@ async def _watch_gaps(pool: asyncpg.Pool, stop: asyncio.Event, interval_s: float
             continue
         for r in rows:
             SEQ_MISSING.labels(r["edge_id"]).set(r["missing"])
+            if r["clock_skew_s"] is not None:
+                CLOCK_SKEW.labels(r["edge_id"]).set(r["clock_skew_s"])
             if r["missing"] != last.get(r["edge_id"], 0):
-                log.warning("edge %s: %d seqs missing below %d (contiguous up to %d)", r["edge_id"],
-                            r["missing"], r["highest_seq"], r["contiguous_seq"], extra={"edge": r["edge_id"]})
+                log.warning("edge %s: %d seqs missing; epoch %s contiguous up to %d of %d", r["edge_id"],
+                            r["missing"], r["epoch"], r["contiguous_seq"], r["highest_seq"],
+                            extra={"edge": r["edge_id"], "epoch": r["epoch"]})
             last[r["edge_id"]] = r["missing"]
 
 
@@ -74,7 +84,8 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     )
     await ensure_streams(nc, config.ingest.stream_max_bytes)
     keys = EdgeKeyCache(pool, config.ingest.key_cache_s)
-    ingest = Ingest(nc, pool, keys, batch=config.ingest.batch)
+    ingest = Ingest(nc, pool, keys, batch=config.ingest.batch,
+                    clock_tolerance=timedelta(seconds=config.ingest.clock_tolerance_s))
     owner = PartitionOwner(config.database_url, ingest.acquire, ingest.release, interval_s=config.ingest.rebalance_s)
 
     stream = HubStream(pool, config.database_url)
@@ -88,7 +99,8 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
 
     owner_task = asyncio.create_task(owner.run(), name="partition-owner")
     gaps_task = asyncio.create_task(_watch_gaps(pool, stop), name="gap-watch")
-    housekeeping_task = asyncio.create_task(run_housekeeping(pool, stop, maintain=auth.maintain), name="housekeeping")
+    housekeeping_task = asyncio.create_task(run_housekeeping(
+        pool, stop, maintain=auth.maintain, planned_stop_grace=timedelta(seconds=config.alarms.planned_stop_grace_s)), name="housekeeping")
     await stop.wait()
     log.info("hub stopping: finishing in-flight batches")
     owner.stop()

@@ -2,10 +2,12 @@
 theirs reaches `events` (issue 2, test 6)."""
 from __future__ import annotations
 
+import os
 from typing import AsyncIterator
 
 import nats
 import pytest
+from nats.aio.msg import Msg
 from prometheus_client import REGISTRY
 
 from edge.forwarder import build_segment
@@ -78,10 +80,10 @@ async def test_forged_segments_are_rejected_recorded_and_counted(topology: Topol
     await _publish(hub_js, "site-2", "evt", misaddressed.payload, misaddressed.headers)
 
     async def recorded() -> bool:
-        return await topology.pool.fetchval("SELECT count(*) FROM ingest_rejects") >= 5
+        return await topology.pool.fetchval("SELECT count(*) FROM ingest_quarantine") >= 5
 
     await wait_until(recorded, timeout=30, what="five recorded rejects")
-    rows = await topology.pool.fetch("SELECT reason, edge_header, subject FROM ingest_rejects ORDER BY id")
+    rows = await topology.pool.fetch("SELECT reason, edge_header, subject FROM ingest_quarantine ORDER BY id")
     reasons = sorted(r["reason"] for r in rows)
     assert reasons == ["bad_signature", "bad_signature", "edge_mismatch", "unknown_edge", "unknown_key"]
     audited = await topology.pool.fetch("SELECT action, target_id FROM audit_log WHERE actor = 'system:ingest'")
@@ -119,7 +121,7 @@ async def test_a_revoked_edge_is_refused(topology: Topology, hub_js: nats.NATS) 
     await _publish(hub_js, "site-1", "evt", seg2.payload, seg2.headers)
 
     async def refused() -> bool:
-        return bool(await topology.pool.fetchval("SELECT count(*) FROM ingest_rejects WHERE reason = 'revoked_edge'"))
+        return bool(await topology.pool.fetchval("SELECT count(*) FROM ingest_quarantine WHERE reason = 'revoked_edge'"))
 
     await wait_until(refused, timeout=30, what="the revoked edge's segment to be refused")
     assert await topology.event_count() == 1
@@ -149,21 +151,86 @@ async def test_a_retry_cut_differently_duplicates_nothing(topology: Topology, hu
     assert (status["contiguous_seq"], status["missing"]) == (6, 0)
 
 
-async def test_a_signed_but_unstorable_segment_is_refused_and_does_not_block(topology: Topology, hub_js: nats.NATS) -> None:
-    """PostgreSQL's jsonb refuses \\u0000; the edge signed it, so only storing can fail. The hub
-    must record it and move on, not retry it forever in front of everything behind it."""
+async def test_one_unstorable_envelope_is_quarantined_alone_and_blocks_nothing(topology: Topology,
+                                                                                hub_js: nats.NATS) -> None:
+    """PostgreSQL's jsonb refuses a number past numeric's range; the edge signed it, so only
+    storing fails. The other 255 envelopes of its segment are stored, the bad one is quarantined alone (its seq
+    a gap until replayed), and what follows is not held up."""
     import msgspec
 
     site1 = topology.edge_config("site-1")
     signer = await topology.enrol(site1)
     await topology.run_hub(topology.hub_config())
-    poison_env = msgspec.structs.replace(new_envelope("demo.tick", "x", Priority.LOW, DemoTick(1)), seq=1,
-                                         body=msgspec.Raw(b'{"text":"nul \\u0000 here"}'))
-    poison = build_segment("site-1", EPOCH, "evt", [JournalRow(1, encode_envelope(poison_env))], signer)
+    rows = _rows(1, 256)
+    poison_env = msgspec.structs.replace(new_envelope("demo.tick", "x", Priority.LOW, DemoTick(1)), seq=100,
+                                         body=msgspec.Raw(b'{"reading":1e1000000}'))
+    rows[99] = JournalRow(100, encode_envelope(poison_env))
+    poison = build_segment("site-1", EPOCH, "evt", rows, signer)
     await _publish(hub_js, "site-1", "evt", poison.payload, poison.headers)
-    after = build_segment("site-1", EPOCH, "evt", _rows(2, 2), signer)
+    after = build_segment("site-1", EPOCH, "evt", _rows(257, 2), signer)
     await _publish(hub_js, "site-1", "evt", after.payload, after.headers)
-    await topology.wait_events(2, timeout=30)
-    reasons = [r["reason"] for r in await topology.pool.fetch("SELECT reason FROM ingest_rejects")]
-    assert reasons == ["unstorable"]
-    assert sorted(r["seq"] for r in await topology.pool.fetch("SELECT seq FROM events")) == [2, 3]
+    await topology.wait_events(257, timeout=60)
+    held = await topology.pool.fetch("SELECT reason, envelope_seq, status, payload FROM ingest_quarantine")
+    assert [(r["reason"], r["envelope_seq"], r["status"]) for r in held] == [("unstorable", 100, "HELD")]
+    assert bytes(held[0]["payload"]) == poison.payload  # the whole signed segment, for a replay
+    seqs = {r["seq"] for r in await topology.pool.fetch("SELECT seq FROM events")}
+    assert seqs == set(range(1, 259)) - {100}
+    status = await topology.pool.fetchrow("SELECT * FROM edge_seq_status WHERE edge_id = 'site-1'")
+    assert (status["contiguous_seq"], status["missing"]) == (99, 1)
+
+
+async def test_a_segment_under_an_unknown_key_is_quarantined_told_alarmed_and_replayed(
+        topology: Topology, hub_js: nats.NATS) -> None:
+    """A box re-keyed without telling the hub: its segment is kept whole, the edge hears of it, the
+    operators get a HIGH SYSTEM alarm, and `python -m hub quarantine replay` stores it once the
+    hub knows the new key (issue 9 §4)."""
+    import asyncio
+    import json
+    import subprocess
+    import sys
+
+    from shared.notices import decode_notice
+    from shared.signing import b64url
+
+    site1 = topology.edge_config("site-1")
+    await topology.enrol(site1)
+    await topology.run_hub(topology.hub_config(ingest={"key_cache_s": 0}))
+    notices: asyncio.Queue[bytes] = asyncio.Queue()
+    async def collect(msg: Msg) -> None:
+        notices.put_nowait(msg.data)
+
+    sub = await hub_js.subscribe(subjects.edge_notices("site-1"), cb=collect)
+    await hub_js.flush()
+    new_key = Signer.generate()
+    seg = build_segment("site-1", EPOCH, "alarm", _rows(1, 3, Priority.HIGH), new_key)
+    await _publish(hub_js, "site-1", "alarm", seg.payload, seg.headers)
+
+    notice = decode_notice(await asyncio.wait_for(notices.get(), 30))
+    assert (notice.edge, notice.reason, notice.key_id, notice.seq_range) == ("site-1", "unknown_key", new_key.key_id, "1-3")
+    await sub.unsubscribe()
+    [held] = await topology.pool.fetch("SELECT * FROM ingest_quarantine")
+    assert (held["id"], held["status"], held["reason"]) == (notice.quarantine_id, "HELD", "unknown_key")
+    [alarm] = await topology.pool.fetch("SELECT * FROM bundle_alarms")
+    assert (alarm["alarm_type"], alarm["priority"], alarm["summary"]) == (
+        "SYSTEM", "HIGH", "edge site-1: segments refused (unknown_key)")
+    assert await topology.event_count() == 0
+
+    env = {**os.environ, "VIGIL_HUB_DATABASE_URL": topology.dsn}
+
+    def hub_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hub", *args], env=env, capture_output=True, text=True, timeout=60)
+
+    still = hub_cli("quarantine", "replay", "--edge", "site-1")  # the hub does not know the key yet
+    assert still.returncode == 1 and json.loads(still.stdout)["reason"] == "unknown_key"
+    listed = hub_cli("quarantine", "list")
+    assert listed.returncode == 0 and json.loads(listed.stdout)["id"] == held["id"]
+    assert hub_cli("edge", "add", "site-1", b64url(new_key.public_raw)).returncode == 0
+    replayed = hub_cli("quarantine", "replay", str(held["id"]))
+    assert replayed.returncode == 0, replayed.stderr
+    assert json.loads(replayed.stdout) == {"id": held["id"], "replayed": True, "stored": 3, "reason": None}
+    assert await topology.event_count() == 3
+    assert await topology.pool.fetchval("SELECT status FROM ingest_quarantine") == "REPLAYED"
+    again = hub_cli("quarantine", "replay", str(held["id"]))  # nothing held any more: nothing twice
+    assert again.returncode == 0 and again.stdout == "" and await topology.event_count() == 3
+    audit = {r["action"] for r in await topology.pool.fetch("SELECT action FROM audit_log")}
+    assert {"envelope.rejected", "quarantine.replayed"} <= audit

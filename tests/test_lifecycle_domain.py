@@ -106,7 +106,7 @@ def test_priority_enrichment() -> None:
 
 def _inp(clock: FakeClock, seq: int, *, restore: bool = False, priority: str = "HIGH", service: bool = False,
          alarm_type: str = "BURGLARY") -> AlarmInput:
-    return AlarmInput(event_id=f"e{seq}", ts=clock.now(), seq=seq, edge_id="e", source="p", group_key="object:1",
+    return AlarmInput(event_id=f"e{seq}", at=clock.now(), ord=seq, edge_id="e", source="p", group_key="object:1",
                       object_id=1, alarm_type=alarm_type, restore=restore, priority=priority, service_mode=service,
                       requires_note=False)
 
@@ -119,8 +119,8 @@ def test_bundling_window_edges_and_restores() -> None:
     clock.advance(15 * 60 + 1)
     too_late = _inp(clock, 3)
     [b1, b2] = plan_bundles([first, joins, too_late], [])
-    assert [e.seq for e in b1.events] == [1, 2] and b1.priority == "CRITICAL" and b1.event_count == 2
-    assert [e.seq for e in b2.events] == [3]
+    assert [e.ord for e in b1.events] == [1, 2] and b1.priority == "CRITICAL" and b1.event_count == 2
+    assert [e.ord for e in b2.events] == [3]
     # A restore updates the open bundle and never opens one.
     clock.advance(1)
     [updated] = plan_bundles([_inp(clock, 4, restore=True)], [b2])
@@ -149,12 +149,12 @@ def test_existing_open_bundles_are_joined_newest_first() -> None:
     clock = FakeClock()
     old = WorkingBundle(group_key="object:1", alarm_type="BURGLARY", object_id=1, status=Status.ACK, priority="LOW",
                         service_mode=False, requires_note=False, first_event_at=clock.now() - timedelta(hours=1),
-                        last_event_at=clock.now() - timedelta(minutes=20), event_count=1, last_alarm_seq=1,
-                        restored_seq=0, edge_id="e", source="p", id=5)
+                        last_event_at=clock.now() - timedelta(minutes=20), event_count=1, last_alarm_ord=1,
+                        restored_ord=0, edge_id="e", source="p", id=5)
     newer = WorkingBundle(group_key="object:1", alarm_type="BURGLARY", object_id=1, status=Status.NEW, priority="LOW",
                           service_mode=False, requires_note=False, first_event_at=clock.now(),
-                          last_event_at=clock.now() - timedelta(minutes=1), event_count=1, last_alarm_seq=2,
-                          restored_seq=0, edge_id="e", source="p", id=6)
+                          last_event_at=clock.now() - timedelta(minutes=1), event_count=1, last_alarm_ord=2,
+                          restored_ord=0, edge_id="e", source="p", id=6)
     [touched] = plan_bundles([_inp(clock, 3)], [newer, old])
     assert touched.id == 6 and touched.event_count == 2
 

@@ -69,3 +69,46 @@ async def test_a_failing_migration_rolls_back_entirely(fresh_dsn: str, monkeypat
         assert await conn.fetchval("SELECT pg_try_advisory_lock($1)", migrate_mod.MIGRATION_LOCK_KEY)
     finally:
         await conn.close()
+
+
+async def test_identity_migration_keeps_existing_data(fresh_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """0007 starts from the schema as it was (minute dedup keys, bare seqs) with rows in it: the
+    committed seqs become epoch '' of each edge, stored order keys keep their meaning, the
+    minute key is gone, and a flapping zone's second restore is now stored."""
+    conn = await asyncpg.connect(fresh_dsn)
+    try:
+        everything = load_migrations()
+        monkeypatch.setattr(migrate_mod, "load_migrations", lambda: [m for m in everything if m.version < 7])
+        await migrate(conn)
+        await conn.execute("""
+            INSERT INTO edges (edge_id, public_key, key_id, committed) VALUES ('site-1', decode(repeat('ab', 32), 'hex'),
+                'k1', '{[1,4), [5,7)}');
+            INSERT INTO objects (name) VALUES ('Bank');
+            INSERT INTO panels (object_id, edge_id, source, link_status, link_seq) VALUES (1, 'site-1', 'panel-1',
+                'CONNECTED', 6);
+            INSERT INTO panel_state (panel_id, element, number, state, seq, updated_at)
+                VALUES (1, 'zone', 3, '{"violated": false}', 6, now());
+            INSERT INTO events (id, edge_id, seq, ts, minute, kind, source, priority, body, lane, dedup_key)
+                VALUES (gen_random_uuid(), 'site-1', 6, '2026-11-22T14:00:30Z', '2026-11-22T14:00:00Z',
+                        'satel.zone.restore', 'panel-1', 'LOW', '{"zone": 3}', 'evt',
+                        'site-1/panel-1:satel.zone.restore:zone3:20261122T1400');
+        """)
+        monkeypatch.setattr(migrate_mod, "load_migrations", lambda: everything)
+        applied = await migrate(conn)
+        assert "0007_identity_epochs.sql" in applied
+        epoch = await conn.fetchrow("SELECT * FROM edge_epoch_status WHERE edge_id = 'site-1'")
+        assert (epoch["epoch"], epoch["ordinal"], epoch["contiguous_seq"], epoch["highest_seq"], epoch["missing"]) \
+            == ("", 0, 3, 6, 1)
+        assert await conn.fetchval("SELECT ord FROM panel_state") == 6
+        assert await conn.fetchval("SELECT link_ord FROM panels") == 6
+        columns = {r["column_name"] for r in await conn.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'")}
+        assert "dedup_key" not in columns and {"epoch", "occurrence", "ts_suspect"} <= columns
+        # The same restore again in the same minute, a new seq: stored, not "a duplicate".
+        await conn.execute("""
+            INSERT INTO events (id, edge_id, seq, ts, minute, kind, source, priority, body, lane)
+            VALUES (gen_random_uuid(), 'site-1', 8, '2026-11-22T14:00:50Z', '2026-11-22T14:00:00Z',
+                    'satel.zone.restore', 'panel-1', 'LOW', '{"zone": 3}', 'evt')""")
+        assert await conn.fetchval("SELECT count(*) FROM events WHERE kind = 'satel.zone.restore'") == 2
+    finally:
+        await conn.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -16,7 +16,7 @@ import msgspec
 
 from hub.db.bulk import rows_json
 from hub.alarms.bundling import AlarmInput, WorkingBundle, enrich_priority, in_service_mode, plan_bundles
-from hub.alarms.classify import NORMAL_STATE, NOTE_REQUIRED, Meaning
+from hub.alarms.classify import LINK, NORMAL_STATE, NOTE_REQUIRED, SYSTEM, Meaning
 from hub.alarms.lifecycle import Status
 from hub.db.outbox import OutboxItem
 
@@ -40,44 +40,49 @@ FOR UPDATE OF b
 SQL_NEW_BUNDLE_IDS = "SELECT nextval(pg_get_serial_sequence('bundle_alarms', 'id')) FROM generate_series(1, $1)"
 SQL_INSERT_BUNDLES = """
 INSERT INTO bundle_alarms (id, object_id, group_key, alarm_type, status, priority, service_mode, requires_note,
-                           first_event_at, last_event_at, event_count, last_alarm_seq, restored_seq, edge_id, source,
-                           created_at, updated_at)
+                           first_event_at, last_event_at, event_count, last_alarm_ord, restored_ord, edge_id, source,
+                           offline_happened_at, offline_reported_at, summary, created_at, updated_at)
 SELECT u.id, u.object_id, u.group_key, u.alarm_type, u.status, u.priority, u.service_mode, u.requires_note,
-       u.first_event_at, u.last_event_at, u.event_count, u.last_alarm_seq, u.restored_seq, u.edge_id, u.source, $2, $2
+       u.first_event_at, u.last_event_at, u.event_count, u.last_alarm_ord, u.restored_ord, u.edge_id, u.source,
+       u.offline_happened_at, u.offline_reported_at, u.summary, $2, $2
 FROM json_to_recordset($1::json) AS u(id int8, object_id int8, group_key text, alarm_type text, status text,
     priority text, service_mode bool, requires_note bool, first_event_at timestamptz, last_event_at timestamptz,
-    event_count int4, last_alarm_seq int8, restored_seq int8, edge_id text, source text)
+    event_count int4, last_alarm_ord int8, restored_ord int8, edge_id text, source text,
+    offline_happened_at timestamptz, offline_reported_at timestamptz, summary text)
 """
 SQL_UPDATE_BUNDLES = """
 UPDATE bundle_alarms b SET priority = u.priority, service_mode = u.service_mode, requires_note = u.requires_note,
     first_event_at = u.first_event_at, last_event_at = u.last_event_at, event_count = u.event_count,
-    last_alarm_seq = u.last_alarm_seq, restored_seq = u.restored_seq, version = b.version + 1, updated_at = $2
+    last_alarm_ord = u.last_alarm_ord, restored_ord = u.restored_ord, offline_happened_at = u.offline_happened_at,
+    offline_reported_at = u.offline_reported_at, summary = u.summary, version = b.version + 1, updated_at = $2
 FROM json_to_recordset($1::json) AS u(id int8, priority text, service_mode bool, requires_note bool,
-    first_event_at timestamptz, last_event_at timestamptz, event_count int4, last_alarm_seq int8, restored_seq int8)
+    first_event_at timestamptz, last_event_at timestamptz, event_count int4, last_alarm_ord int8, restored_ord int8,
+    offline_happened_at timestamptz, offline_reported_at timestamptz, summary text)
 WHERE b.id = u.id
 """
 SQL_BUNDLE_EVENTS = """
 INSERT INTO bundle_events (bundle_id, event_id, ts, restore)
-SELECT u.bundle_id, u.event_id, u.ts, u.restore
-FROM json_to_recordset($1::json) AS u(bundle_id int8, event_id uuid, ts timestamptz, restore bool)
+SELECT u.bundle_id, u.event_id, u.at, u.restore
+FROM json_to_recordset($1::json) AS u(bundle_id int8, event_id uuid, at timestamptz, restore bool)
 ON CONFLICT DO NOTHING
 """
-# Older events never overwrite newer state: the edge seq decides, whichever lane came first.
+# Older events never overwrite newer state: the order key (epoch, seq) decides, whichever lane
+# came first.
 SQL_UPSERT_STATE = """
-INSERT INTO panel_state (panel_id, element, number, state, seq, updated_at)
-SELECT u.panel_id, u.element, u.number, u.state, u.seq, u.updated_at
-FROM json_to_recordset($1::json) AS u(panel_id int8, element text, number int4, state jsonb, seq int8,
+INSERT INTO panel_state (panel_id, element, number, state, ord, updated_at)
+SELECT u.panel_id, u.element, u.number, u.state, u.ord, u.updated_at
+FROM json_to_recordset($1::json) AS u(panel_id int8, element text, number int4, state jsonb, ord int8,
                                       updated_at timestamptz)
 ON CONFLICT (panel_id, element, number) DO UPDATE
-SET state = panel_state.state || excluded.state, seq = excluded.seq, updated_at = excluded.updated_at
-WHERE panel_state.seq < excluded.seq
+SET state = panel_state.state || excluded.state, ord = excluded.ord, updated_at = excluded.updated_at
+WHERE panel_state.ord < excluded.ord
 """
 # Elements of a panel a snapshot does not name, and no newer event touched, back to normal.
 SQL_RESET_UNNAMED = """
 UPDATE panel_state ps
 SET state = ps.state || (CASE ps.element WHEN 'zone' THEN $6 WHEN 'partition' THEN $7 ELSE $8 END)::jsonb,
-    seq = $2, updated_at = $3
-WHERE ps.panel_id = $1 AND ps.seq < $2
+    ord = $2, updated_at = $3
+WHERE ps.panel_id = $1 AND ps.ord < $2
   AND NOT EXISTS (SELECT 1 FROM unnest($4::text[], $5::int4[]) AS k(element, number)
                   WHERE k.element = ps.element AND k.number = ps.number)
 RETURNING ps.element, ps.number, ps.state::text AS state
@@ -88,11 +93,19 @@ SELECT u.panel_id, u.element, u.number, u.kind, u.state, u.at, u.event_id
 FROM json_to_recordset($1::json) AS u(panel_id int8, element text, number int4, kind text, state jsonb,
                                       at timestamptz, event_id uuid)
 """
+# Panels whose planned stop outlasted the grace, not yet alarmed; marked in the same statement so
+# the next sweep does not raise it again.
+SQL_OVERDUE_PLANNED_STOPS = """
+UPDATE panels p SET link_alarm_raised = true
+WHERE p.link_status = 'DISCONNECTED' AND p.link_planned AND NOT p.link_alarm_raised AND p.link_changed_at < $1
+RETURNING p.id, p.object_id, p.edge_id, p.source, p.link_ord, p.link_changed_at
+"""
 SQL_LINK = """
-UPDATE panels p SET link_status = u.status, link_changed_at = u.at, link_seq = u.seq
-FROM unnest($1::int8[], $2::text[], $3::timestamptz[], $4::int8[]) AS u(id, status, at, seq)
-WHERE p.id = u.id AND p.link_seq < u.seq
-RETURNING p.id, p.object_id, p.link_status, p.link_changed_at
+UPDATE panels p SET link_status = u.status, link_changed_at = u.at, link_ord = u.ord, link_planned = u.planned,
+                    link_alarm_raised = false
+FROM unnest($1::int8[], $2::text[], $3::timestamptz[], $4::int8[], $5::bool[]) AS u(id, status, at, ord, planned)
+WHERE p.id = u.id AND p.link_ord < u.ord
+RETURNING p.id, p.object_id, p.link_status, p.link_changed_at, p.link_planned
 """
 
 
@@ -103,8 +116,8 @@ class IngestedEvent:
 
     id: str
     edge_id: str
-    seq: int
-    ts: datetime
+    ord: int       # order key: journal epoch, then seq (hub.ingest.commit.order_key)
+    at: datetime   # window time: the edge's ts, or the receive time when its clock is off
     kind: str
     source: str
     priority: str
@@ -134,10 +147,18 @@ def bundle_payload(b: dict[str, Any] | WorkingBundle) -> dict[str, Any]:
         "event_count": get("event_count"),
         "first_event_at": get("first_event_at").isoformat(),
         "last_event_at": get("last_event_at").isoformat(),
-        "restored": get("restored_seq") > get("last_alarm_seq"),
+        "restored": get("restored_ord") > get("last_alarm_ord"),
         "edge_id": get("edge_id"),
         "source": get("source"),
+        # Read back from the panel's event log after an outage: when it happened, when we heard.
+        "happened_offline_at": _iso(get("offline_happened_at")),
+        "reported_at": _iso(get("offline_reported_at")),
+        "summary": get("summary"),
     }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
 
 
 async def apply_lifecycle(conn: asyncpg.Connection, events: list[IngestedEvent], now: datetime) -> list[OutboxItem]:
@@ -193,11 +214,35 @@ async def _bundle(conn: asyncpg.Connection, events: list[IngestedEvent], panels:
         alarm_type = e.meaning.opens or e.meaning.restores
         assert alarm_type is not None
         inputs.append(AlarmInput(
-            event_id=e.id, ts=e.ts, seq=e.seq, edge_id=e.edge_id, source=e.source, group_key=group_key,
+            event_id=e.id, at=e.at, ord=e.ord, edge_id=e.edge_id, source=e.source, group_key=group_key,
             object_id=panel.object_id if panel else None, alarm_type=alarm_type, restore=e.meaning.opens is None,
             priority=enrich_priority(e.priority, e.kind, override, service), service_mode=service,
-            requires_note=alarm_type in NOTE_REQUIRED,
+            requires_note=alarm_type in NOTE_REQUIRED, happened_offline_at=e.meaning.happened_offline_at,
         ))
+    return await _apply_inputs(conn, inputs, now)
+
+
+async def raise_hub_alarm(conn: asyncpg.Connection, *, group_key: str, object_id: int | None, alarm_type: str,
+                          priority: str, edge_id: str, source: str, summary: str, ord_: int,
+                          now: datetime) -> list[OutboxItem]:
+    """An alarm the hub raises itself (no edge event behind it): it opens or joins a bundle like
+    any alarm; `ord_` places it among the edge's events, so a later restore ends it."""
+    return await _apply_inputs(conn, [AlarmInput(
+        event_id=None, at=now, ord=ord_, edge_id=edge_id, source=source, group_key=group_key, object_id=object_id,
+        alarm_type=alarm_type, restore=False, priority=priority, service_mode=False,
+        requires_note=alarm_type in NOTE_REQUIRED, summary=summary,
+    )], now)
+
+
+async def raise_system_alarm(conn: asyncpg.Connection, edge_id: str, what: str, now: datetime) -> list[OutboxItem]:
+    """A HIGH SYSTEM alarm about an edge as a whole ("edge site-3: segments refused (unknown_key)")."""
+    return await raise_hub_alarm(conn, group_key=f"edge:{edge_id}", object_id=None, alarm_type=SYSTEM,
+                                 priority="HIGH", edge_id=edge_id, source="hub", summary=f"edge {edge_id}: {what}",
+                                 ord_=0, now=now)
+
+
+async def _apply_inputs(conn: asyncpg.Connection, inputs: list[AlarmInput], now: datetime) -> list[OutboxItem]:
+    """Bundle alarm and restore inputs against the open bundles and write the result."""
     keys = sorted({i.key for i in inputs})
     open_rows = await conn.fetch(SQL_OPEN_BUNDLES, [k[0] for k in keys], [k[1] for k in keys])
     open_bundles = [
@@ -205,8 +250,9 @@ async def _bundle(conn: asyncpg.Connection, events: list[IngestedEvent], panels:
             id=r["id"], version=r["version"], group_key=r["group_key"], alarm_type=r["alarm_type"], object_id=r["object_id"],
             status=Status(r["status"]), priority=r["priority"], service_mode=r["service_mode"],
             requires_note=r["requires_note"], first_event_at=r["first_event_at"], last_event_at=r["last_event_at"],
-            event_count=r["event_count"], last_alarm_seq=r["last_alarm_seq"], restored_seq=r["restored_seq"],
-            edge_id=r["edge_id"], source=r["source"],
+            event_count=r["event_count"], last_alarm_ord=r["last_alarm_ord"], restored_ord=r["restored_ord"],
+            edge_id=r["edge_id"], source=r["source"], offline_happened_at=r["offline_happened_at"],
+            offline_reported_at=r["offline_reported_at"], summary=r["summary"],
         )
         for r in open_rows
     ]
@@ -224,7 +270,8 @@ async def _bundle(conn: asyncpg.Connection, events: list[IngestedEvent], panels:
         for b in old:
             b.version += 1
     await conn.execute(SQL_BUNDLE_EVENTS, rows_json(
-        {"bundle_id": b.id, "event_id": i.event_id, "ts": i.ts, "restore": i.restore} for b in touched for i in b.events))
+        {"bundle_id": b.id, "event_id": i.event_id, "at": i.at, "restore": i.restore}
+        for b in touched for i in b.events if i.event_id is not None))
     return [OutboxItem("alarm.new" if id(b) in new_ids else "alarm.updated", b.object_id, {"bundle": bundle_payload(b)})
             for b in touched]
 
@@ -234,8 +281,9 @@ def _bundle_row(b: WorkingBundle) -> dict[str, Any]:
         "id": b.id, "object_id": b.object_id, "group_key": b.group_key, "alarm_type": b.alarm_type,
         "status": b.status.value, "priority": b.priority, "service_mode": b.service_mode,
         "requires_note": b.requires_note, "first_event_at": b.first_event_at, "last_event_at": b.last_event_at,
-        "event_count": b.event_count, "last_alarm_seq": b.last_alarm_seq, "restored_seq": b.restored_seq,
-        "edge_id": b.edge_id, "source": b.source,
+        "event_count": b.event_count, "last_alarm_ord": b.last_alarm_ord, "restored_ord": b.restored_ord,
+        "edge_id": b.edge_id, "source": b.source, "offline_happened_at": b.offline_happened_at,
+        "offline_reported_at": b.offline_reported_at, "summary": b.summary,
     }
 
 
@@ -245,37 +293,37 @@ async def _panel_state(conn: asyncpg.Connection, events: list[IngestedEvent],
     snapshots = _latest_snapshots(events, panels)
     if not changes and not snapshots:
         return []
-    # One upsert row per element: fold the batch's changes in seq order.
+    # One upsert row per element: fold the batch's changes in order.
     merged: dict[tuple[int, str, int], tuple[dict[str, Any], int, datetime]] = {}
-    for panel, e, st in sorted(changes, key=lambda pes: pes[1].seq):
+    for panel, e, st in sorted(changes, key=lambda pes: pes[1].ord):
         key = (panel.panel_id, st.element, st.number)
         prev_state = merged[key][0] if key in merged else {}
-        merged[key] = ({**prev_state, **st.state}, e.seq, e.ts)
+        merged[key] = ({**prev_state, **st.state}, e.ord, e.at)
     if merged:
         await conn.execute(SQL_UPSERT_STATE, rows_json(
-            {"panel_id": k[0], "element": k[1], "number": k[2], "state": st, "seq": seq, "updated_at": ts}
-            for k, (st, seq, ts) in merged.items()))
+            {"panel_id": k[0], "element": k[1], "number": k[2], "state": st, "ord": ord_, "updated_at": at}
+            for k, (st, ord_, at) in merged.items()))
     # A snapshot names everything active: what it leaves out is normal again (unless an event
     # newer than the snapshot says otherwise).
     for panel, e in snapshots:
         named = [(st.element, st.number) for st in e.meaning.changes]
-        for r in await conn.fetch(SQL_RESET_UNNAMED, panel.panel_id, e.seq, e.ts, [n[0] for n in named],
+        for r in await conn.fetch(SQL_RESET_UNNAMED, panel.panel_id, e.ord, e.at, [n[0] for n in named],
                                   [n[1] for n in named], *(msgspec.json.encode(NORMAL_STATE[el]).decode()
                                                            for el in ("zone", "partition", "output"))):
-            merged[(panel.panel_id, r["element"], r["number"])] = (msgspec.json.decode(r["state"]), e.seq, e.ts)
-    # The timeline keeps partition and output states; zones' (every violation of every detector)
-    # would dwarf it and is in `events` already.
-    timeline = [(p, e, st) for p, e, st in changes if st.element != "zone"]
+            merged[(panel.panel_id, r["element"], r["number"])] = (msgspec.json.decode(r["state"]), e.ord, e.at)
+    # The timeline keeps every element's transitions, zones' included: an operator asks "when did
+    # detector 3 trip, and when did it restore" as often as when a partition armed.
+    timeline = [(p, e, st) for p, e, st in changes if e.meaning.state is not None]
     if timeline:
         await conn.execute(SQL_STATE_HISTORY, rows_json(
             {"panel_id": p.panel_id, "element": st.element, "number": st.number, "kind": e.kind, "state": st.state,
-             "at": e.ts, "event_id": e.id}
+             "at": e.at, "event_id": e.id}
             for p, e, st in timeline))
     per_panel: dict[int, list[dict[str, Any]]] = defaultdict(list)
     objects = {panel.panel_id: panel.object_id for panel, _, _ in changes}
     objects.update({panel.panel_id: panel.object_id for panel, _ in snapshots})
-    for (panel_id, element, number), (state, seq, ts) in merged.items():
-        per_panel[panel_id].append({"element": element, "number": number, "state": state, "seq": seq, "at": ts.isoformat()})
+    for (panel_id, element, number), (state, _, at) in merged.items():
+        per_panel[panel_id].append({"element": element, "number": number, "state": state, "at": at.isoformat()})
     return [OutboxItem("panel.state", objects[pid], {"panel_id": pid, "changes": ch}) for pid, ch in per_panel.items()]
 
 
@@ -286,7 +334,7 @@ def _latest_snapshots(events: list[IngestedEvent],
     for e in events:
         panel = panels.get((e.edge_id, e.source))
         if e.meaning.snapshot is not None and panel and (panel.panel_id not in latest
-                                                         or latest[panel.panel_id][1].seq < e.seq):
+                                                         or latest[panel.panel_id][1].ord < e.ord):
             latest[panel.panel_id] = (panel, e)
     return list(latest.values())
 
@@ -295,17 +343,31 @@ async def _links(conn: asyncpg.Connection, events: list[IngestedEvent], panels: 
     latest: dict[int, IngestedEvent] = {}
     for e in events:
         panel = panels.get((e.edge_id, e.source))
-        if e.meaning.link_up is not None and panel and (panel.panel_id not in latest or latest[panel.panel_id].seq < e.seq):
+        if e.meaning.link_up is not None and panel and (panel.panel_id not in latest or latest[panel.panel_id].ord < e.ord):
             latest[panel.panel_id] = e
     if not latest:
         return []
     ids = sorted(latest)
     rows = await conn.fetch(
         SQL_LINK, ids, ["CONNECTED" if latest[i].meaning.link_up else "DISCONNECTED" for i in ids],
-        [latest[i].ts for i in ids], [latest[i].seq for i in ids],
+        [latest[i].at for i in ids], [latest[i].ord for i in ids], [latest[i].meaning.planned for i in ids],
     )
     return [
         OutboxItem("panel.link", r["object_id"], {"panel_id": r["id"], "link_status": r["link_status"],
-                                                  "at": r["link_changed_at"].isoformat()})
+                                                  "at": r["link_changed_at"].isoformat(), "planned": r["link_planned"]})
         for r in rows
     ]
+
+
+async def raise_overdue_link_alarms(conn: asyncpg.Connection, now: datetime, grace: timedelta) -> list[OutboxItem]:
+    """A planned stop (agent shutdown, DLOADX release) raised no LINK alarm; once it outlasts the
+    grace it is an outage like any other: raise it now (the link's next `up` restores it)."""
+    outbox: list[OutboxItem] = []
+    for r in await conn.fetch(SQL_OVERDUE_PLANNED_STOPS, now - grace):
+        minutes = int(grace.total_seconds() // 60)
+        outbox += await raise_hub_alarm(
+            conn, group_key=f"object:{r['object_id']}", object_id=r["object_id"], alarm_type=LINK, priority="LOW",
+            edge_id=r["edge_id"], source=r["source"], ord_=r["link_ord"], now=now,
+            summary=f"panel {r['source']}: planned stop since {r['link_changed_at']:%H:%M} UTC outlasted {minutes} min",
+        )
+    return outbox

@@ -5,6 +5,11 @@ happened at most BUNDLE_WINDOW after that bundle's last event; otherwise it open
 RESOLVED or CLOSED bundle is never open, so an event after resolution re-triggers a new bundle.
 Restores update the open bundle they end but never open one. The window slides with each joining
 event: a burst, however long, stays one bundle; a quiet gap longer than the window starts anew.
+
+Times here are the hub's window times (`AlarmInput.at`): the edge's ts, or the hub's receive time
+when the edge's clock is off by more than the tolerance, so one event dated a year ahead cannot
+hold a bundle open for a year. Alarm vs restore is decided by order keys (journal epoch, then
+seq), never by clocks.
 """
 from __future__ import annotations
 
@@ -46,9 +51,9 @@ def in_service_mode(status: str | None, until: datetime | None, now: datetime) -
 class AlarmInput:
     """One alarm or restore event, enriched, as bundling needs it."""
 
-    event_id: str
-    ts: datetime
-    seq: int
+    event_id: str | None  # None for an alarm the hub raises itself (no edge event behind it)
+    at: datetime          # window time: see the module docstring
+    ord: int              # order key: ordinal of the journal epoch * 2^40 + seq
     edge_id: str
     source: str
     group_key: str
@@ -58,6 +63,10 @@ class AlarmInput:
     priority: str
     service_mode: bool
     requires_note: bool
+    # When the panel logged it, for an alarm read back from its event log that happened while the
+    # edge or its link was down ("happened 14:02, reported 14:09").
+    happened_offline_at: datetime | None = None
+    summary: str | None = None  # what a hub-raised alarm is about, in words
 
     @property
     def key(self) -> tuple[str, str]:
@@ -78,10 +87,13 @@ class WorkingBundle:
     first_event_at: datetime
     last_event_at: datetime
     event_count: int
-    last_alarm_seq: int
-    restored_seq: int
+    last_alarm_ord: int
+    restored_ord: int
     edge_id: str
     source: str
+    offline_happened_at: datetime | None = None
+    offline_reported_at: datetime | None = None
+    summary: str | None = None
     id: int | None = None
     version: int = 1
     events: list[AlarmInput] = field(default_factory=list)
@@ -96,16 +108,18 @@ class WorkingBundle:
 
     @property
     def restored(self) -> bool:
-        """True when the newest restore is newer (by edge seq) than the newest alarm."""
-        return self.restored_seq > self.last_alarm_seq
+        """True when the newest restore is newer (by order key) than the newest alarm."""
+        return self.restored_ord > self.last_alarm_ord
 
 
 def _open_new(inp: AlarmInput) -> WorkingBundle:
     return WorkingBundle(
         group_key=inp.group_key, alarm_type=inp.alarm_type, object_id=inp.object_id, status=Status.NEW,
         priority=inp.priority, service_mode=inp.service_mode, requires_note=inp.requires_note,
-        first_event_at=inp.ts, last_event_at=inp.ts, event_count=1, last_alarm_seq=inp.seq, restored_seq=0,
+        first_event_at=inp.at, last_event_at=inp.at, event_count=1, last_alarm_ord=inp.ord, restored_ord=0,
         edge_id=inp.edge_id, source=inp.source, events=[inp],
+        offline_happened_at=inp.happened_offline_at, offline_reported_at=inp.at if inp.happened_offline_at else None,
+        summary=inp.summary,
     )
 
 
@@ -121,14 +135,16 @@ def plan_bundles(inputs: list[AlarmInput], open_bundles: list[WorkingBundle]) ->
         if inp.restore:
             if bundle is None:
                 continue  # nothing open to end: a restore never opens a bundle
-            bundle.restored_seq = max(bundle.restored_seq, inp.seq)
-        elif bundle is None or inp.ts - bundle.last_event_at > BUNDLE_WINDOW:
+            bundle.restored_ord = max(bundle.restored_ord, inp.ord)
+        elif bundle is None or inp.at - bundle.last_event_at > BUNDLE_WINDOW:
             bundle = _open_new(inp)
             newest[inp.key] = bundle
             touched[id(bundle)] = bundle
             continue
         else:
-            bundle.last_alarm_seq = max(bundle.last_alarm_seq, inp.seq)
+            bundle.last_alarm_ord = max(bundle.last_alarm_ord, inp.ord)
+            if inp.happened_offline_at and not bundle.offline_happened_at:
+                bundle.offline_happened_at, bundle.offline_reported_at = inp.happened_offline_at, inp.at
             was_suppressed = bundle.service_mode
             # Leaving service mode restores normal handling: one normal event un-suppresses the
             # bundle, and its suppressed priority says nothing about urgency.
@@ -138,8 +154,9 @@ def plan_bundles(inputs: list[AlarmInput], open_bundles: list[WorkingBundle]) ->
             else:
                 bundle.priority = higher(bundle.priority, inp.priority)
             bundle.requires_note = bundle.requires_note or inp.requires_note
-        bundle.last_event_at = max(bundle.last_event_at, inp.ts)
-        bundle.first_event_at = min(bundle.first_event_at, inp.ts)
+            bundle.summary = inp.summary or bundle.summary
+        bundle.last_event_at = max(bundle.last_event_at, inp.at)
+        bundle.first_event_at = min(bundle.first_event_at, inp.at)
         bundle.event_count += 1
         bundle.events.append(inp)
         touched[id(bundle)] = bundle

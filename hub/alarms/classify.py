@@ -6,14 +6,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 # Alarm types operators see; bundles group by (object, alarm type).
 BURGLARY = "BURGLARY"
 TAMPER = "TAMPER"
 FIRE = "FIRE"
+PANIC = "PANIC"
 TROUBLE = "TROUBLE"
 TEMPERATURE = "TEMPERATURE"
 LINK = "LINK"
 ROBOT = "ROBOT"
+SYSTEM = "SYSTEM"  # raised by the hub about an edge as a whole (its segments refused, …)
 
 # Alarm types whose acknowledgement needs a note.
 NOTE_REQUIRED = frozenset({TEMPERATURE})
@@ -36,7 +40,10 @@ class Meaning:
     restores: str | None = None    # alarm type this event ends
     state: StateChange | None = None
     link_up: bool | None = None    # True/False for edge.link.up/down
-    element: str | None = None  # which part of the source the dedup key names
+    planned: bool = False          # a link down someone chose: no LINK alarm within the grace
+    # When the panel logged it, for an event-log record that happened while the edge or its link
+    # was down (satel.log.record with `offline`).
+    happened_offline_at: datetime | None = None
     # A panel snapshot: the whole state of every element it names; every other element of the
     # panel is back to normal (see NORMAL_STATE).
     snapshot: tuple[StateChange, ...] | None = None
@@ -134,46 +141,61 @@ def _int(body: dict[str, Any], key: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+# The panel's event-log categories (firmware_bridges.satel.protocol event codes) that are alarms.
+_LOG_ALARMS = {"ALARM": BURGLARY, "TAMPER": TAMPER, "FIRE": FIRE, "PANIC": PANIC, "TROUBLE": TROUBLE}
+
+
+def _log_record(body: dict[str, Any]) -> Meaning:
+    """A record read back from the panel's own event log. Its alarms open and end bundles like
+    live ones (the edge gives both paths one occurrence key, so the hub keeps one event); it sets
+    no element state, which the state bitmaps own. History-only records mean nothing here."""
+    category = body.get("category")
+    alarm_type = _LOG_ALARMS.get(category) if isinstance(category, str) else None
+    if alarm_type is None or body.get("history_only") is True:
+        return NOTHING
+    happened = None
+    if body.get("offline") is True and isinstance(body.get("recorded_at"), str):
+        try:
+            happened = msgspec.convert(body["recorded_at"], datetime, strict=False)
+        except msgspec.ValidationError:
+            happened = None
+    if body.get("restore") is True:
+        return Meaning(restores=alarm_type, happened_offline_at=happened)
+    return Meaning(opens=alarm_type, happened_offline_at=happened)
+
+
 def classify(kind: str, body: dict[str, Any]) -> Meaning:
     """The meaning of one event; NOTHING for kinds the lifecycle ignores (demo ticks, telemetry)."""
     parts = kind.split(".")
     if kind.startswith("satel.zone.") and len(parts) == 3 and parts[2] in _ZONE and (n := _int(body, "zone")):
         opens, restores, state = _ZONE[parts[2]]
-        return Meaning(opens, restores, StateChange("zone", n, state) if state else None, element=f"zone{n}")
+        return Meaning(opens, restores, StateChange("zone", n, state) if state else None)
     if kind == "satel.partition.armed" and (n := _int(body, "partition")):
-        return Meaning(state=StateChange("partition", n, {"armed": True, "mode": _int(body, "mode")}),
-                       element=f"partition{n}")
+        return Meaning(state=StateChange("partition", n, {"armed": True, "mode": _int(body, "mode")}))
     if kind.startswith("satel.partition.") and len(parts) == 3 and parts[2] in _PARTITION and (n := _int(body, "partition")):
         opens, restores, state = _PARTITION[parts[2]]
-        return Meaning(opens, restores, StateChange("partition", n, state) if state else None, element=f"partition{n}")
+        return Meaning(opens, restores, StateChange("partition", n, state) if state else None)
     if kind in ("satel.output.on", "satel.output.off") and (n := _int(body, "output")):
-        return Meaning(state=StateChange("output", n, {"on": kind.endswith(".on")}), element=f"output{n}")
+        return Meaning(state=StateChange("output", n, {"on": kind.endswith(".on")}))
     if kind == "satel.snapshot":
         return Meaning(snapshot=snapshot_states(body))
+    if kind == "satel.log.record":
+        return _log_record(body)
     if kind in ("satel.trouble.on", "satel.trouble.off"):
-        trouble = f"trouble{_int(body, 'part')}.{_int(body, 'bit')}"
         if kind.endswith(".on"):
-            return Meaning(opens=TROUBLE, element=trouble)
-        return Meaning(restores=TROUBLE, element=trouble)
+            return Meaning(opens=TROUBLE)
+        return Meaning(restores=TROUBLE)
     if kind == "edge.link.down":
-        return Meaning(opens=LINK, link_up=False)
+        planned = body.get("planned") is True
+        # A planned stop raises no LINK alarm now; the housekeeping sweep raises it if the stop
+        # outlasts the grace (hub.alarms.repository.raise_overdue_link_alarms).
+        return Meaning(opens=None if planned else LINK, link_up=False, planned=planned)
     if kind == "edge.link.up":
         return Meaning(restores=LINK, link_up=True)
     if kind.startswith("sms.temp."):
-        sensor = f"sensor{body.get('sensor', '')}"
         if parts[-1] in ("restore", "normal", "ok"):
-            return Meaning(restores=TEMPERATURE, element=sensor)
-        return Meaning(opens=TEMPERATURE, element=sensor)
+            return Meaning(restores=TEMPERATURE)
+        return Meaning(opens=TEMPERATURE)
     if kind.startswith("robot.alarm"):
         return Meaning(opens=ROBOT)
     return NOTHING
-
-
-def dedup_key(event_id: str, edge_id: str, source: str, kind: str, meaning: Meaning, minute: datetime) -> str:
-    """`{panel}:{code}:{element}:{minute}` for alarms and restores, so the same alarm reported
-    twice in one minute (state bitmap and event log, a re-sent SMS) is stored once. Pure state
-    changes keep their own id: collapsing violation→restore→violation in one minute would leave
-    the wrong current state."""
-    if not (meaning.opens or meaning.restores):
-        return event_id
-    return f"{edge_id}/{source}:{kind}:{meaning.element or '-'}:{minute.strftime('%Y%m%dT%H%M')}"

@@ -51,6 +51,11 @@ class Alarm(msgspec.Struct):
     ack_note: str | None
     edge_id: str
     source: str
+    # For an alarm read back from the panel's event log after an outage: when the panel logged it
+    # and when the hub heard of it ("happened 14:02, reported 14:09").
+    happened_offline_at: str | None = None
+    reported_at: str | None = None
+    summary: str | None = None  # what a hub-raised alarm is about, in words
 
 
 class AlarmDetail(Alarm):
@@ -94,7 +99,8 @@ SQL_ONE = ("SELECT b.*, o.name AS object_name, cu.email AS claimed_by_email "
            "FROM bundle_alarms b LEFT JOIN objects o ON o.id = b.object_id "
            + CLAIMANT_JOIN.format(b="b") + " WHERE b.id = $1")
 SQL_EVENTS = """
-SELECT e.id::text AS id, e.seq, e.ts, e.kind, e.source, e.priority, e.body, be.restore
+SELECT e.id::text AS id, e.epoch, e.seq, e.ts, e.received_at, e.ts_suspect, e.kind, e.source, e.priority, e.body,
+       be.restore
 FROM bundle_events be JOIN events e ON e.id = be.event_id AND e.minute = date_trunc('minute', be.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
 WHERE be.bundle_id = $1 ORDER BY e.ts, e.seq LIMIT 500
 """
@@ -114,11 +120,17 @@ def alarm_out(row: Any) -> Alarm:
         status=row["status"], priority=row["priority"], service_mode=row["service_mode"],
         requires_note=row["requires_note"], version=row["version"], event_count=row["event_count"],
         first_event_at=row["first_event_at"].isoformat(), last_event_at=row["last_event_at"].isoformat(),
-        restored=row["restored_seq"] > row["last_alarm_seq"], claimed_by=row["claimed_by"],
+        restored=row["restored_ord"] > row["last_alarm_ord"], claimed_by=row["claimed_by"],
         claimed_by_email=row["claimed_by_email"],
         claim_expires_at=row["claim_expires_at"].isoformat() if row["claim_expires_at"] else None,
         ack_note=row["ack_note"], edge_id=row["edge_id"], source=row["source"],
+        happened_offline_at=_iso(row["offline_happened_at"]), reported_at=_iso(row["offline_reported_at"]),
+        summary=row["summary"],
     )
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
 
 
 @router.get("/api/v1/alarms", query=AlarmQuery, response=Page[Alarm], permission="alarms.view", tags=("alarms",))

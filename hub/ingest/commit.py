@@ -1,117 +1,293 @@
 """Writes one ingest batch in one transaction: the accepted events, their lifecycle effects, the
-refused segments, and the outbox rows, in that order (the outbox last; see hub.db.outbox)."""
+quarantined segments, and the outbox rows, in that order (the outbox last; see hub.db.outbox).
+
+De-duplication is by identity only (docs/architecture.md §6): an envelope is a duplicate when its
+(edge, journal epoch, seq) is already committed, or its id is stored; one physical occurrence
+that arrives by two paths (an `occurrence` key) is stored once. Clocks never decide.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timezone
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
 import msgspec
 
-from hub.alarms.apply import IngestedEvent, apply_lifecycle
+from hub.alarms.apply import IngestedEvent, apply_lifecycle, raise_system_alarm
+from hub.alarms.classify import NOTHING, classify
 from hub.db.bulk import rows_json
-from hub.alarms.classify import NOTHING, classify, dedup_key
-from hub.db.outbox import write_outbox
+from hub.db.outbox import OutboxItem, write_outbox
 from hub.ingest.verify import Accepted, Rejected
+from shared.envelope import Envelope
+
+log = logging.getLogger("vigil.hub.ingest.commit")
+
+# Order keys: the journal epoch's ordinal in the high bits, the seq below (2^40 seqs an epoch is
+# 35 years at 1,000 events/s).
+EPOCH_SHIFT = 40
+# How far an edge's ts may be from the hub's receive time before the hub stops trusting it for
+# windows and partition placement.
+DEFAULT_CLOCK_TOLERANCE = timedelta(minutes=5)
 
 # Edge rows are locked in a fixed order first: two lanes' batches touching the same edges would
 # otherwise lock them in arbitrary order and could deadlock.
 SQL_LOCK_EDGES = "SELECT edge_id FROM edges WHERE edge_id = ANY($1::text[]) ORDER BY edge_id FOR UPDATE"
 
-# Duplicates (same id, a seq this edge already committed, or the same alarm reported twice in a
-# minute) are skipped; RETURNING lists what was new.
+# The batch's journal epochs, creating the ones seen for the first time (numbered after the
+# edge's newest, in the order the batch carries them; the edge rows are locked, so no race).
+SQL_EPOCHS = """
+WITH wanted AS (
+    SELECT * FROM json_to_recordset($1::json) AS w(edge_id text, epoch text, start_seq int8, pos int4)
+), created AS (
+    INSERT INTO edge_epochs (edge_id, epoch, ordinal, start_seq, first_seen_at)
+    SELECT w.edge_id, w.epoch,
+           coalesce((SELECT max(x.ordinal) FROM edge_epochs x WHERE x.edge_id = w.edge_id), 0)
+             + row_number() OVER (PARTITION BY w.edge_id ORDER BY w.pos),
+           w.start_seq, $2
+    FROM wanted w
+    WHERE NOT EXISTS (SELECT 1 FROM edge_epochs x WHERE x.edge_id = w.edge_id AND x.epoch = w.epoch)
+    RETURNING edge_id, epoch, ordinal, start_seq
+)
+SELECT edge_id, epoch, ordinal, start_seq, true AS created FROM created
+UNION ALL
+SELECT x.edge_id, x.epoch, x.ordinal, x.start_seq, false FROM edge_epochs x JOIN wanted w USING (edge_id, epoch)
+"""
+SQL_AUDIT_EPOCH = """
+INSERT INTO audit_log (at, actor, action, target_type, target_id, details)
+VALUES ($1, 'system:ingest', 'edge.epoch.started', 'edge', $2,
+        jsonb_build_object('epoch', $3::text, 'ordinal', $4::int, 'start_seq', $5::int8))
+"""
+
+# Envelopes whose (edge, epoch, seq) is committed are skipped before anything else; then each
+# occurrence key is claimed, and an envelope whose key another event holds is merged into it
+# (counted on the occurrence row, not stored again). Returns every envelope that was not a
+# duplicate, and whether it was stored (else merged).
 SQL_INSERT_EVENTS = """
-INSERT INTO events (id, edge_id, seq, ts, minute, kind, source, priority, corr, body, lane, dedup_key)
-SELECT x.id, x.edge_id, x.seq, x.ts, x.minute, x.kind, x.source, x.priority, x.corr, x.body, x.lane, x.dedup_key
-FROM json_to_recordset($1::json) AS x(id uuid, edge_id text, seq int8, ts timestamptz, minute timestamptz, kind text,
-                                      source text, priority text, corr text, body jsonb, lane text, dedup_key text)
-ON CONFLICT DO NOTHING
-RETURNING id::text
-"""
-
-# Every seq the batch carried is now handled (stored, or dropped as a duplicate), so all of them
-# join the edge's committed ranges: a dropped duplicate must not look like a gap.
-SQL_COMMITTED = """
-UPDATE edges e SET committed = e.committed + agg.mr, last_event_at = greatest(e.last_event_at, agg.last_ts)
-FROM (SELECT edge_id, range_agg(int8range(seq, seq, '[]')) AS mr, max(ts) AS last_ts
-      FROM json_to_recordset($1::json) AS u(edge_id text, seq int8, ts timestamptz) GROUP BY edge_id) agg
-WHERE e.edge_id = agg.edge_id
-"""
-
-# A refused segment is a security event: recorded for ingest, and in the audit log.
-SQL_INSERT_REJECT = """
-WITH r AS (
-    INSERT INTO ingest_rejects (subject, edge_header, key_id, seq_range, reason, detail, payload_size, stream_seq)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+WITH x AS (
+    SELECT * FROM json_to_recordset($1::json) AS x(id uuid, edge_id text, epoch text, seq int8, ts timestamptz,
+        minute timestamptz, kind text, source text, priority text, corr text, body jsonb, lane text,
+        occurrence text, ts_suspect bool, received_at timestamptz, merged bool)
+), fresh AS (
+    SELECT x.* FROM x JOIN edge_epochs ep ON ep.edge_id = x.edge_id AND ep.epoch = x.epoch
+    WHERE NOT ep.committed @> x.seq
+), claimed AS (
+    INSERT INTO event_occurrences (edge_id, occurrence, event_id)
+    SELECT edge_id, occurrence, id FROM fresh WHERE occurrence IS NOT NULL AND NOT merged
+    ON CONFLICT (edge_id, occurrence) DO UPDATE SET merged = event_occurrences.merged + 1
+    RETURNING edge_id, occurrence, event_id
+), stored AS (
+    INSERT INTO events (id, edge_id, epoch, seq, ts, minute, kind, source, priority, corr, body, lane, occurrence,
+                        ts_suspect, received_at)
+    SELECT f.id, f.edge_id, f.epoch, f.seq, f.ts, f.minute, f.kind, f.source, f.priority, f.corr, f.body, f.lane,
+           f.occurrence, f.ts_suspect, f.received_at
+    FROM fresh f
+    WHERE NOT f.merged AND (f.occurrence IS NULL OR EXISTS (
+        SELECT 1 FROM claimed c WHERE c.edge_id = f.edge_id AND c.occurrence = f.occurrence AND c.event_id = f.id))
+    ON CONFLICT DO NOTHING
     RETURNING id
 )
-INSERT INTO audit_log (actor, action, target_type, target_id, details)
-SELECT 'system:ingest', 'envelope.rejected', 'edge', coalesce($2, '?'),
-       jsonb_build_object('reject_id', r.id, 'reason', $5::text, 'subject', $1::text, 'key_id', $3::text,
-                          'seq', $4::text)
-FROM r
+SELECT f.id::text AS id, EXISTS (SELECT 1 FROM stored s WHERE s.id = f.id) AS stored FROM fresh f
+"""
+
+# Every seq the batch carried is now handled (stored, merged, or dropped as a duplicate), so all of
+# them join their epoch's committed ranges: a dropped duplicate must not look like a gap.
+SQL_COMMITTED = """
+UPDATE edge_epochs ep SET committed = ep.committed + agg.mr, last_event_at = greatest(ep.last_event_at, agg.last_at)
+FROM (SELECT edge_id, epoch, range_agg(int8range(seq, seq, '[]')) AS mr, max(received_at) AS last_at
+      FROM json_to_recordset($1::json) AS u(edge_id text, epoch text, seq int8, received_at timestamptz)
+      GROUP BY edge_id, epoch) agg
+WHERE ep.edge_id = agg.edge_id AND ep.epoch = agg.epoch
+"""
+SQL_EDGE_SEEN = """
+UPDATE edges e SET last_event_at = greatest(e.last_event_at, u.last_at), clock_skew_s = u.skew
+FROM json_to_recordset($1::json) AS u(edge_id text, last_at timestamptz, skew float8)
+WHERE e.edge_id = u.edge_id
+"""
+
+# A refused segment (or one envelope no table would take) is kept whole in the quarantine with
+# its headers and reason, for `python -m hub quarantine replay` once the cause is fixed; it is a
+# security event, so it is audited too.
+SQL_QUARANTINE = """
+WITH q AS (
+    INSERT INTO ingest_quarantine (at, subject, edge_header, key_id, seq_range, reason, detail, payload_size,
+                                   stream_seq, headers, payload, envelope_seq)
+    VALUES ($9, $1, $2, $3, $4, $5, $6, $7, $8, $10::jsonb, $11, $12)
+    RETURNING id
+), a AS (
+    INSERT INTO audit_log (at, actor, action, target_type, target_id, details)
+    SELECT $9, 'system:ingest', 'envelope.rejected', 'edge', coalesce($2, '?'),
+           jsonb_build_object('quarantine_id', q.id, 'reason', $5::text, 'subject', $1::text, 'key_id', $3::text,
+                              'seq', $4::text, 'envelope_seq', $12::int8)
+    FROM q
+)
+SELECT id FROM q
 """
 
 # Kinds the lifecycle may care about; others (demo ticks, telemetry) skip body decoding.
 _LIFECYCLE_PREFIXES = ("satel.", "sms.", "edge.link.", "robot.alarm")
+_NUL = "\x00"
+_REPLACEMENT = "\ufffd"
 
 
 @dataclass(frozen=True)
 class RejectRecord:
+    """A segment to quarantine: the verdict, and everything needed to replay it."""
+
     subject: str
     rejected: Rejected
-    payload_size: int
+    payload: bytes
+    headers: dict[str, str]
     stream_seq: int | None
+    envelope_seq: int | None = None  # set when one envelope of an accepted segment was unstorable
 
 
-def _minute(ts: datetime) -> datetime:
-    return ts.astimezone(timezone.utc).replace(second=0, microsecond=0)
+@dataclass
+class BatchResult:
+    """What one committed batch did."""
+
+    stored: int = 0
+    duplicates: int = 0
+    merged: int = 0
+    quarantine_ids: list[int] = field(default_factory=list)
+
+
+def _minute(at: datetime) -> datetime:
+    return at.astimezone(timezone.utc).replace(second=0, microsecond=0)
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text holds no NUL: a device's stray NUL must not make an event unstorable."""
+    return value.replace(_NUL, _REPLACEMENT) if _NUL in value else value
+
+
+def _body(raw: msgspec.Raw) -> bytes:
+    """The body as JSON PostgreSQL's jsonb accepts: `\\u0000` escapes are replaced likewise."""
+    data = bytes(raw)
+    return data.replace(b"\\u0000", b"\\ufffd") if b"\\u0000" in data else data
+
+
+def window_time(ts: datetime, received_at: datetime, tolerance: timedelta) -> tuple[datetime, bool]:
+    """The time the hub files an event under (bundling windows, partition) and whether its ts is
+    suspect: the edge's ts, unless it is further than `tolerance` from the hub's receive time."""
+    suspect = abs(ts - received_at) > tolerance
+    return (received_at if suspect else ts), suspect
+
+
+def order_key(ordinal: int, seq: int) -> int:
+    """The order of an edge's events across journal epochs: epoch first, then seq."""
+    return (ordinal << EPOCH_SHIFT) + seq
 
 
 async def commit_batch(
-    conn: asyncpg.Connection, accepted: list[Accepted], rejects: list[RejectRecord], now: datetime | None = None
-) -> int:
-    """Insert the accepted envelopes, apply the lifecycle to the new ones, record the rejects and
-    write the outbox, all in one transaction; returns how many envelopes were new."""
+    conn: asyncpg.Connection, accepted: list[Accepted], rejects: list[RejectRecord], now: datetime | None = None,
+    *, clock_tolerance: timedelta = DEFAULT_CLOCK_TOLERANCE,
+) -> BatchResult:
+    """Insert the accepted envelopes, apply the lifecycle to the new ones, quarantine the rejects
+    and write the outbox, all in one transaction."""
     now = now or datetime.now(timezone.utc)
+    result = BatchResult()
+    async with conn.transaction():
+        outbox: list[OutboxItem] = []
+        if accepted:
+            await conn.execute(SQL_LOCK_EDGES, sorted({s.edge_id for s in accepted}))
+            epochs = await _epochs(conn, accepted, now)
+            rows, pending, skew = _rows(accepted, epochs, now, clock_tolerance)
+            payload = rows_json(rows)
+            fresh = await conn.fetch(SQL_INSERT_EVENTS, payload)
+            stored = {r["id"] for r in fresh if r["stored"]}
+            await conn.execute(SQL_COMMITTED, payload)
+            await conn.execute(SQL_EDGE_SEEN, rows_json(
+                {"edge_id": edge, "last_at": now, "skew": s} for edge, s in skew.items()))
+            inserted = [pending[i] for i in pending if i in stored]
+            result.stored = len(inserted)
+            result.merged = len(fresh) - result.stored
+            result.duplicates = sum(len(s.envelopes) for s in accepted) - len(fresh)
+            outbox = await apply_lifecycle(conn, inserted, now)
+        for r in rejects:
+            result.quarantine_ids.append(await _quarantine(conn, r, now))
+            outbox += await raise_system_alarm(
+                conn, r.rejected.edge_header or "?", f"segments refused ({r.rejected.reason})", now)
+        await write_outbox(conn, outbox)
+    return result
+
+
+async def _epochs(conn: asyncpg.Connection, accepted: list[Accepted], now: datetime) -> dict[tuple[str, str], int]:
+    """Each (edge, epoch) of the batch → its ordinal; a new epoch is logged and audited."""
+    wanted: dict[tuple[str, str], dict[str, Any]] = {}
+    for pos, seg in enumerate(accepted):
+        wanted.setdefault((seg.edge_id, seg.epoch.id),
+                          {"edge_id": seg.edge_id, "epoch": seg.epoch.id, "start_seq": seg.epoch.start, "pos": pos})
+    out = {}
+    for r in await conn.fetch(SQL_EPOCHS, rows_json(wanted.values()), now):
+        out[(r["edge_id"], r["epoch"])] = r["ordinal"]
+        if r["created"]:
+            await conn.execute(SQL_AUDIT_EPOCH, now, r["edge_id"], r["epoch"], r["ordinal"], r["start_seq"])
+            log.warning("edge %s started journal epoch %s at seq %d", r["edge_id"], r["epoch"], r["start_seq"],
+                        extra={"edge": r["edge_id"], "epoch": r["epoch"]})
+    return out
+
+
+def _rows(accepted: list[Accepted], epochs: dict[tuple[str, str], int], now: datetime, tolerance: timedelta
+          ) -> tuple[list[dict[str, Any]], dict[str, IngestedEvent], dict[str, float]]:
+    """The batch's event rows, each envelope once (a segment delivered twice in one batch, or two
+    envelopes of one occurrence, keep the first), the lifecycle's view of each, and each edge's
+    clock skew (ts − receive time of its freshest envelope)."""
     rows: list[dict[str, Any]] = []
     pending: dict[str, IngestedEvent] = {}
+    seen_seqs: set[tuple[str, str, int]] = set()
+    seen_occurrences: set[tuple[str, str]] = set()
+    skew: dict[str, float] = {}
     for seg in accepted:
+        ordinal = epochs[(seg.edge_id, seg.epoch.id)]
         for env in seg.envelopes:
+            if (seg.edge_id, seg.epoch.id, env.seq) in seen_seqs:
+                continue
+            seen_seqs.add((seg.edge_id, seg.epoch.id, env.seq))
+            occurrence = _text(env.occurrence) if env.occurrence is not None else None
+            # A second envelope of an occurrence already in this batch is merged like one whose
+            # occurrence is stored: nothing stored, its seq committed like any other.
+            merged = occurrence is not None and (seg.edge_id, occurrence) in seen_occurrences
+            if occurrence is not None:
+                seen_occurrences.add((seg.edge_id, occurrence))
             event_id = str(env.id)
-            minute = _minute(env.ts)
-            meaning = NOTHING
-            if env.kind.startswith(_LIFECYCLE_PREFIXES):
-                try:
-                    body = msgspec.json.decode(env.body)
-                except msgspec.DecodeError:
-                    body = {}
-                meaning = classify(env.kind, body if isinstance(body, dict) else {})
+            at, suspect = window_time(env.ts, now, tolerance)
+            skew[seg.edge_id] = max(skew.get(seg.edge_id, float("-inf")), (env.ts - now).total_seconds())
             rows.append({
-                "id": event_id, "edge_id": seg.edge_id, "seq": env.seq, "ts": env.ts, "minute": minute, "kind": env.kind,
-                "source": env.source, "priority": env.priority.value, "corr": env.corr, "body": env.body,
-                "lane": seg.lane, "dedup_key": dedup_key(event_id, seg.edge_id, env.source, env.kind, meaning, minute),
+                "id": event_id, "edge_id": seg.edge_id, "epoch": seg.epoch.id, "seq": env.seq, "ts": env.ts,
+                "minute": _minute(at), "kind": _text(env.kind), "source": _text(env.source),
+                "priority": env.priority.value, "corr": _text(env.corr) if env.corr is not None else None,
+                "body": msgspec.Raw(_body(env.body)), "lane": seg.lane, "received_at": now,
+                "occurrence": occurrence, "ts_suspect": suspect, "merged": merged,
             })
-            pending[event_id] = IngestedEvent(event_id, seg.edge_id, env.seq, env.ts, env.kind, env.source,
-                                            env.priority.value, meaning)
-    inserted: list[IngestedEvent] = []
-    async with conn.transaction():
-        outbox = []
-        if pending:
-            await conn.execute(SQL_LOCK_EDGES, sorted({s.edge_id for s in accepted}))
-            payload = rows_json(rows)
-            inserted = [pending[r["id"]] for r in await conn.fetch(SQL_INSERT_EVENTS, payload)]
-            await conn.execute(SQL_COMMITTED, payload)
-            outbox = await apply_lifecycle(conn, inserted, now)
-        if rejects:
-            await conn.executemany(
-                SQL_INSERT_REJECT,
-                [
-                    (r.subject, r.rejected.edge_header, r.rejected.key_id, r.rejected.seq_range,
-                     r.rejected.reason, r.rejected.detail[:1000], r.payload_size, r.stream_seq)
-                    for r in rejects
-                ],
-            )
-        await write_outbox(conn, outbox)
-    return len(inserted)
+            if not merged:
+                pending[event_id] = _ingested(env, seg, order_key(ordinal, env.seq), at)
+    return rows, pending, skew
+
+
+def _ingested(env: Envelope, seg: Accepted, ord_: int, at: datetime) -> IngestedEvent:
+    meaning = NOTHING
+    if env.kind.startswith(_LIFECYCLE_PREFIXES):
+        try:
+            body = msgspec.json.decode(env.body)
+        except msgspec.DecodeError:
+            body = {}
+        meaning = classify(env.kind, body if isinstance(body, dict) else {})
+    return IngestedEvent(str(env.id), seg.edge_id, ord_, at, env.kind, env.source, env.priority.value, meaning)
+
+
+def _opt_text(value: str | None) -> str | None:
+    return _text(value) if value is not None else None
+
+
+async def _quarantine(conn: asyncpg.Connection, r: RejectRecord, now: datetime) -> int:
+    """Keep a refused segment whole; its text fields come from anyone able to publish, so they
+    are made storable first (a NUL must not turn a refusal into a stuck partition)."""
+    v = r.rejected
+    headers = {_text(k): _text(val) for k, val in r.headers.items()}
+    return await conn.fetchval(
+        SQL_QUARANTINE, _text(r.subject), _opt_text(v.edge_header), _opt_text(v.key_id), _opt_text(v.seq_range),
+        v.reason, _text(v.detail[:1000]), len(r.payload), r.stream_seq, now,
+        msgspec.json.encode(headers).decode(), r.payload, r.envelope_seq,
+    )

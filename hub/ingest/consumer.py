@@ -8,8 +8,10 @@ but not acknowledged come back first, in order, instead of after newer ones.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
+from datetime import datetime, timedelta, timezone
 
 import asyncpg
 import nats.errors
@@ -30,10 +32,11 @@ from prometheus_client import Counter, Gauge, Histogram
 from hub.ingest.edge_keys import EdgeKeyCache
 from hub.ingest.partitions import Unit
 from hub.ingest.pull import PullStream
-from hub.ingest.commit import RejectRecord, commit_batch
+from hub.ingest.commit import DEFAULT_CLOCK_TOLERANCE, BatchResult, RejectRecord, commit_batch
 from hub.ingest.verify import Accepted, Rejected, verify_segment
 from shared import subjects
 from shared.backoff import Backoff, sleep_or_stop
+from shared.notices import SegmentsRefused, encode_notice
 
 log = logging.getLogger("vigil.hub.ingest.consumer")
 
@@ -46,6 +49,11 @@ BATCH_SECONDS = Histogram(
 )
 HELD = Gauge("vigil_ingest_partitions_held", "Ingest consumers this process holds")
 ERRORS = Counter("vigil_ingest_errors_total", "Batches that failed and will be redelivered")
+MERGED = Counter("vigil_ingest_occurrences_merged_total",
+                 "Envelopes merged into an event of the same occurrence (state bitmap and event log)")
+
+# A refusing edge is told at most this often (its segments may be refused by the thousand).
+NOTICE_EVERY_S = 1.0
 
 EVENTS_DUPLICATE_WINDOW_S = 300.0
 EVENTS_MAX_AGE_S = 7 * 24 * 3600.0
@@ -80,8 +88,11 @@ async def ensure_streams(nc: NatsClient, max_bytes: int = -1) -> None:
 class Ingest:
     """Runs a consumer worker per held unit; `acquire`/`release` are PartitionOwner callbacks."""
 
-    def __init__(self, nc: NatsClient, pool: asyncpg.Pool, keys: EdgeKeyCache, *, batch: int = 512) -> None:
+    def __init__(self, nc: NatsClient, pool: asyncpg.Pool, keys: EdgeKeyCache, *, batch: int = 512,
+                 clock_tolerance: timedelta = DEFAULT_CLOCK_TOLERANCE) -> None:
         self._nc = nc
+        self._clock_tolerance = clock_tolerance
+        self._notified: dict[str, float] = {}
         self._js = nc.jetstream()
         self._pool = pool
         self._keys = keys
@@ -163,65 +174,92 @@ class Ingest:
     async def handle_batch(self, msgs: list[Msg]) -> None:
         """Verify, commit and acknowledge one batch of segment messages, in their order.
 
-        A batch PostgreSQL refuses for its data (not for being unreachable) is retried one
-        message at a time, and a message refused on its own is recorded as `unstorable` and
-        terminated: one signed but unstorable segment must not block its partition forever.
+        A refused segment is quarantined (hub.ingest.quarantine) in the same transaction and
+        its edge told. A batch PostgreSQL refuses for its data (not for being unreachable) is
+        retried one message at a time, and a segment refused on its own one envelope at a time:
+        the envelopes no table takes are quarantined alone and the rest stored, so one bad
+        envelope never condemns its segment nor blocks its partition.
         """
         started = time.perf_counter()
         edges = {parsed[0] for m in msgs if (parsed := subjects.parse_stored_subject(m.subject))}
         keys = await self._keys.keys_for(edges)
         accepted: list[Accepted] = []
         rejects: list[RejectRecord] = []
-        verdicts: list[bool] = []
         for msg in msgs:
             verdict = verify_segment(msg.subject, msg.headers, msg.data, keys)
             if isinstance(verdict, Rejected):
-                rejects.append(RejectRecord(msg.subject, verdict, len(msg.data), _stream_seq(msg)))
-                verdicts.append(False)
+                rejects.append(_reject_record(msg, verdict))
             else:
                 accepted.append(verdict)
-                verdicts.append(True)
         try:
-            async with self._pool.acquire() as conn:
-                inserted = await commit_batch(conn, accepted, rejects)
+            result = await self._commit(accepted, rejects)
         except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
             if len(msgs) > 1:
                 for msg in msgs:
                     await self.handle_batch([msg])
                 return
-            await self._refuse_unstorable(msgs[0], exc)
-            return
-        # Committed: only now may JetStream forget these messages.
-        for msg, ok in zip(msgs, verdicts):
-            if ok:
-                await msg.ack()
-            else:
-                await msg.term()
-        total = sum(len(a.envelopes) for a in accepted)
-        INGESTED.inc(inserted)
-        DUPLICATES.inc(total - inserted)
-        for r in rejects:
-            self._count_reject(r)
+            result = await self._store_alone(msgs[0], accepted[0], exc)
+        # Committed: only now may JetStream forget these messages (a quarantined one is kept in
+        # PostgreSQL, so it is acknowledged too).
+        for msg in msgs:
+            await msg.ack()
+        INGESTED.inc(result.stored)
+        DUPLICATES.inc(result.duplicates)
+        MERGED.inc(result.merged)
+        await self._after_quarantine(rejects, result.quarantine_ids)
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def _refuse_unstorable(self, msg: Msg, exc: Exception) -> None:
-        headers = msg.headers or {}
-        record = RejectRecord(
-            msg.subject,
-            Rejected("unstorable", f"{type(exc).__name__}: {exc}", headers.get(subjects.H_EDGE),
-                     headers.get(subjects.H_KEY), headers.get(subjects.H_SEQ)),
-            len(msg.data), _stream_seq(msg),
-        )
+    async def _commit(self, accepted: list[Accepted], rejects: list[RejectRecord]) -> BatchResult:
         async with self._pool.acquire() as conn:
-            await commit_batch(conn, [], [record])
-        await msg.term()
-        self._count_reject(record)
+            return await commit_batch(conn, accepted, rejects, clock_tolerance=self._clock_tolerance)
 
-    @staticmethod
-    def _count_reject(r: RejectRecord) -> None:
-        REJECTS.labels(r.rejected.reason).inc()
-        log.warning("rejected segment: %s (%s)", r.rejected.reason, r.rejected.detail,
-                    extra={"edge": r.rejected.edge_header, "subject": r.subject, "seq": r.rejected.seq_range})
+    async def _store_alone(self, msg: Msg, segment: Accepted, exc: Exception) -> BatchResult:
+        """Store a verified segment PostgreSQL refused whole, envelope by envelope; quarantine the
+        envelopes it refuses one by one (their seqs stay uncommitted: a gap until replayed)."""
+        log.warning("segment %s refused by PostgreSQL (%s); storing its envelopes one by one",
+                    msg.headers.get(subjects.H_SEQ) if msg.headers else "?", exc,
+                    extra={"edge": segment.edge_id})
+        total = BatchResult()
+        for env in segment.envelopes:
+            one = dataclasses.replace(segment, envelopes=[env])
+            try:
+                result = await self._commit([one], [])
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as env_exc:
+                record = _reject_record(msg, Rejected(
+                    "unstorable", f"envelope {env.seq}: {type(env_exc).__name__}: {env_exc}",
+                    segment.edge_id, (msg.headers or {}).get(subjects.H_KEY), f"{env.seq}-{env.seq}"),
+                    envelope_seq=env.seq)
+                result = await self._commit([], [record])
+                await self._after_quarantine([record], result.quarantine_ids)
+            total.stored += result.stored
+            total.duplicates += result.duplicates
+            total.merged += result.merged
+        return total
+
+    async def _after_quarantine(self, records: list[RejectRecord], ids: list[int]) -> None:
+        """Count and log each quarantined segment and tell its edge (at most once a second each)."""
+        for record, quarantine_id in zip(records, ids):
+            r = record.rejected
+            REJECTS.labels(r.reason).inc()
+            log.warning("quarantined segment %d: %s (%s)", quarantine_id, r.reason, r.detail,
+                        extra={"edge": r.edge_header, "subject": record.subject, "seq": r.seq_range,
+                               "quarantine_id": quarantine_id})
+            edge = r.edge_header
+            now = time.monotonic()
+            if not edge or not subjects.valid_edge_id(edge) or now - self._notified.get(edge, -NOTICE_EVERY_S) < NOTICE_EVERY_S:
+                continue
+            self._notified[edge] = now
+            notice = SegmentsRefused(edge=edge, reason=r.reason, detail=r.detail[:500], key_id=r.key_id,
+                                     seq_range=r.seq_range, quarantine_id=quarantine_id,
+                                     at=datetime.now(timezone.utc))
+            try:
+                await self._nc.publish(subjects.edge_notices(edge), encode_notice(notice))
+            except nats.errors.Error as exc:  # the notice is repeated with the next refusal
+                log.warning("could not notify edge %s of its refused segment: %s", edge, exc, extra={"edge": edge})
+
+
+def _reject_record(msg: Msg, verdict: Rejected, envelope_seq: int | None = None) -> RejectRecord:
+    return RejectRecord(msg.subject, verdict, bytes(msg.data), dict(msg.headers or {}), _stream_seq(msg), envelope_seq)
 
 
 def _stream_seq(msg: Msg) -> int | None:
