@@ -2,7 +2,7 @@
 // DOM through textContent (see el() in queue.js), never as HTML markup.
 import * as API from "./api.js";
 import { LiveStream } from "./stream.js";
-import { AlarmStore, Siren, renderQueue, actionsFor, el, age, ACTION_LABEL, NEXT_ACTION } from "./queue.js";
+import { AlarmStore, Siren, renderQueue, actionsFor, el, age, offlineNote, ACTION_LABEL, NEXT_ACTION } from "./queue.js";
 
 const $ = (id) => document.getElementById(id);
 const WORK_ROLES = new Set(["OPERATOR", "MASTER"]);
@@ -290,6 +290,8 @@ function renderAlarm(a) {
     ["First", fmtTime(a.first_event_at)], ["Last", fmtTime(a.last_event_at)], ["Restored", a.restored ? "yes" : "no"],
     ["Claimed by", a.claimed_by_email || a.claimed_by || "—"], ["Ack note", a.ack_note || "—"], ["Source", `${a.edge_id} / ${a.source}`],
     ["Version", a.version],
+    ...(a.summary ? [["About", a.summary]] : []),
+    ...(a.happened_offline_at ? [["While offline", offlineNote(a)]] : []),
   ]);
   const acts = actionsFor(a, state.me).map((action) =>
     el("button", { type: "button", class: `act act-${action}`, dataset: { action },

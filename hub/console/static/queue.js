@@ -119,6 +119,12 @@ export class Siren {
   }
 }
 
+// An alarm read back from the panel's event log after an outage: when it happened, when we heard.
+export function offlineNote(a) {
+  const hm = (iso) => new Date(iso).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
+  return `happened ${hm(a.happened_offline_at)}, reported ${hm(a.reported_at)}`;
+}
+
 // Render the queue table; `act(alarm, action)` runs a transition, `open(alarm)` the detail.
 export function renderQueue(tbody, list, me, { act, open }) {
   const rows = list.map((a) => {
@@ -131,8 +137,9 @@ export function renderQueue(tbody, list, me, { act, open }) {
     return el("tr", { class: classes.join(" "), dataset: { id: a.id, status: a.status, version: a.version },
                       onclick: () => open(a) },
       el("td", { class: "prio" }, a.service_mode ? "🔧 " : "", a.priority),
-      el("td", {}, a.object_name || (a.object_id ? `#${a.object_id}` : a.source || "—")),
-      el("td", {}, a.alarm_type, a.restored ? " (restored)" : "", a.requires_note ? " ✎" : ""),
+      el("td", {}, a.object_name || (a.object_id ? `#${a.object_id}` : a.summary || a.source || "—")),
+      el("td", {}, a.alarm_type, a.restored ? " (restored)" : "", a.requires_note ? " ✎" : "",
+         a.happened_offline_at ? el("span", { class: "offline" }, ` ${offlineNote(a)}`) : ""),
       el("td", { class: "status" }, a.status),
       el("td", { class: "num" }, a.event_count),
       el("td", { class: "age", dataset: { since: a.first_event_at } }, age(a.first_event_at)),
