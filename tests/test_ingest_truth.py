@@ -198,3 +198,27 @@ async def test_nul_bytes_from_a_device_are_stored(site: Site) -> None:
     assert await site.ingest(env) == 1
     body = await site.pool.fetchval("SELECT body->>'name' FROM events")
     assert body == "Biuro\ufffd\ufffd"
+
+
+async def test_the_api_shows_zone_history_and_unknown_states_while_the_link_is_down(site: Site) -> None:
+    from hub.api.server import build_http
+    from hub.secret_box import SecretBox
+    from support.api import HeaderAuthenticator, as_role, json_of, start_client
+
+    await site.ingest(site.env("edge.link.up", {"link": "satel"}, T0, Priority.LOW),
+                      site.env("satel.zone.violation", {"zone": 3}, T0 + _ms(100), Priority.LOW),
+                      site.env("satel.zone.restore", {"zone": 3}, T0 + _ms(300), Priority.LOW),
+                      site.env("satel.zone.violation", {"zone": 3}, T0 + _ms(500), Priority.LOW))
+    for i, kind in enumerate(["edge.link.down", "edge.link.up", "edge.link.down"]):
+        await site.ingest(site.env(kind, {"link": "satel"}, T0 + timedelta(seconds=10 + i), Priority.LOW))
+    client = await start_client(build_http(site.pool, HeaderAuthenticator(), [], SecretBox.generate()))
+    try:
+        panel = site.panels["panel-1"]
+        history = await json_of(await client.get(f"/api/v1/panels/{panel}/history?element=zone",
+                                                 headers=as_role("OPERATOR")))
+        assert [(h["number"], h["state"]) for h in history["items"]] == [
+            (3, {"violated": True}), (3, {"violated": False}), (3, {"violated": True})]  # newest first
+        state = await json_of(await client.get(f"/api/v1/panels/{panel}/state", headers=as_role("OPERATOR")))
+        assert (state["link_status"], state["stale"]) == ("DISCONNECTED", True)
+    finally:
+        await client.close()

@@ -80,7 +80,7 @@ SELECT id, object_id, edge_id, source, model, host, port, link_status, link_chan
 FROM panels WHERE id = $1
 """
 SQL_CHILDREN = "SELECT * FROM {table} WHERE panel_id = $1 ORDER BY number"
-SQL_STATE = "SELECT element, number, state, seq, updated_at FROM panel_state WHERE panel_id = $1 ORDER BY element, number"
+SQL_STATE = "SELECT element, number, state, updated_at FROM panel_state WHERE panel_id = $1 ORDER BY element, number"
 SQL_HISTORY = """
 SELECT element, number, kind, state, at, event_id::text AS event_id, count(*) OVER () AS total
 FROM panel_state_history
