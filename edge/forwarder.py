@@ -7,6 +7,10 @@ its in-flight segments to settle, backs off with jitter, and resumes from the fi
 row: the hub drops whatever it already has, so a retry never doubles an event. A PubAck on one
 lane cuts the other lanes' back-off short: the hub is reachable again, and an alarm must not sit
 out a long back-off while the event lane drains a WAN outage's backlog.
+
+Only a PubAck from the hub's stream (`VIGIL_EVENTS` in JetStream domain `hub`) counts: any
+stream that captures this edge's subjects on the leaf, in another domain or under another name,
+answers with a PubAck of its own, and trusting it would drop rows the hub never got.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
+from nats.js.api import PubAck
 from prometheus_client import Counter, Gauge, Histogram
 
 from edge.journal import Journal, JournalRow
@@ -31,6 +36,9 @@ log = logging.getLogger("vigil.edge.forwarder")
 SEGMENTS = Counter("vigil_forwarder_segments_total", "Segments acknowledged by the hub", ["lane"])
 EVENTS = Counter("vigil_forwarder_events_total", "Envelopes acknowledged by the hub", ["lane"])
 FAILURES = Counter("vigil_forwarder_failures_total", "Segment publishes that failed", ["lane", "reason"])
+FOREIGN_ACKS = Counter(
+    "vigil_forwarder_foreign_acks_total", "PubAcks from a stream other than the hub's VIGIL_EVENTS (refused)", ["lane"]
+)
 IN_FLIGHT = Gauge("vigil_forwarder_in_flight", "Segments published and not yet acknowledged", ["lane"])
 ACK_SECONDS = Histogram(
     "vigil_forwarder_ack_seconds", "Publish to PubAck", ["lane"], buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
@@ -102,6 +110,9 @@ class Forwarder:
         self._retry_now = {lane: asyncio.Event() for lane in subjects.LANES}
         self.last_error: dict[str, str] = {}
         self.last_ack_at: float | None = None
+        # Lanes whose foreign PubAck has been logged since their last genuine one: one error line
+        # per streak, not one per retried segment.
+        self._foreign_logged: set[str] = set()
 
     def start(self) -> None:
         """Start one forwarding task per lane."""
@@ -189,8 +200,6 @@ class Forwarder:
             ack = await self.js.publish(
                 subject, segment.payload, timeout=self.settings.ack_timeout_s, headers=segment.headers
             )
-            if ack.stream != subjects.EVENTS_STREAM:
-                raise nats.js.errors.Error(f"acknowledged by unexpected stream {ack.stream!r}")
         except (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError) as exc:
             reason = type(exc).__name__
             FAILURES.labels(lane, reason).inc()
@@ -200,6 +209,11 @@ class Forwarder:
         finally:
             IN_FLIGHT.labels(lane).dec()
             window.release()
+        if ack.stream != subjects.EVENTS_STREAM or ack.domain != subjects.HUB_DOMAIN:
+            self._refuse_foreign_ack(segment, ack)
+            failed.set()
+            return
+        self._foreign_logged.discard(lane)
         ACK_SECONDS.labels(lane).observe(time.perf_counter() - started)
         await self.journal.mark_forwarded(lane, segment.first_seq, segment.last_seq)
         SEGMENTS.labels(lane).inc()
@@ -211,6 +225,27 @@ class Forwarder:
                 retry.set()
         log.debug("segment %d-%d acknowledged", segment.first_seq, segment.last_seq,
                   extra={"lane": lane, "seq": f"{segment.first_seq}-{segment.last_seq}", "events": segment.count})
+
+    def _refuse_foreign_ack(self, segment: SignedSegment, ack: PubAck) -> None:
+        """Count and record a PubAck from a stream that is not the hub's: the segment's rows stay
+        unforwarded and the lane retries, as after any failed publish."""
+        lane = segment.lane
+        FOREIGN_ACKS.labels(lane).inc()
+        FAILURES.labels(lane, "ForeignAck").inc()
+        seen = f"stream {ack.stream!r} in domain {ack.domain!r}"
+        self.last_error[lane] = (
+            f"ForeignAck: acknowledged by {seen}, not {subjects.EVENTS_STREAM!r} in {subjects.HUB_DOMAIN!r}"
+        )
+        if lane in self._foreign_logged:
+            return
+        self._foreign_logged.add(lane)
+        log.error(
+            "segment %d-%d acknowledged by %s, not the hub's %s in domain %s: something on the leaf captures this "
+            "edge's subjects; its rows stay unforwarded and the lane retries",
+            segment.first_seq, segment.last_seq, seen, subjects.EVENTS_STREAM, subjects.HUB_DOMAIN,
+            extra={"edge": self.edge_id, "lane": lane, "seq": f"{segment.first_seq}-{segment.last_seq}",
+                   "ack_stream": ack.stream, "ack_domain": ack.domain},
+        )
 
     def status(self) -> dict[str, object]:
         """What the local page shows about forwarding."""

@@ -1,18 +1,27 @@
 """An edge journal → leaf node → hub JetStream → PostgreSQL, with the WAN cut and the hub's NATS
-restarted under it (issue 2, tests 1, 2 and 5)."""
+restarted under it (issue 2, tests 1, 2 and 5), and a look-alike stream on the leaf whose PubAcks
+must not count."""
 from __future__ import annotations
 
+import logging
 import time
 from typing import AsyncIterator
 
+import nats
 import nats.errors
 import nats.js.errors
 import pytest
+from nats.js.api import StreamConfig
+from prometheus_client import REGISTRY
 
 from shared import subjects
 from shared.envelope import Priority
 from support.topology import EdgeHarness, Topology
 from support.waiting import wait_until
+
+
+def _foreign_acks(lane: str) -> float:
+    return REGISTRY.get_sample_value("vigil_forwarder_foreign_acks_total", {"lane": lane}) or 0.0
 
 
 async def _seqs(topology: Topology, edge_id: str = "site-1") -> list[int]:
@@ -148,3 +157,51 @@ async def test_edge_agent_demo_source_reaches_the_hub(topology: Topology) -> Non
     await topology.wait_events(5, timeout=30)
     kinds = {r["kind"] for r in await topology.pool.fetch("SELECT kind FROM events")}
     assert kinds == {"demo.tick"}
+
+
+async def test_a_pub_ack_from_a_look_alike_stream_marks_nothing(
+    topology: Topology, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream on the edge's own leaf server captures the edge's subjects and acknowledges its
+    segments, first under another name, then under the hub's stream name in the edge's domain:
+    no row may count as forwarded. Once it is gone, the hub's stream takes them all."""
+    assert topology.edge_nats is not None
+    config = topology.edge_config()
+    signer = await topology.enrol(config)
+    site = await EdgeHarness(topology, config, signer, backoff_base_s=0.05, backoff_cap_s=0.2).start()
+    local = await nats.connect(topology.edge_nats.url)
+    try:
+        assert site.journal is not None and site.forwarder is not None
+        local_js = local.jetstream(domain=topology.edge_nats.config.domain)
+        captured = [subjects.edge_events(config.edge_id), subjects.edge_alarms(config.edge_id)]
+        before = {lane: _foreign_acks(lane) for lane in subjects.LANES}
+        caplog.set_level(logging.ERROR, logger="vigil.edge.forwarder")
+
+        for round_, name in enumerate(("CAPTURE", subjects.EVENTS_STREAM), start=1):
+            await local_js.add_stream(StreamConfig(name=name, subjects=captured))
+            await site.append(3)
+            await site.append(1, Priority.CRITICAL)
+
+            def refused_retries() -> bool:
+                return all(
+                    _foreign_acks(lane) >= before[lane] + 3 * round_
+                    and f"stream {name!r} in domain 'edge-test'" in site.forwarder.last_error.get(lane, "")
+                    for lane in subjects.LANES)
+
+            await wait_until(refused_retries, timeout=30, what=f"the look-alike stream {name} to acknowledge retries")
+            assert (await local_js.stream_info(name)).state.messages >= 2  # it did take both lanes' segments
+            assert site.journal.unforwarded == {"evt": 3 * round_, "alarm": round_}
+            await local_js.delete_stream(name)
+
+        errors = [r for r in caplog.records if r.name == "vigil.edge.forwarder" and r.levelno == logging.ERROR]
+        # One line per lane for the whole failure streak, however many segments were refused.
+        assert sorted(r.lane for r in errors) == ["alarm", "evt"]  # type: ignore[attr-defined]
+        assert all("'CAPTURE'" in r.getMessage() and r.edge == config.edge_id for r in errors)  # type: ignore[attr-defined]
+
+        await topology.run_hub(topology.hub_config())
+        await topology.wait_events(8, timeout=60)
+        assert await _seqs(topology) == list(range(1, 9))
+        await wait_until(lambda: site.journal.unforwarded == {"evt": 0, "alarm": 0}, what="rows marked forwarded")
+    finally:
+        await local.close()
+        await site.close()
