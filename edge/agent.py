@@ -15,6 +15,7 @@ from edge.forwarder import Forwarder, ForwarderSettings
 from edge.journal import Journal
 from edge.links.satel import SatelLink
 from edge.local_api import build_app
+from edge.refusals import RefusalState, listen_for_refusals
 from shared.backoff import Backoff, sleep_or_stop
 from shared.eventloop import stop_on_signals
 from shared.signing import load_key_file
@@ -79,6 +80,10 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
         ),
     )
     forwarder.start()
+    refusals = RefusalState()
+    # On the forwarder's own leaf connection: the hub's notices reach this box the way its
+    # segments leave it.
+    await listen_for_refusals(nc, config.edge_id, refusals)
 
     def status() -> dict:
         return {
@@ -86,6 +91,7 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
             "key_id": signer.key_id,
             "journal": journal.stats(),
             "forwarder": forwarder.status(),
+            "refusal": refusals.status(),
             "nats": {"connected": nc.is_connected, "url": config.nats_url},
             "links": {"satel": [link.status() for link in satel_links]},
         }

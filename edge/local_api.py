@@ -7,6 +7,7 @@ Errors use the project's one shape: `{"error": {"code", "message", "request_id",
 """
 from __future__ import annotations
 
+import html
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,14 +32,18 @@ _OUTCOME_ERRORS: dict[CommandResult, tuple[int, str]] = {
 }
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Vigil edge</title>
-<style>body{font-family:system-ui,sans-serif;margin:2em}td{padding:.2em 1em}.ok{color:#080}.bad{color:#b00}.warn{color:#a60}</style>
-</head><body><h1>Vigil edge <span id="edge"></span></h1><table id="t"></table>
+<style>body{font-family:system-ui,sans-serif;margin:2em}td{padding:.2em 1em}.ok{color:#080}.bad{color:#b00}.warn{color:#a60}
+#refused{background:#b00;color:#fff;font-weight:bold;font-size:1.2em;padding:1em;margin-bottom:1em}[hidden]{display:none}</style>
+</head><body><!--refusal--><h1>Vigil edge <span id="edge"></span></h1><table id="t"></table>
 <h2>Links</h2><table id="links"></table>
 <script>
 function esc(s){ return String(s ?? '').replace(/[&<>"]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c])); }
 async function load(){
   const s = await (await fetch('/api/v1/status')).json();
   document.getElementById('edge').textContent = s.edge_id;
+  const banner = document.getElementById('refused'), refusal = s.refusal || {};
+  banner.hidden = !refusal.banner;
+  banner.textContent = refusal.banner || '';
   const rows = [
     ['hub link', s.nats.connected ? '<span class=ok>connected</span>' : '<span class=bad>down</span>'],
     ['unforwarded (evt / alarm)', s.journal.unforwarded.evt + ' / ' + s.journal.unforwarded.alarm],
@@ -92,8 +97,16 @@ async def error_shape(request: web.Request, handler: _Handler) -> web.StreamResp
         return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason, request_id)
 
 
-async def page(_request: web.Request) -> web.Response:
-    return web.Response(text=PAGE, content_type="text/html")
+def _refusal_banner(text: str | None) -> str:
+    """The red banner (see edge.refusals), in the served page itself: it shows even before, or
+    without, the script's first refresh."""
+    hidden = "" if text else " hidden"
+    return f'<div id="refused" role="alert"{hidden}>{html.escape(text or "")}</div>'
+
+
+async def page(request: web.Request) -> web.Response:
+    banner = (request.app[STATUS_KEY]().get("refusal") or {}).get("banner")
+    return web.Response(text=PAGE.replace("<!--refusal-->", _refusal_banner(banner)), content_type="text/html")
 
 
 async def status(request: web.Request) -> web.Response:
