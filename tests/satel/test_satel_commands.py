@@ -403,7 +403,10 @@ _CP1250_UNDEFINED = {0x81, 0x83, 0x88, 0x90, 0x98}
 
 
 def texts(size: int) -> st.SearchStrategy[str]:
-    return st.lists(st.integers(0x20, 0xFF).filter(lambda b: b not in _CP1250_UNDEFINED), max_size=size).map(
+    """Texts a panel may send that decode to themselves: no control bytes (0x7F is DEL), which
+    the codec drops."""
+    printable = st.integers(0x20, 0xFF).filter(lambda b: b not in _CP1250_UNDEFINED and b != 0x7F)
+    return st.lists(printable, max_size=size).map(
         lambda values: bytes(values).decode("cp1250").rstrip(" ")
     )
 

@@ -52,6 +52,16 @@ from .commands import (
     command_name,
 )
 from .crypto import EncryptedSession, PduCipher, derive_aes_key
+from .event_codes import (
+    EVENT_CODES,
+    UNKNOWN_EVENT_TEXT,
+    EventCategory,
+    EventCode,
+    EventDescription,
+    SourceKind,
+    describe_record,
+    event_code,
+)
 from .events import (
     END_OF_EVENTS,
     EventClass,
@@ -101,9 +111,11 @@ from .user_code import UserCode
 __all__ = [
     "BUSY_BANNER",
     "END_OF_EVENTS",
+    "EVENT_CODES",
     "MAX_BODY",
     "NEWEST_EVENT",
     "TEMPERATURE_UNKNOWN",
+    "UNKNOWN_EVENT_TEXT",
     "Answer",
     "Arm",
     "Busy",
@@ -116,7 +128,10 @@ __all__ = [
     "EncryptedSession",
     "ErrorReason",
     "EventAnswer",
+    "EventCategory",
     "EventClass",
+    "EventCode",
+    "EventDescription",
     "EventRecord",
     "EventTextAnswer",
     "Frame",
@@ -149,6 +164,7 @@ __all__ = [
     "ResultAnswer",
     "ResultCode",
     "SatelDecodeError",
+    "SourceKind",
     "StartPush",
     "StatusAnswer",
     "SwitchOutputs",
@@ -166,11 +182,13 @@ __all__ = [
     "decode_bitmap",
     "decode_event_record",
     "decode_request",
+    "describe_record",
     "derive_aes_key",
     "encode_answer",
     "encode_bitmap",
     "encode_event_record",
     "encode_frame",
     "encode_request",
+    "event_code",
     "stuff",
 ]

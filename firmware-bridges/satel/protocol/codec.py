@@ -7,6 +7,7 @@ are the module's side (the emulator). All four are pure functions.
 from __future__ import annotations
 
 import datetime
+import unicodedata
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -283,9 +284,13 @@ def _encode_text(value: str, size: int) -> bytes:
 
 
 def _decode_text(data: bytes) -> str:
+    """A name or event text as the panel sends it, cleaned: no control characters, no padding."""
     # CP1250 leaves five byte values undefined; a panel should never send them, but a stray one
     # must not make the whole answer undecodable.
-    return data.decode(TEXT_ENCODING, errors="replace").rstrip(" ")
+    text = data.decode(TEXT_ENCODING, errors="replace")
+    # Panels pad with spaces, and some names hold NUL or other control bytes (a name typed on a
+    # keypad, or a buffer not cleared): none of them belongs in a name anyone reads.
+    return "".join(char for char in text if unicodedata.category(char) != "Cc").rstrip(" ")
 
 
 def _encode_answer_payload(answer: Answer) -> tuple[int, bytes]:
