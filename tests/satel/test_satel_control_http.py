@@ -59,6 +59,21 @@ async def test_troubles_partitions_and_connection_controls(
         assert response.status == 200
 
 
+async def test_rename_devices_and_clear_the_event_log(emulator: SatelEmulator, http: aiohttp.ClientSession) -> None:
+    async with http.post("/zones/3/name", json={"name": "Biu\u0000ro"}) as response:
+        assert await response.json() == {"zone": 3, "name": "Biu\x00ro"}
+    assert emulator.panel.zone(3).name == "Biu\x00ro"
+    for path, name in (("/partitions/2/name", "Hala"), ("/outputs/1/name", "Syrena zewn.")):
+        async with http.post(path, json={"name": name}) as response:
+            assert response.status == 200
+    assert (emulator.panel.partition(2).name, emulator.panel.output(1).name) == ("Hala", "Syrena zewn.")
+
+    emulator.tamper_zone(1)
+    async with http.post("/event-log/clear") as response:
+        newest = (await response.json())["newest_event_index"]
+    assert emulator.panel.events.latest(10) == (newest,)
+
+
 async def test_state_redacts_secrets(http: aiohttp.ClientSession) -> None:
     async with http.get("/state") as response:
         assert response.status == 200
@@ -79,6 +94,9 @@ async def test_state_redacts_secrets(http: aiohttp.ClientSession) -> None:
         ("POST", "/response-delay", {"seconds": "soon"}, 400, "bad_request"),
         ("POST", "/response-delay", {"seconds": -1}, 400, "bad_request"),
         ("POST", "/zones/8/temperature", [1, 2], 400, "bad_request"),
+        ("POST", "/zones/1/name", {"name": 5}, 400, "bad_request"),
+        ("POST", "/zones/1/name", {"name": "日本"}, 400, "bad_request"),
+        ("POST", "/outputs/9/name", {"name": "x"}, 404, "not_found"),
         ("GET", "/zones/1/violate", None, 405, "method_not_allowed"),
         ("GET", "/nowhere", None, 404, "not_found"),
     ],

@@ -11,19 +11,22 @@ from typing import TypeVar
 import pytest
 from support.waiting import wait_until
 
-from firmware_bridges.satel.emulator import SAMPLE_USER_CODE, SatelEmulator, sample_panel
+from firmware_bridges.satel.emulator import SAMPLE_USER_CODE, ModuleInfo, SatelEmulator, sample_panel
 from firmware_bridges.satel.protocol import (
+    NEWEST_EVENT,
     Answer,
     Arm,
     Busy,
     BypassZones,
     ClearAlarm,
+    Cmd,
     DeviceNameAnswer,
     DeviceType,
     Disarm,
     EncryptedSession,
     ErrorReason,
     EventAnswer,
+    EventCategory,
     EventClass,
     EventTextAnswer,
     Frame,
@@ -48,17 +51,21 @@ from firmware_bridges.satel.protocol import (
     Request,
     ResultAnswer,
     ResultCode,
+    SourceKind,
     StartPush,
     StatusAnswer,
     SwitchOutputs,
     TroublesAnswer,
+    UnbypassZones,
     UserCode,
     ZonesAnswer,
     ZoneState,
     ZoneTemperatureAnswer,
     decode_answer,
+    describe_record,
     encode_frame,
     encode_request,
+    event_code,
 )
 
 KEY = "Integra1"
@@ -253,7 +260,8 @@ async def test_push_mode(emulator: SatelEmulator, client: Client) -> None:
     started = await client.ask(StartPush(frozenset({ZoneState.VIOLATION, ZoneState.ALARM})))
     assert started == ResultAnswer(ResultCode.ACCEPTED)
     emulator.violate_zone(5)
-    assert await client.next_answer() == ZonesAnswer(ZoneState.VIOLATION, frozenset({5}))
+    # Pushed zone bitmaps are 32 bytes, as an ETHM-1 Plus sends them.
+    assert await client.next_answer() == ZonesAnswer(ZoneState.VIOLATION, frozenset({5}), wide=True)
     # A pushed answer counts as read.
     assert ZoneState.VIOLATION not in (await client.ask_as(ReadNewData(), NewDataAnswer)).commands
 
@@ -263,10 +271,89 @@ async def test_push_mode(emulator: SatelEmulator, client: Client) -> None:
     assert isinstance(forced, EventAnswer) and forced.record.code == 1001
 
     emulator.violate_zone(6)
-    assert await client.next_answer() == ZonesAnswer(ZoneState.VIOLATION, frozenset({5, 6}))
-    assert await client.next_answer() == ZonesAnswer(ZoneState.ALARM, frozenset({6}))
+    assert await client.next_answer() == ZonesAnswer(ZoneState.VIOLATION, frozenset({5, 6}), wide=True)
+    assert await client.next_answer() == ZonesAnswer(ZoneState.ALARM, frozenset({6}), wide=True)
     alarm = await client.next_answer()
     assert isinstance(alarm, EventAnswer) and (alarm.record.code, alarm.record.source) == (130, 6)
+
+
+async def test_push_mode_sends_32_byte_bitmaps_whatever_the_panel(key: str | None) -> None:
+    # An INTEGRA 128 behind a module without the 32-byte capability: polled bitmaps are 16 bytes,
+    # pushed ones 32 all the same.
+    panel = sample_panel()
+    panel.info = ModuleInfo(module_capabilities=0x00, panel_type=3)
+    async with SatelEmulator(port=0, key=key, panel=panel) as emulator:
+        client = await Client.connect(emulator.port, key)
+        client.writer.write(client.channel.encode(encode_request(ReadZones())))
+        polled = await client.next_event()
+        assert isinstance(polled, Frame) and len(polled.data) == 16
+        await client.ask(StartPush(frozenset({ZoneState.VIOLATION, Cmd.OUTPUTS_STATE})))
+        emulator.violate_zone(2)
+        pushed = await client.next_event()
+        assert isinstance(pushed, Frame) and (pushed.cmd, len(pushed.data)) == (ZoneState.VIOLATION, 32)
+        assert decode_answer(pushed) == ZonesAnswer(ZoneState.VIOLATION, frozenset({2}), wide=True)
+        assert await client.ask(SwitchOutputs(GOOD_CODE, frozenset({1}))) == ResultAnswer(ResultCode.OK)
+        outputs = await client.next_event()
+        assert isinstance(outputs, Frame) and (outputs.cmd, len(outputs.data)) == (Cmd.OUTPUTS_STATE, 32)
+        await client.close()
+
+
+async def test_event_log_walk_and_texts(emulator: SatelEmulator, client: Client) -> None:
+    """Every action logs its record, with the user or zone in the source byte; a walk from the
+    newest follows the event index of each answer back to 'end of events'."""
+    assert await client.ask(Arm(GOOD_CODE, frozenset({1}))) == ResultAnswer(ResultCode.OK)
+    emulator.violate_zone(2)
+    emulator.tamper_zone(7)
+    emulator.trigger_trouble("ac")
+    assert await client.ask(ClearAlarm(GOOD_CODE, frozenset({1}))) == ResultAnswer(ResultCode.OK)
+    cleaner = UserCode.from_digits("5678")
+    assert await client.ask(Disarm(cleaner, frozenset({1}))) == ResultAnswer(ResultCode.OK)
+    assert await client.ask(UnbypassZones(GOOD_CODE, frozenset({5}))) == ResultAnswer(ResultCode.OK)
+
+    walked = []
+    answer = await client.ask_as(ReadEvent(), EventAnswer)
+    assert answer.requested_index == NEWEST_EVENT
+    while not answer.record.is_end:
+        walked.append(answer.record)
+        requested = answer.previous_index
+        answer = await client.ask_as(ReadEvent(requested), EventAnswer)
+        assert answer.requested_index == requested
+    described = [
+        (d.code, d.restore, d.category, d.source, d.number) for d in map(describe_record, reversed(walked))
+    ]
+    assert described == [
+        (401, True, EventCategory.ARM, SourceKind.USER, 1),
+        (130, False, EventCategory.ALARM, SourceKind.ZONE, 2),
+        (144, False, EventCategory.TAMPER, SourceKind.ZONE, 7),
+        (301, False, EventCategory.TROUBLE, SourceKind.NONE, None),
+        (406, False, EventCategory.ALARM_CLEARED, SourceKind.USER, 1),
+        (401, False, EventCategory.DISARM, SourceKind.USER, 2),
+        (570, True, EventCategory.BYPASS, SourceKind.ZONE, 5),
+    ]
+    assert [record.partition for record in reversed(walked)] == [1, 1, 2, 1, 1, 1, 2]
+
+    for code, restore, text in ((130, False, "Burglary alarm"), (401, True, "Arm by user"), (999, False, "Unknown event")):
+        answer = await client.ask_as(ReadEventText(code, restore, long=True), EventTextAnswer)
+        assert (answer.text, answer.long_kind) == (text, event_code(code).long_kind)
+
+
+async def test_a_cleared_event_log_starts_with_the_reset(emulator: SatelEmulator, client: Client) -> None:
+    emulator.tamper_zone(1)
+    old = await client.ask_as(ReadEvent(), EventAnswer)
+    emulator.clear_event_log()
+    newest = await client.ask_as(ReadEvent(), EventAnswer)
+    assert (newest.record.code, describe_record(newest.record).category) == (621, EventCategory.SYSTEM)
+    assert newest.previous_index != old.previous_index
+    assert (await client.ask_as(ReadEvent(newest.previous_index), EventAnswer)).record.is_end
+
+
+async def test_names_are_sent_as_stored_nul_included(emulator: SatelEmulator, client: Client) -> None:
+    emulator.rename("zone", 3, "Biu\x00ro")
+    client.writer.write(client.channel.encode(encode_request(ReadDeviceName(DeviceType.ZONE, 3))))
+    frame = await client.next_event()
+    assert isinstance(frame, Frame) and frame.data[3:19] == b"Biu\x00ro".ljust(16)
+    # The codec cleans what the panel sends.
+    assert decode_answer(frame) == DeviceNameAnswer(DeviceType.ZONE, 3, 1, "Biuro")
 
 
 async def test_second_client_gets_busy_banner(emulator: SatelEmulator, client: Client, key: str | None) -> None:

@@ -5,8 +5,10 @@ Routes::
     GET  /state                                 diagnostics, secrets redacted
     POST /zones/{n}/violate|restore|tamper|restore-tamper
     POST /zones/{n}/temperature                 {"celsius": 21.5}  (null: unknown)
+    POST /zones|partitions|outputs/{n}/name     {"name": "Hall"}  (control bytes such as NUL kept)
     POST /partitions/{n}/entry-time|exit-time
     POST /troubles/{name}/trigger|clear
+    POST /event-log/clear
     POST /connections/cut
     POST /response-delay                        {"seconds": 1.5}
     POST /corrupt-next-frame
@@ -105,6 +107,26 @@ async def _zone_temperature(request: web.Request) -> web.Response:
     return web.json_response({"zone": asdict(emulator.panel.zone(number))})
 
 
+def _rename(device: str) -> _Handler:
+    """The handler renaming one kind of device (``"zone"``, ``"partition"``, ``"output"``)."""
+
+    async def rename(request: web.Request) -> web.Response:
+        number = _number(request, device)
+        name = (await _json_body(request)).get("name")
+        if not isinstance(name, str):
+            raise ValueError("name must be a string")
+        _emulator(request).rename(device, number, name)
+        return web.json_response({device: number, "name": name})
+
+    return rename
+
+
+async def _clear_event_log(request: web.Request) -> web.Response:
+    emulator = _emulator(request)
+    emulator.clear_event_log()
+    return web.json_response({"newest_event_index": emulator.panel.events.newest_index})
+
+
 async def _partition_action(request: web.Request) -> web.Response:
     emulator = _emulator(request)
     number = _number(request, "partition")
@@ -151,9 +173,13 @@ def create_control_app(emulator: SatelEmulator) -> web.Application:
     app[_EMULATOR] = emulator
     app.router.add_get("/state", _state)
     app.router.add_post("/zones/{number}/temperature", _zone_temperature)
+    # Before the action routes, which would take "name" for an action.
+    for device in ("zone", "partition", "output"):
+        app.router.add_post(f"/{device}s/{{number}}/name", _rename(device))
     app.router.add_post("/zones/{number}/{action}", _zone_action)
     app.router.add_post("/partitions/{number}/{action}", _partition_action)
     app.router.add_post("/troubles/{name}/{action}", _trouble_action)
+    app.router.add_post("/event-log/clear", _clear_event_log)
     app.router.add_post("/connections/cut", _cut)
     app.router.add_post("/response-delay", _response_delay)
     app.router.add_post("/corrupt-next-frame", _corrupt)

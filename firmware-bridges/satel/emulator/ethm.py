@@ -123,6 +123,14 @@ class SatelEmulator:
         """Start exit time in a partition."""
         self.panel.start_exit_time(partition)
 
+    def rename(self, device: str, number: int, name: str) -> None:
+        """Rename a ``"zone"``, ``"partition"`` or ``"output"``; the name may hold control bytes."""
+        self.panel.rename(device, number, name)
+
+    def clear_event_log(self) -> None:
+        """Reset the panel's event log (the reset itself is logged as the first new record)."""
+        self.panel.clear_event_log()
+
     def cut_connections(self) -> None:
         """Drop every client connection at once."""
         self.server.cut_connections()

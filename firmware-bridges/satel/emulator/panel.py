@@ -19,10 +19,11 @@ from ..protocol import (
     ResultCode,
     UserCode,
     ZoneState,
+    event_code,
 )
+from ..protocol.answers import TEXT_ENCODING
 from ..protocol.commands import TROUBLE_BYTES, TROUBLE_MEMORY_BYTES
 from . import catalog
-from .catalog import EventKind
 from .devices import ModuleInfo, Output, Partition, UnknownDevice, User, Zone
 from .event_log import EventLog
 
@@ -85,10 +86,12 @@ class Panel:
         except KeyError:
             raise UnknownDevice(f"partition {number} does not exist") from None
 
-    @property
-    def needs_wide(self) -> bool:
-        """Zones or outputs above 128 exist, so bitmaps must be 32 bytes."""
-        return max([*self.zones, *self.outputs, 0]) > 128
+    def output(self, number: int) -> Output:
+        """The output with this number; raises UnknownDevice."""
+        try:
+            return self.outputs[number]
+        except KeyError:
+            raise UnknownDevice(f"output {number} does not exist") from None
 
     # --- query answers --------------------------------------------------------------------
 
@@ -150,7 +153,8 @@ class Panel:
             for listener in list(self.listeners):
                 listener(change)
 
-    def _log_event(self, kind: EventKind, *, restore: bool, partition: int, source: int) -> None:
+    def _log_event(self, code: int, *, restore: bool, partition: int, source: int) -> None:
+        """Log event ``code``; ``source`` is what its description kind names (zone, user, 0)."""
         now = self.clock()
         record = EventRecord(
             not_empty=True,
@@ -158,13 +162,13 @@ class Panel:
             year_marker=now.year % 4,
             monitoring_1=MonitoringStatus.NOT_MONITORED,
             monitoring_2=MonitoringStatus.NOT_MONITORED,
-            event_class=kind.event_class,
+            event_class=event_code(code).event_class,
             day=now.day,
             month=now.month,
             minutes=now.hour * 60 + now.minute,
             partition=partition,
             restore=restore,
-            code=kind.code,
+            code=code,
             source=source & 0xFF,
         )
         self.events.append(record)
@@ -237,6 +241,29 @@ class Panel:
         partition = self.partition(number)
         with self._changing():
             partition.exit_time = True
+
+    def rename(self, device: str, number: int, name: str) -> None:
+        """Rename a zone, partition or output (``device``), as an installer does with DLOADX.
+
+        The name is kept as given, control bytes included: real panels' names sometimes hold a
+        NUL. The module sends its first 16 bytes, CP1250-encoded; raises ValueError for a name
+        CP1250 cannot encode and UnknownDevice for an unknown device.
+        """
+        lookups = {"zone": self.zone, "partition": self.partition, "output": self.output}
+        if device not in lookups:
+            raise UnknownDevice(f"device kind {device!r} cannot be renamed (known: {', '.join(lookups)})")
+        target = lookups[device](number)
+        try:
+            name.encode(TEXT_ENCODING)
+        except UnicodeEncodeError:
+            raise ValueError(f"name {name!r} cannot be encoded as {TEXT_ENCODING}") from None
+        target.name = name
+
+    def clear_event_log(self) -> None:
+        """The installer resets the event log: every record goes, and the reset is the first new one."""
+        with self._changing():
+            self.events.clear()
+            self._log_event(catalog.EVENT_LOG_CLEARED, restore=False, partition=1, source=0)
 
     # --- what a user with a code can do ----------------------------------------------------
 

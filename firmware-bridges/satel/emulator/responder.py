@@ -42,14 +42,13 @@ from ..protocol import (
     ZonesAnswer,
     ZoneState,
     ZoneTemperatureAnswer,
+    event_code,
 )
 from ..protocol.answers import LONG_TEXT_BYTES, NAME_BYTES, SHORT_TEXT_BYTES, TEMPERATURE_UNKNOWN, TEXT_ENCODING
 from ..protocol.commands import PARTITION_STATE_CODES, ZONE_STATE_CODES
-from .catalog import EVENT_KINDS
 from .panel import Panel
 
 _NARROW_LIMIT = 128
-_UNKNOWN_EVENT_TEXT = "Unknown event"
 
 
 def _fit(items: frozenset[int], wide: bool) -> frozenset[int]:
@@ -62,14 +61,10 @@ def _truncate(text: str, size: int) -> str:
 
 
 def _event_text(request: ReadEventText) -> EventTextAnswer:
-    kind = EVENT_KINDS.get(request.code)
+    entry = event_code(request.code)
     size = LONG_TEXT_BYTES if request.long else SHORT_TEXT_BYTES
-    if kind is None:
-        text, long_kind, short_kind = _UNKNOWN_EVENT_TEXT, 0, 0
-    else:
-        text = kind.restore_text if request.restore else kind.text
-        long_kind, short_kind = kind.long_kind, kind.short_kind
-    return EventTextAnswer(request.code, request.restore, request.long, long_kind, short_kind, _truncate(text, size))
+    text = _truncate(entry.text_for(request.restore), size)
+    return EventTextAnswer(request.code, request.restore, request.long, entry.long_kind, entry.short_kind, text)
 
 
 def _name(text: str) -> str:
@@ -159,10 +154,14 @@ def respond(panel: Panel, request: Request) -> Answer:
     raise TypeError(f"not a Satel request: {request!r}")
 
 
-def read_request_for(cmd: int, wide: bool) -> Request | None:
-    """The query whose answer push mode sends when command ``cmd`` has new data."""
+def push_request_for(cmd: int) -> Request | None:
+    """The query whose answer push mode sends when command ``cmd`` has new data.
+
+    An ETHM-1 Plus pushes zone and output bitmaps as 32 bytes whatever the panel model (reference:
+    "Behaviour of the real module"), so those are the wide queries.
+    """
     if cmd in ZONE_STATE_CODES:
-        return ReadZones(ZoneState(cmd), wide)
+        return ReadZones(ZoneState(cmd), wide=True)
     if cmd in PARTITION_STATE_CODES:
         return ReadPartitions(PartitionState(cmd))
     if Cmd.TROUBLES_1 <= cmd < Cmd.TROUBLES_1 + 5:
@@ -170,7 +169,7 @@ def read_request_for(cmd: int, wide: bool) -> Request | None:
     if Cmd.TROUBLES_MEMORY_1 <= cmd < Cmd.TROUBLES_MEMORY_1 + 5:
         return ReadTroubles(cmd - Cmd.TROUBLES_MEMORY_1 + 1, memory=True)
     if cmd == Cmd.OUTPUTS_STATE:
-        return ReadOutputs(wide)
+        return ReadOutputs(wide=True)
     if cmd == Cmd.STATUS:
         return ReadStatus()
     return None

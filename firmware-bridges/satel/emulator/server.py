@@ -26,7 +26,7 @@ from ..protocol import (
 )
 from ..protocol.frame import END, SYNC
 from .panel import Panel, PanelChange
-from .responder import read_request_for, respond
+from .responder import push_request_for, respond
 
 log = logging.getLogger(__name__)
 
@@ -256,9 +256,8 @@ class _Connection:
     def _push(self, change: PanelChange) -> None:
         if self._push_commands is None:
             return
-        wide = self._panel.needs_wide
         for cmd in sorted(change.commands & self._push_commands):
-            request = read_request_for(cmd, wide)
+            request = push_request_for(cmd)
             if request is not None:
                 self._send(respond(self._panel, request))
         for index in change.events:
