@@ -14,6 +14,7 @@ from edge.journal import Journal, JournalError, JournalFull
 from shared.bodies import DemoTick
 from shared.clock import FakeClock
 from shared.envelope import Envelope, Priority, decode_envelope, new_envelope
+from shared.signing import create_key_file
 
 
 def _env(n: int, priority: Priority = Priority.LOW) -> Envelope:
@@ -158,15 +159,20 @@ async def test_a_journal_full_of_unforwarded_alarms_refuses_loudly(tmp_path: Pat
 
 
 def _read_only_dir(tmp_path: Path) -> Path:
+    """A folder nothing can write to, holding an edge key (an enrolled box whose disk went
+    read-only: the journal, not the key, is what fails)."""
     target = tmp_path / "ro"
     target.mkdir()
     if os.geteuid() != 0:
+        create_key_file(target / "edge.key")
         target.chmod(0o555)
         return target
     # Root ignores permission bits; a read-only mount is what a root process cannot write to.
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(target)], capture_output=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target)], capture_output=True)
     if result.returncode != 0:
         pytest.skip(f"cannot make a read-only folder as root here: {result.stderr.decode().strip()}")
+    create_key_file(target / "edge.key")
+    subprocess.run(["mount", "-o", "remount,ro", str(target)], check=True, capture_output=True)
     return target
 
 
