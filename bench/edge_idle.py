@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.request
@@ -64,6 +65,9 @@ async def main(quick: bool) -> None:
             "VIGIL_EDGE_HTTP_PORT": str(http_port), "VIGIL_EDGE_LOG_LEVEL": "WARNING",
             "VIGIL_EDGE_SATEL_PANELS": json.dumps(panels),
         })
+        # The box's key is made once at installation, never by the agent itself.
+        await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "edge", "keygen"], env=env, check=True,
+                                stdout=subprocess.DEVNULL)
         agent = ManagedProcess("edge", [sys.executable, "-m", "edge", "run"], log_path=rig.root / "run" / "edge.log", env=env)
 
         async def stop_agent() -> None:
