@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import math
 import os
 import shutil
 import signal
@@ -41,6 +42,8 @@ from shared.signing import Signer
 
 HOST = "127.0.0.1"
 POLL_S = 0.02
+BATCH_SUM = "vigil_ingest_batch_seconds_sum"
+BATCH_COUNT = "vigil_ingest_batch_seconds_count"
 
 
 def emit(name: str, value: float, unit: str, target: float, better: str, decimals: int = 1) -> None:
@@ -50,6 +53,11 @@ def emit(name: str, value: float, unit: str, target: float, better: str, decimal
     ratio = value / target
     met = value >= target if better == "higher" else value <= target
     print(f"{name}: {ratio:.2f}x target ({'met' if met else 'MISSED'}; {better} is better)", flush=True)
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Nearest-rank percentile of already sorted values."""
+    return sorted_values[max(0, math.ceil(p / 100 * len(sorted_values)) - 1)]
 
 
 async def wait_for(
@@ -110,6 +118,11 @@ class SpawnedHub:
                 name, _, value = line.rpartition(" ")
                 samples[name] = float(value)
         return samples
+
+    async def batch_totals(self) -> tuple[float, float]:
+        """Ingest batches so far: their total seconds (verify + commit + ack) and their number."""
+        samples = await self.metrics()
+        return samples.get(BATCH_SUM, 0.0), samples.get(BATCH_COUNT, 0.0)
 
 
 async def _resolve(value: Awaitable[bool] | bool) -> bool:
@@ -208,12 +221,14 @@ class Rig:
         return self.dsn
 
     async def enrol(self, edge_ids: Iterable[str]) -> dict[str, Signer]:
-        """Fresh key pairs for the edges, enrolled in the scratch database."""
+        """Fresh key pairs for the edges, enrolled in the scratch database in one transaction (a
+        thousand edges would otherwise cost a thousand commits)."""
         signers = {edge_id: Signer.generate() for edge_id in edge_ids}
         conn = await asyncpg.connect(self.dsn)
         try:
-            for edge_id, signer in signers.items():
-                await add_edge(conn, edge_id, signer.public_raw)
+            async with conn.transaction():
+                for edge_id, signer in signers.items():
+                    await add_edge(conn, edge_id, signer.public_raw)
         finally:
             await conn.close()
         return signers

@@ -4,6 +4,9 @@ client, from sending the request to having read the whole answer. Each operator 
 WARMUP_CYCLES bundles unmeasured, so the figure is the steady state, not the hub's first
 connections, prepared statements and token checks.
 
+run_all divides this figure by `fsync_p99_ms` of the same run (`api_ratio`, target 5, the two
+targets' ratio): the p99 in this disk's fdatasyncs, one of which every transition's commit waits for.
+
     BENCH api_p99_ms=<p99 per call> ms target=25 better=lower
 """
 from __future__ import annotations

@@ -7,19 +7,22 @@ Each event's latency is `events.received_at − envelope.ts`: `ts` is stamped ju
 on this machine. `now()` is the transaction's start, so the figure leaves out that transaction's
 own insert and commit; the human line gives the hub's mean batch time, an upper bound on that.
 
+run_all divides this figure by `fsync_p99_ms` of the same run (`latency_ratio`, target 10, the
+two targets' ratio): the p99 in this disk's fdatasyncs, of which the path needs at least two
+(the journal's and PostgreSQL's commit).
+
     BENCH latency_p99_ms=<p99 in ms> ms target=50 better=lower
 """
 from __future__ import annotations
 
 import asyncio
-import math
 import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _rig import Rig, SpawnedHub, committed_events, emit, run_main, wait_for
+from _rig import Rig, committed_events, emit, percentile, run_main, wait_for
 from edge.forwarder import Forwarder, ForwarderSettings
 from edge.journal import Journal
 from shared.bodies import DemoTick
@@ -30,13 +33,6 @@ TARGET_MS = 50.0
 RATE = 500  # events per second
 EDGE = "bench-latency"
 SOURCE = "bench"  # the measured events; the warm-up event has another source
-BATCH_SUM = "vigil_ingest_batch_seconds_sum"
-BATCH_COUNT = "vigil_ingest_batch_seconds_count"
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of already sorted values."""
-    return sorted_values[max(0, math.ceil(p / 100 * len(sorted_values)) - 1)]
 
 
 def summary(values_ms: list[float]) -> str:
@@ -85,11 +81,6 @@ def forwarded_at(journal_path: Path) -> dict[str, float]:
         conn.close()
 
 
-async def batch_totals(hub: SpawnedHub) -> tuple[float, float]:
-    samples = await hub.metrics()
-    return samples.get(BATCH_SUM, 0.0), samples.get(BATCH_COUNT, 0.0)
-
-
 async def main(quick: bool) -> None:
     count = RATE * (2 if quick else 20)
     async with Rig("latency") as rig:
@@ -112,11 +103,11 @@ async def main(quick: bool) -> None:
         await journal.append(new_envelope("demo.tick", "warm-up", Priority.NORMAL, DemoTick(-1)))
         await wait_for(lambda: events_in_db(1), timeout=60, what="the warm-up event", watch=[hub.process])
 
-        batch_sum, batch_count = await batch_totals(hub)
+        batch_sum, batch_count = await hub.batch_totals()
         produced = await produce(journal, count)
         await wait_for(lambda: events_in_db(1 + count), timeout=60,
                        what=f"{count} events in PostgreSQL", watch=[hub.process])
-        batch_sum2, batch_count2 = await batch_totals(hub)
+        batch_sum2, batch_count2 = await hub.batch_totals()
         await wait_for(lambda: journal.unforwarded[LANE_EVT] == 0, timeout=30, what="the last rows marked forwarded")
         marked = forwarded_at(rig.journal_path)
         rows = await pool.fetch(

@@ -5,6 +5,11 @@ after another so they do not compete for the cores, with its output echoed as it
 `BENCH name=value unit target=T better=higher|lower` line is collected; bench/last.json gets the
 list of figures even when a benchmark fails. Exits non-zero if any benchmark failed, timed out or
 printed no figure. The whole run is bounded (BUDGET_S), so it finishes in under 10 minutes.
+
+Then come the derived figures (DERIVED): a figure over its baseline of the limit, both from this
+run, since a shared machine's disk and cores vary from run to run and only a ratio of the same
+run says how much of the machine the code gets. They are printed as BENCH lines too and kept in
+bench/last.json with the others; one whose inputs are missing fails the run.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 BENCH_DIR = Path(__file__).resolve().parent
 OUTPUT = BENCH_DIR / "last.json"
@@ -48,6 +53,56 @@ def parse_bench_line(line: str) -> Figure | None:
         name=match["name"], value=float(match["value"]), unit=match["unit"],
         target=float(match["target"]), better=match["better"],
     )
+
+
+class Derived(NamedTuple):
+    """A figure over its baseline, both of the same run; better in the numerator's direction."""
+
+    name: str
+    numerator: str
+    denominator: str
+    # None: the numerator's target over the denominator's, the ratio at which a machine that just
+    # meets the baseline's target still meets the figure's.
+    target: float | None
+
+
+DERIVED = (
+    # Share of PostgreSQL's bare insert rate for the same rows (bench/pg_insert_raw.py).
+    Derived("ingest_ratio", "ingest", "pg_insert_raw", 0.6),
+    Derived("lifecycle_ratio", "lifecycle", "pg_insert_raw", 0.3),
+    # p99 latencies in fdatasyncs of this disk (bench/fsync.py).
+    Derived("latency_ratio", "latency_p99_ms", "fsync_p99_ms", None),
+    Derived("api_ratio", "api_p99_ms", "fsync_p99_ms", None),
+    # 1,000 edges against 4 for the same events (bench/ingest_1000_edges.py).
+    Derived("ingest_1000_edges_ratio", "ingest_1000_edges", "ingest", None),
+)
+
+
+def bench_line(name: str, value: float, unit: str, target: float, better: str, decimals: int) -> str:
+    """The machine-readable line of one figure (bench/_rig.emit prints the benchmarks' own)."""
+    return f"BENCH {name}={value:.{decimals}f} {unit} target={target:g} better={better}"
+
+
+def derive(figures: list[Figure]) -> tuple[list[Figure], list[str]]:
+    """The DERIVED figures computable from `figures` (as their BENCH lines carry them), and why
+    each other one is not."""
+    by_name = {f["name"]: f for f in figures}
+    derived: list[Figure] = []
+    missing: list[str] = []
+    for d in DERIVED:
+        num, den = by_name.get(d.numerator), by_name.get(d.denominator)
+        if num is None or den is None:
+            absent = [n for n in (d.numerator, d.denominator) if n not in by_name]
+            missing.append(f"{d.name}: no {' and no '.join(absent)} in this run")
+            continue
+        if den["value"] == 0:
+            missing.append(f"{d.name}: {d.denominator} is 0")
+            continue
+        target = d.target if d.target is not None else num["target"] / den["target"]
+        figure = parse_bench_line(bench_line(d.name, num["value"] / den["value"], "ratio", target, num["better"], 3))
+        assert figure is not None
+        derived.append(figure)
+    return derived, missing
 
 
 def benchmark_scripts() -> list[Path]:
@@ -112,12 +167,19 @@ def main() -> int:
             elif not figures:
                 failures.append(f"{script.name}: printed no BENCH line")
             print(f"== {script.name}: {'ok' if code == 0 and figures else 'FAILED'} in {took:.1f} s ==\n", flush=True)
+        derived, missing = derive(collected)
+        print("== derived from this run's figures ==")
+        for figure in derived:
+            print(bench_line(figure["name"], figure["value"], figure["unit"], figure["target"], figure["better"], 3))
+        collected.extend(derived)
+        failures.extend(f"not derived: {why}" for why in missing)
     finally:
         # Whatever was measured is kept, even when a benchmark failed or the run was interrupted.
         OUTPUT.write_text(json.dumps(collected, indent=2) + "\n")
+    width = max((len(f["name"]) for f in collected), default=0)
     for figure in collected:
         met = figure["value"] >= figure["target"] if figure["better"] == "higher" else figure["value"] <= figure["target"]
-        print(f"{figure['name']:>16} {figure['value']:>12g} {figure['unit']:<9} target {figure['target']:g} "
+        print(f"{figure['name']:>{width}} {figure['value']:>12g} {figure['unit']:<9} target {figure['target']:g} "
               f"({figure['better']} is better): {'met' if met else 'MISSED'}")
     print(f"figures written to {OUTPUT}")
     for failure in failures:

@@ -14,16 +14,22 @@ from types import ModuleType
 import pytest
 
 BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
-# The figures these benchmarks must print. Any other benchmark must print at least one figure,
-# and name every figure after itself (`edge_idle` → `edge_idle_cpu_pct`, ...).
+# The figures these benchmarks must print, among them every input of run_all's derived figures.
+# Any other benchmark must print at least one figure, and name every figure after itself
+# (`edge_idle` → `edge_idle_cpu_pct`, ...).
 FIGURES = {
+    "api": ["api_p99_ms"],
     "append": ["append"],
     "forward": ["forward"],
+    "fsync": ["fsync_p99_ms"],
     "ingest": ["ingest"],
+    "ingest_1000_edges": ["ingest_1000_edges"],
     "latency": ["latency_p99_ms"],
+    "lifecycle": ["lifecycle"],
+    "pg_insert_raw": ["pg_insert_raw"],
 }
 # Benchmarks that start nats-server, PostgreSQL databases, hub or edge processes.
-TOPOLOGY = {"ingest", "forward", "latency", "lifecycle", "edge_idle", "api", "fanout"}
+TOPOLOGY = {"ingest", "ingest_1000_edges", "forward", "latency", "lifecycle", "edge_idle", "api", "fanout", "pg_insert_raw"}
 QUICK_TIMEOUT_S = 60
 
 
@@ -53,6 +59,34 @@ def test_bench_line_parser() -> None:
     assert run_all.parse_bench_line("ingest: 1.23x target") is None
     assert run_all.parse_bench_line("BENCH ingest=fast events/s target=10000 better=higher") is None
     assert run_all.parse_bench_line("BENCH ingest=1 events/s target=10000 better=more") is None
+
+
+def _figure(name: str, value: float, target: float, better: str = "higher") -> dict[str, object]:
+    return {"name": name, "value": value, "unit": "x", "target": target, "better": better}
+
+
+def test_derived_figures_come_from_the_same_run() -> None:
+    run = [_figure("ingest", 6000, 10000), _figure("pg_insert_raw", 20000, 30000),
+           _figure("latency_p99_ms", 12.0, 50, "lower"), _figure("fsync_p99_ms", 0.5, 5, "lower"),
+           _figure("ingest_1000_edges", 4500, 8000)]
+    derived, missing = run_all.derive(run)
+    by_name = {f["name"]: f for f in derived}
+    assert by_name["ingest_ratio"] == {"name": "ingest_ratio", "value": 0.3, "unit": "ratio", "target": 0.6,
+                                       "better": "higher"}
+    # Without a target of its own, a ratio's target is the numerator's over the baseline's.
+    assert by_name["latency_ratio"] == {"name": "latency_ratio", "value": 24.0, "unit": "ratio", "target": 10.0,
+                                        "better": "lower"}
+    assert by_name["ingest_1000_edges_ratio"]["value"] == 0.75
+    assert by_name["ingest_1000_edges_ratio"]["target"] == 0.8
+    # The run had no lifecycle nor api figure: those ratios are reported missing, never guessed.
+    assert set(by_name) == {"ingest_ratio", "latency_ratio", "ingest_1000_edges_ratio"}
+    assert sorted(missing) == ["api_ratio: no api_p99_ms in this run", "lifecycle_ratio: no lifecycle in this run"]
+
+
+def test_derived_inputs_are_checked_here() -> None:
+    """Every figure a derived one divides is among those the quick runs below must print."""
+    printed = {name for names in FIGURES.values() for name in names}
+    assert {n for d in run_all.DERIVED for n in (d.numerator, d.denominator)} <= printed
 
 
 @pytest.mark.parametrize("script", _params())
