@@ -57,6 +57,10 @@ SQL_DELETE_SEQ = "DELETE FROM journal WHERE seq = ?"
 SQL_READ_EPOCH = "SELECT id, start_seq FROM journal_epoch"
 SQL_NEW_EPOCH = "INSERT INTO journal_epoch (id, start_seq, created_at) VALUES (?, ?, ?)"
 SQL_FIRST_UNFORWARDED = "SELECT min(seq) FROM journal WHERE forwarded_at IS NULL"
+SQL_GET_CURSOR = "SELECT value FROM link_cursors WHERE name = ?"
+SQL_SET_CURSOR = (
+    "INSERT INTO link_cursors (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+)
 
 APPENDS = Counter("vigil_journal_appends_total", "Envelopes durably appended to the journal")
 REFUSED = Counter("vigil_journal_refused_total", "Appends refused because the journal is full of unforwarded alarms")
@@ -323,6 +327,24 @@ class Journal:
                     row[4], row[1], self.total_bytes, self.max_bytes, extra={"event_id": row[1]},
                 )
         return room
+
+    async def get_cursor(self, name: str) -> str | None:
+        """The value last stored under `name` with `set_cursor`, or None."""
+        async with self._write_lock:
+            try:
+                async with self._w.execute(SQL_GET_CURSOR, (name,)) as cur:
+                    row = await cur.fetchone()
+            except sqlite3.Error as exc:
+                raise JournalError(f"cannot read cursor {name}: {exc}") from None
+        return None if row is None else str(row[0])
+
+    async def set_cursor(self, name: str, value: str) -> None:
+        """Store `value` under `name` durably: a device link's place in its device's own log."""
+        async with self._write_lock:
+            try:
+                await self._w.execute(SQL_SET_CURSOR, (name, value))
+            except sqlite3.Error as exc:
+                raise JournalError(f"cannot store cursor {name}: {exc}") from None
 
     async def wait_for_rows(self, lane: str, after_seq: int) -> None:
         """Return once the lane holds an unforwarded row with seq > after_seq (it may already)."""

@@ -25,3 +25,10 @@ CREATE TABLE IF NOT EXISTS journal_epoch (
     start_seq  INTEGER NOT NULL,
     created_at TEXT    NOT NULL
 );
+-- Where a device link got to in its device's own log (e.g. the last Satel event log record it
+-- journaled), so a restart reads on from there. A link writes its cursor only after the records
+-- it covers are appended.
+CREATE TABLE IF NOT EXISTS link_cursors (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
