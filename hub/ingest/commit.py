@@ -62,8 +62,8 @@ VALUES ($1, 'system:ingest', 'edge.epoch.started', 'edge', $2,
 
 # Envelopes whose (edge, epoch, seq) is committed are skipped before anything else; then each
 # occurrence key is claimed, and an envelope whose key another event holds is merged into it
-# (counted on the occurrence row, not stored again). Returns every envelope that was not a
-# duplicate, and whether it was stored (else merged).
+# (counted on the occurrence row, not stored again). Returns how many envelopes were not
+# duplicates, and the ids of those stored (the rest were merged).
 SQL_INSERT_EVENTS = """
 WITH x AS (
     SELECT * FROM json_to_recordset($1::json) AS x(id uuid, edge_id text, epoch text, seq int8, ts timestamptz,
@@ -82,13 +82,13 @@ WITH x AS (
                         ts_suspect, received_at)
     SELECT f.id, f.edge_id, f.epoch, f.seq, f.ts, f.minute, f.kind, f.source, f.priority, f.corr, f.body, f.lane,
            f.occurrence, f.ts_suspect, f.received_at
-    FROM fresh f
-    WHERE NOT f.merged AND (f.occurrence IS NULL OR EXISTS (
-        SELECT 1 FROM claimed c WHERE c.edge_id = f.edge_id AND c.occurrence = f.occurrence AND c.event_id = f.id))
+    FROM fresh f LEFT JOIN claimed c ON c.edge_id = f.edge_id AND c.occurrence = f.occurrence
+    WHERE NOT f.merged AND (f.occurrence IS NULL OR c.event_id = f.id)
     ON CONFLICT DO NOTHING
     RETURNING id
 )
-SELECT f.id::text AS id, EXISTS (SELECT 1 FROM stored s WHERE s.id = f.id) AS stored FROM fresh f
+-- Counts and ids only: matching `stored` back to `fresh` row by row would cost O(n²) on CTE scans.
+SELECT (SELECT count(*) FROM fresh) AS fresh, (SELECT coalesce(array_agg(id::text), '{}') FROM stored) AS stored
 """
 
 # Every seq the batch carried is now handled (stored, merged, or dropped as a duplicate), so all of
@@ -195,15 +195,15 @@ async def commit_batch(
             epochs = await _epochs(conn, accepted, now)
             rows, pending, skew = _rows(accepted, epochs, now, clock_tolerance)
             payload = rows_json(rows)
-            fresh = await conn.fetch(SQL_INSERT_EVENTS, payload)
-            stored = {r["id"] for r in fresh if r["stored"]}
+            outcome = await conn.fetchrow(SQL_INSERT_EVENTS, payload)
+            stored = set(outcome["stored"])
             await conn.execute(SQL_COMMITTED, payload)
             await conn.execute(SQL_EDGE_SEEN, rows_json(
                 {"edge_id": edge, "last_at": now, "skew": s} for edge, s in skew.items()))
             inserted = [pending[i] for i in pending if i in stored]
             result.stored = len(inserted)
-            result.merged = len(fresh) - result.stored
-            result.duplicates = sum(len(s.envelopes) for s in accepted) - len(fresh)
+            result.merged = outcome["fresh"] - result.stored
+            result.duplicates = sum(len(s.envelopes) for s in accepted) - outcome["fresh"]
             outbox = await apply_lifecycle(conn, inserted, now)
         for r in rejects:
             result.quarantine_ids.append(await _quarantine(conn, r, now))
