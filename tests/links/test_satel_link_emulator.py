@@ -62,6 +62,7 @@ async def test_emulator_restart_reconnects_with_backoff_and_no_phantom_events(ke
 
     [down] = await link.wait_event("edge.link.down")
     assert body(down)["reason"] == "connection closed by the module" and down.priority.value == "NORMAL"
+    assert body(down)["planned"] is False
     await wait_until(lambda: link.link.connect_failures >= 4, what="several failed reconnects")
     status = link.link.status()
     assert status["state"] == "down" and "cannot connect" in status["last_error"]
@@ -190,5 +191,6 @@ async def test_a_stopped_link_records_itself_down(emulator: SatelEmulator, key: 
     await link.stop_link()
     down = (await link.events())[-1]
     assert (down.kind, body(down)["reason"], down.priority.value) == ("edge.link.down", "edge stopping", "LOW")
+    assert body(down)["planned"] is True  # the hub holds the link alarm for a grace period
     assert sample("satel_connection_status", panel=link.panel) == 0
     await wait_until(lambda: not emulator.server.client_connected, what="the module to be free")

@@ -52,7 +52,9 @@ async def test_release_lets_dloadx_in_and_the_link_comes_back_by_itself(
     assert (body["who"], body["why"], body["minutes"]) == ("Jan Kowalski", "work order 1234: new zone", 0.03)
     assert released.priority.value == "NORMAL" and body["until"].startswith(release.until.isoformat()[:19])
     [down] = await link.events("edge.link.down")
-    assert msgspec.json.decode(down.body)["reason"] == "released for DLOADX by Jan Kowalski: work order 1234: new zone"
+    assert msgspec.json.decode(down.body) == {
+        "link": "satel", "reason": "released for DLOADX by Jan Kowalski: work order 1234: new zone", "planned": True,
+    }
     assert link.link.status()["released"]["who"] == "Jan Kowalski"
 
     await _dloadx_session(emulator.port, key)

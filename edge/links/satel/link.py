@@ -171,7 +171,8 @@ class SatelLink:
                 else:
                     if self.release_info is not None:
                         info = self.release_info
-                        await self._went_down(f"released for DLOADX by {info.who}: {info.why}", Priority.LOW)
+                        reason = f"released for DLOADX by {info.who}: {info.why}"
+                        await self._went_down(reason, Priority.LOW, planned=True)
                     continue
                 if self.release_info is not None or stop.is_set():
                     continue  # the failure does not matter: the link is to stay away anyway
@@ -185,7 +186,7 @@ class SatelLink:
         finally:
             watcher.cancel()
             self._away.set()
-            await self._went_down("edge stopping", Priority.LOW)
+            await self._went_down("edge stopping", Priority.LOW, planned=True)
             self._set_state(LinkState.STOPPED)
             log.info("satel link %s stopped", self.panel_id, extra={"panel": self.panel_id})
 
@@ -394,13 +395,16 @@ class SatelLink:
             self.since = self._clock.now()
         metrics.CONNECTION_STATUS.labels(self.panel_id).set(1 if state is LinkState.UP else 0)
 
-    async def _went_down(self, reason: str, priority: Priority) -> None:
-        """Record the link down once per outage (the first failed attempt counts as one)."""
+    async def _went_down(self, reason: str, priority: Priority, *, planned: bool = False) -> None:
+        """Record the link down once per outage (the first failed attempt counts as one).
+
+        `planned`: someone chose the stop (the agent stopping, a DLOADX release), so the hub holds
+        its link alarm for a grace period."""
         self.last_error = reason
         self._set_state(LinkState.RELEASED if self.release_info is not None else LinkState.DOWN)
         self._commands.fail_all(f"not sent: link down ({reason})")
         if self._up or not self._reported_down:
-            await self._append("edge.link.down", priority, LinkStatus(LINK_NAME, reason))
+            await self._append("edge.link.down", priority, LinkStatus(LINK_NAME, reason, planned))
         self._up, self._reported_down = False, True
 
     # --- commands --------------------------------------------------------------------------------
