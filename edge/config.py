@@ -79,6 +79,8 @@ class SatelPanelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     clock_check_s: float = 60.0  # how often the panel's clock is compared with the edge's
     max_clock_drift_s: float = 120.0
     timezone: str = "UTC"  # the zone the panel's clock runs in (IANA name)
+    event_log_window: int = 50  # panel event log records read back when there is no cursor to read on from
+    event_log_alarm_age_s: float = 3600.0  # records read back that are older than this are history, not alarms
     zones: dict[int, dict[str, Priority]] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -109,6 +111,10 @@ class SatelPanelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
             raise ValueError(f"panel {self.id}: command_queue must be 1..1000, got {self.command_queue}")
         if self.clock_check_s < 1 or self.max_clock_drift_s <= 0:
             raise ValueError(f"panel {self.id}: clock_check_s must be >= 1 and max_clock_drift_s positive")
+        if not 1 <= self.event_log_window <= 1024:
+            raise ValueError(f"panel {self.id}: event_log_window must be 1..1024, got {self.event_log_window}")
+        if self.event_log_alarm_age_s <= 0:
+            raise ValueError(f"panel {self.id}: event_log_alarm_age_s must be positive, got {self.event_log_alarm_age_s}")
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

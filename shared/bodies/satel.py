@@ -1,8 +1,9 @@
 """Bodies of the Satel INTEGRA link's events (`satel.*`) and of a link's release (`edge.link.released`).
 
 The kinds name what changed: `satel.zone.<event>`, `satel.partition.<event>`, `satel.output.on|off`,
-`satel.trouble.on|off`, `satel.clock.drift|synced`, and `satel.snapshot` for the state the link
-read when it (re)connected. `source` is always the panel id from the edge's config.
+`satel.trouble.on|off`, `satel.clock.drift|synced`, `satel.snapshot` for the state the link
+read when it (re)connected, and `satel.log.record` for a record of the panel's own event log.
+`source` is always the panel id from the edge's config.
 """
 from __future__ import annotations
 
@@ -140,6 +141,35 @@ class LinkReleased(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     until: datetime
 
 
+class LogRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One record of the panel's own event log (`satel.log.record`), read with command 0x8C.
+
+    `index` names the record in the panel's log: the event index the module returns with it,
+    which the manual defines as the one that reads the record before it (the module gives no
+    record's own index when asked for the newest); it stays the same for as long as the panel
+    keeps the record. `category` (EventCategory: ALARM, TAMPER, FIRE, PANIC, ARM, DISARM,
+    ALARM_CLEARED, BYPASS, TROUBLE, SYSTEM, OTHER) and `text` follow the code and `restore` flag.
+    `zone` or `user` is set when the record's `source` byte names one. `recorded_at` is the
+    panel's own time of the event (to the minute, in the panel's time zone), None when the record
+    holds no valid date. `offline`: read when the link (re)connected and not also seen live, so it
+    happened while the link or the agent was down. `history_only`: read back on a first start (or
+    after the panel's log was reset) and older than the edge's alarm age: history, not an alarm.
+    """
+
+    index: int
+    code: int
+    category: str
+    text: str
+    restore: bool
+    partition: int
+    zone: int | None
+    user: int | None
+    source: int
+    recorded_at: datetime | None
+    offline: bool
+    history_only: bool
+
+
 _PARTITION_BODIES: dict[str, type[msgspec.Struct]] = {
     "armed": PartitionArmed,
     **{name: PartitionEvent for name in PARTITION_EVENTS},
@@ -156,5 +186,6 @@ SATEL_BODY_TYPES: dict[str, type[msgspec.Struct]] = {
     "satel.clock.drift": ClockDrift,
     "satel.clock.synced": ClockDrift,
     "satel.snapshot": PanelSnapshot,
+    "satel.log.record": LogRecord,
     "edge.link.released": LinkReleased,
 }

@@ -46,6 +46,7 @@ def test_panels_from_toml_with_defaults_and_zone_overrides(tmp_path: Path) -> No
     assert (first.reconnect_min_s, first.reconnect_max_s, first.push) == (1.0, 30.0, False)
     assert first.zones == {8: {"violation": Priority.HIGH, "alarm": Priority.CRITICAL}}
     assert (second.port, second.push, second.integration_key) == (10004, True, None)
+    assert (first.event_log_window, first.event_log_alarm_age_s) == (50, 3600.0)
     assert load_edge_config(env={"VIGIL_EDGE_EDGE_ID": "a"}).satel.panels == []
 
 
@@ -70,6 +71,8 @@ def test_panels_from_the_environment_replace_the_files(tmp_path: Path) -> None:
     ({"id": "p", "host": "h", "integration_key": "far-too-long-key"}, "integration key is 1–12 ASCII characters"),
     ({"id": "p", "host": "h", "user_code": "12ab"}, "user code must be 1–8 decimal digits"),
     ({"id": "p", "host": "h", "timezone": "Mars/Base"}, "timezone 'Mars/Base' is not a known"),
+    ({"id": "p", "host": "h", "event_log_window": 0}, "event_log_window must be 1..1024"),
+    ({"id": "p", "host": "h", "event_log_alarm_age_s": 0}, "event_log_alarm_age_s must be positive"),
     ({"id": "p", "host": "h", "zones": {"300": {"alarm": "HIGH"}}}, "zone 300 in zones is outside 1..256"),
     ({"id": "p", "host": "h", "zones": {"3": {"alarms": "HIGH"}}}, "unknown events ['alarms']"),
     ({"id": "p", "host": "h", "zones": {"3": {"alarm": "URGENT"}}}, "Invalid enum value 'URGENT'"),

@@ -41,7 +41,13 @@ async def test_the_first_snapshot_is_state_not_alarms(key: str | None, start_lin
         emulator.trigger_trouble("ac")
         link = await start_link(emulator.port, key)
         [snapshot] = await link.wait_event("satel.snapshot")
-        assert [env.kind for env in await link.events()] == ["edge.link.up", "satel.snapshot"]
+        # No state diff: what happened before the start comes from the panel's own log.
+        kinds = [env.kind for env in await link.events()]
+        assert kinds == ["edge.link.up", "satel.log.record", "satel.log.record", "satel.snapshot"]
+        records = [body(env) for env in await link.events("satel.log.record")]
+        assert [(r["code"], r["category"], r["zone"], r["offline"]) for r in records] == [
+            (144, "TAMPER", 7, True), (301, "TROUBLE", None, True),
+        ]
         assert snapshot.priority.value == "LOW"
         state = body(snapshot)
         assert (state["violated"], state["tamper"], state["tamper_alarm"]) == ([5], [7], [7])

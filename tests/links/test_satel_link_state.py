@@ -34,7 +34,7 @@ from firmware_bridges.satel.protocol import (
     ZonesAnswer,
     ZoneState,
 )
-from shared.bodies import BODY_TYPES, ClockDrift, PanelSnapshot, PartitionArmed, PartitionEvent, TroubleEvent, ZoneEvent
+from shared.bodies import BODY_TYPES, ClockDrift, LogRecord, PanelSnapshot, PartitionArmed, PartitionEvent, TroubleEvent, ZoneEvent
 from shared.clock import FakeClock
 from shared.envelope import Priority
 
@@ -265,9 +265,12 @@ def _answer_for(cmd: int) -> Answer:
 def test_every_kind_has_a_registered_body_and_a_default_priority() -> None:
     for kind in DEFAULT_PRIORITIES:
         assert kind in BODY_TYPES, kind
-    satel_kinds = {kind for kind in BODY_TYPES if kind.startswith("satel.") and kind != "satel.snapshot"}
+    # A snapshot is always LOW; a log record's priority follows its category (event_log.py).
+    own_priority = {"satel.snapshot", "satel.log.record"}
+    satel_kinds = {kind for kind in BODY_TYPES if kind.startswith("satel.") and kind not in own_priority}
     assert satel_kinds == set(DEFAULT_PRIORITIES)
     assert BODY_TYPES["satel.snapshot"] is PanelSnapshot
+    assert BODY_TYPES["satel.log.record"] is LogRecord
     # Bodies round-trip through JSON as the hub will read them, and refuse unknown fields.
     body = msgspec.json.encode(ZoneEvent(3, "Biuro"))
     assert msgspec.json.decode(body, type=BODY_TYPES["satel.zone.alarm"]) == ZoneEvent(3, "Biuro")

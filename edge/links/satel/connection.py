@@ -1,8 +1,8 @@
 """One TCP connection to an ETHM-1 module: one request at a time, answers matched, the rest sorted.
 
 A reader task feeds every received byte through the codec's `FrameChannel` and sorts what comes
-out: the answer to the request in flight completes it; pushed (or late) state answers queue up
-for the link; protocol errors are counted, and one that arrives while a request waits is taken
+out: the answer to the request in flight completes it; pushed (or late) state answers and event
+log records queue up for the link; protocol errors are counted, and one that arrives while a request waits is taken
 to be that request's answer, corrupted; the busy banner or a closed socket ends the connection.
 """
 from __future__ import annotations
@@ -21,9 +21,11 @@ from firmware_bridges.satel.protocol import (
     Cmd,
     Disarm,
     ErrorReason,
+    EventAnswer,
     Frame,
     FrameChannel,
     ProtocolError,
+    ReadEvent,
     Request,
     SatelDecodeError,
     StartPush,
@@ -60,6 +62,17 @@ class CorruptAnswer(Exception):
     """The answer to the request in flight arrived damaged (bad checksum, bad escape, undecodable)."""
 
 
+def answers(request: Request, answer: Answer) -> bool:
+    """`answer`, with a command byte `request` expects, is its answer and not a pushed frame.
+
+    In push mode the module sends 0x8C records unasked; one arriving while a 0x8C read waits is
+    told apart by the event index the read was called with, which its answer echoes (manual, 0x8C).
+    """
+    if isinstance(request, ReadEvent) and isinstance(answer, EventAnswer):
+        return answer.requested_index == request.index
+    return True
+
+
 def request_command(frame: bytes) -> int:
     """The command byte of an encoded request frame.
 
@@ -84,7 +97,7 @@ class Connection:
         self._writer = writer
         self._channel = channel
         self._wake = wake
-        self._pending: tuple[frozenset[int], asyncio.Future[Answer]] | None = None
+        self._pending: tuple[Request, frozenset[int], asyncio.Future[Answer]] | None = None
         self.unsolicited: list[list[Answer]] = []
         self.resync_needed = False
         self.lost: LinkLost | None = None
@@ -117,7 +130,7 @@ class Connection:
         cmd = request_command(frame)
         expected = frozenset({Cmd.RESULT}) if isinstance(request, _CONTROL_REQUESTS) else frozenset({cmd, Cmd.RESULT})
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._pending = (expected, future)
+        self._pending = (request, expected, future)
         try:
             async with asyncio.timeout(timeout):
                 self._writer.write(self._channel.encode(frame))
@@ -150,8 +163,8 @@ class Connection:
         """Mark the connection lost (the first reason wins), fail the waiting request, wake the link."""
         if self.lost is None:
             self.lost = lost
-        if self._pending is not None and not self._pending[1].done():
-            self._pending[1].set_exception(self.lost)
+        if self._pending is not None and not self._pending[2].done():
+            self._pending[2].set_exception(self.lost)
         if not self._writer.is_closing():
             self._writer.close()
         self._wake.set()
@@ -193,16 +206,15 @@ class Connection:
 
     def _take_frame(self, frame: Frame, batch: list[Answer]) -> None:
         pending = self._pending
-        waiting = pending is not None and not pending[1].done() and frame.cmd in pending[0]
+        waiting = pending is not None and not pending[2].done() and frame.cmd in pending[1]
         try:
             answer = decode_answer(frame)
         except SatelDecodeError as exc:
             self._take_error("undecodable", len(frame.data) + 1, str(exc))
             return
-        if waiting:
-            assert pending is not None
-            pending[1].set_result(answer)
-        elif answer_command(answer) is not None:
+        if waiting and pending is not None and answers(pending[0], answer):
+            pending[2].set_result(answer)
+        elif answer_command(answer) is not None or isinstance(answer, EventAnswer):
             batch.append(answer)
         else:
             log.debug(
@@ -221,8 +233,8 @@ class Connection:
         if reason in _NOT_AN_ANSWER:
             return
         pending = self._pending
-        if pending is not None and not pending[1].done():
-            pending[1].set_exception(CorruptAnswer(f"answer damaged: {reason}"))
+        if pending is not None and not pending[2].done():
+            pending[2].set_exception(CorruptAnswer(f"answer damaged: {reason}"))
         else:
             # A pushed frame was lost: whatever it carried is re-read in full.
             self.resync_needed = True

@@ -1,12 +1,15 @@
 """The Satel link: owns one ETHM-1 module's single connection and turns the panel into events.
 
-Life of a connection: connect → read the module's and panel's versions → read every tracked
-query (a snapshot) → `edge.link.up`, then the differences from what was known before (none on
-the first connection: the first snapshot is state, not alarms) → read the names of what is
+Life of a connection: connect → read the module's and panel's versions → read the panel's own
+event log back to the last record this edge journaled → read every tracked query (a snapshot) →
+`edge.link.up`, the log's new records (`satel.log.record`: what happened while the link or the
+agent was down), then the differences from what was known before (none on the first connection:
+the first snapshot is state, not alarms; those come from the log) → read the names of what is
 active → one LOW `satel.snapshot` envelope → poll 0x7F every `poll_interval_s` and re-read only
 what it flags (or, with `push`, let an ETHM-1 Plus push changes and send 0x7F as a keepalive).
-Queued control commands go out between polls. A request unanswered within `request_timeout_s`
-closes the connection; reconnects back off exponentially with full jitter.
+After every change (and with each clock check) the log is read on from the cursor. Queued control
+commands go out between polls. A request unanswered within `request_timeout_s` closes the
+connection; reconnects back off exponentially with full jitter.
 
 The state holder (`state.PanelState`) is pure; everything with sockets, timers and retries is here.
 """
@@ -28,6 +31,7 @@ from edge.journal import Journal, JournalError
 from edge.links.satel import metrics
 from edge.links.satel.commands import CommandJob, CommandOutcome, CommandQueue, CommandResult, outcome_of
 from edge.links.satel.connection import Connection, CorruptAnswer, LinkLost
+from edge.links.satel.event_log import ALARM_QUERIES, EventLogState, LogWalk
 from edge.links.satel.state import (
     QUERY_COMMANDS,
     Device,
@@ -47,11 +51,13 @@ from firmware_bridges.satel.protocol import (
     DeviceNameAnswer,
     DeviceType,
     Disarm,
+    EventAnswer,
     IntegraVersionAnswer,
     ModuleVersionAnswer,
     NewDataAnswer,
     OutputAction,
     ReadDeviceName,
+    ReadEvent,
     ReadIntegraVersion,
     ReadModuleVersion,
     ReadNewData,
@@ -117,6 +123,15 @@ class SatelLink:
             max_clock_drift_s=settings.max_clock_drift_s,
             timezone=settings.timezone,
         )
+        self.log = EventLogState(
+            settings.id,
+            clock,
+            timezone=settings.timezone,
+            window=settings.event_log_window,
+            alarm_age_s=settings.event_log_alarm_age_s,
+        )
+        self._cursor_name = f"satel.event_log.{settings.id}"
+        self._cursor_loaded = False
         self._journal = journal
         self._clock = clock
         self._commands = CommandQueue(settings.command_queue)
@@ -250,6 +265,10 @@ class SatelLink:
         self.state.apply(a for a in identity if isinstance(a, ModuleVersionAnswer | IntegraVersionAnswer))
         module = self.state.module
         self._wide_new_data = bool(module and module.supports_wide)
+        # The log before the snapshot: what happened while the link was down is journaled before
+        # the diff, so an alarm the diff shows again shares its record's occurrence key.
+        await self._load_cursor()
+        walk = await self._walk_log(conn)
         changes = self.state.apply(await self._read_queries(conn, QUERY_COMMANDS))
         self.push = s.push and supports_push(module.version if module else None)
         backoff.reset()
@@ -260,7 +279,10 @@ class SatelLink:
         reason = f"connected to {s.host}:{s.port} ({'encrypted' if s.integration_key else 'plain'}, module {version})"
         log.info("satel link %s up: %s", self.panel_id, reason, extra={"panel": self.panel_id})
         await self._append("edge.link.up", Priority.LOW, LinkStatus(LINK_NAME, reason))
-        await self._emit(changes)
+        if walk is not None:
+            await self._journal_log(walk, at_connect=True)
+        await self._emit(self.log.tag(changes, at_connect=True))
+        self.log.end_connect()
         configured = {(DeviceType.ZONE, zone) for zone in s.zones}
         unnamed = sorted(d for d in self.state.active_devices() | configured if self.state.name(*d) is None)
         await self._read_names(conn, unnamed[:_NAMES_AT_CONNECT])
@@ -289,16 +311,22 @@ class SatelLink:
                 raise conn.lost
             if await self._run_commands(conn):
                 next_poll = loop.time()  # show the command's effect without waiting a whole interval
+            # The panel logs what changes its state: after any change, read the log on.
+            log_due = False
             batches = conn.take_unsolicited()
             if conn.resync_needed:
                 conn.resync_needed = False
                 await self._refresh(conn, QUERY_COMMANDS)
+                log_due = True
             elif batches:
+                answers = [a for batch in batches for a in batch]
                 # Newest answer per command; the module may push more than the link asked for.
-                pushed = {answer_command(a): a for batch in batches for a in batch}
+                pushed = {cmd: a for a in answers if (cmd := answer_command(a)) is not None}
                 await self._refresh(conn, pushed.keys() & QUERY_COMMANDS, pushed.values())
+                # A pushed 0x8C record, or state that changed: either way the log has news.
+                log_due = True
             if loop.time() >= next_poll:
-                await self._poll(conn)
+                log_due |= await self._poll(conn)
                 # At a fixed rate: one interval after this poll was due, unless the link fell a
                 # whole interval behind, where it starts afresh instead of bunching polls up.
                 due = next_poll + interval
@@ -306,14 +334,26 @@ class SatelLink:
             if loop.time() >= next_clock:
                 await self._refresh(conn, {Cmd.STATUS})
                 next_clock = loop.time() + s.clock_check_s
+                log_due = True  # a safety net for records that change no state the link reads
+            if log_due:
+                walk = await self._walk_log(conn)
+                if walk is not None:
+                    if self.log.has_alarms(walk):
+                        # The panel sets an alarm's bit as it logs it, but a pushed bitmap may
+                        # still be on its way: read the bits first, so the live observation (and
+                        # the occurrence key its record shares) is journaled before the record.
+                        await self._refresh(conn, ALARM_QUERIES)
+                    await self._journal_log(walk, at_connect=False)
             await self._read_names(conn, sorted(self._names_wanted)[:_NAMES_PER_ROUND])
             if self._names_wanted or len(self._commands):
                 continue
             await self._wait_for_wake(min(next_poll, next_clock) - loop.time())
 
-    async def _poll(self, conn: Connection) -> None:
+    async def _poll(self, conn: Connection) -> bool:
+        """Ask 0x7F what changed and re-read it; True when it flagged a change."""
         started = asyncio.get_running_loop().time()
         answer = await self._read(conn, ReadNewData(self._wide_new_data))
+        changed: frozenset[int] = frozenset()
         if isinstance(answer, NewDataAnswer):
             changed = answer.commands & QUERY_COMMANDS
             if changed:
@@ -324,6 +364,7 @@ class SatelLink:
         self.polls += 1
         self.last_poll_at = self._clock.now()
         metrics.POLL_DURATION.labels(self.panel_id).observe(asyncio.get_running_loop().time() - started)
+        return bool(changed)
 
     async def _refresh(self, conn: Connection, commands: Iterable[int], known: Iterable[Answer] = ()) -> None:
         """Read `commands` (and the rest of their groups) unless `known` already answers them,
@@ -331,7 +372,7 @@ class SatelLink:
         answers = list(known)
         have = {answer_command(a) for a in answers}
         answers += await self._read_queries(conn, complete_groups(commands) - have)
-        await self._emit(self.state.apply(answers))
+        await self._emit(self.log.tag(self.state.apply(answers), at_connect=False))
 
     async def _read_queries(self, conn: Connection, commands: Iterable[int]) -> list[Answer]:
         answers = []
@@ -368,26 +409,80 @@ class SatelLink:
 
     # --- events ----------------------------------------------------------------------------------
 
-    async def _emit(self, observations: list[Observation]) -> None:
-        """Journal a moment's events together (they share one commit); note unnamed devices."""
+    async def _emit(self, observations: list[Observation]) -> bool:
+        """Journal a moment's events together (they share one commit); note unnamed devices.
+        True when every one was stored."""
         for observation in observations:
             if observation.device is not None and self.state.name(*observation.device) is None:
                 self._names_wanted.add(observation.device)
         # gather starts the appends in list order, and the journal hands out seqs in that order.
-        await asyncio.gather(*(self._append(o.kind, o.priority, o.body) for o in observations))
+        stored = await asyncio.gather(*(self._append(o.kind, o.priority, o.body, o.occurrence) for o in observations))
+        return all(stored)
 
-    async def _append(self, kind: str, priority: Priority, body: msgspec.Struct) -> None:
+    async def _append(self, kind: str, priority: Priority, body: msgspec.Struct, occurrence: str | None = None) -> bool:
+        """Journal one event; False (logged and counted) when the journal refused it."""
         envelope = new_envelope(kind, self.panel_id, priority, body, clock=self._clock)
+        if occurrence is not None:
+            envelope = msgspec.structs.replace(envelope, occurrence=occurrence)
         extra = {"event_id": envelope.id, "panel": self.panel_id, "kind": kind}
         try:
             seq = await self._journal.append(envelope)
         except JournalError as exc:
             metrics.EVENTS_LOST.labels(self.panel_id).inc()
             log.error("satel link %s: %s not stored: %s", self.panel_id, kind, exc, extra=extra)
-            return
+            return False
         metrics.EVENTS.labels(self.panel_id).inc()
         level = logging.DEBUG if priority is Priority.LOW else logging.INFO
         log.log(level, "satel link %s: %s stored as seq %d", self.panel_id, kind, seq, extra={**extra, "seq": seq})
+        return True
+
+    # --- the panel's event log -------------------------------------------------------------------
+
+    async def _load_cursor(self) -> None:
+        """Read where this edge got to in the panel's log, once per run (the journal keeps it)."""
+        if self._cursor_loaded:
+            return
+        try:
+            self.log.load_cursor(await self._journal.get_cursor(self._cursor_name))
+        except (JournalError, ValueError) as exc:
+            log.warning("satel link %s: no event log cursor (%s); reading the log back as on a first start",
+                        self.panel_id, exc, extra={"panel": self.panel_id})
+        self._cursor_loaded = True
+
+    async def _walk_log(self, conn: Connection) -> LogWalk | None:
+        """Read the panel's event log from the newest record back to the cursor (0x8C from
+        `FF FF FF`, then the event index each answer returns); None when the module refuses."""
+        walk = self.log.walk()
+        request = ReadEvent()
+        while True:
+            answer = await self._read(conn, request)
+            if not isinstance(answer, EventAnswer):
+                log.warning("satel link %s: the module refused the event log read (%r)", self.panel_id, answer,
+                            extra={"panel": self.panel_id})
+                return None
+            if not walk.take(answer):
+                break
+            request = ReadEvent(answer.previous_index)
+        warning = walk.warning()
+        if warning is not None:
+            log.warning("satel link %s: %s", self.panel_id, warning, extra={"panel": self.panel_id})
+        return walk
+
+    async def _journal_log(self, walk: LogWalk, *, at_connect: bool) -> None:
+        """Journal a walk's new records, oldest first, then move the cursor past them.
+
+        The cursor moves only once every record is stored (at least once: a record read again
+        after a crash carries the same occurrence key, and the hub keeps one event per key)."""
+        if not await self._emit(self.log.records(walk, at_connect=at_connect)):
+            return
+        cursor = self.log.advance(walk)
+        if cursor is None:
+            return
+        try:
+            await self._journal.set_cursor(self._cursor_name, cursor)
+        except JournalError as exc:
+            log.warning("satel link %s: event log cursor not stored (%s); a restart reads those records again",
+                        self.panel_id, exc, extra={"panel": self.panel_id})
 
     def _set_state(self, state: LinkState) -> None:
         if state is not self.link_state:

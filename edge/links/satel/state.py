@@ -129,13 +129,15 @@ Device = tuple[DeviceType, int]
 
 @dataclass(frozen=True)
 class Observation:
-    """One event for the journal: kind, the edge's default priority, body, and the device it is
-    about (so the link can fetch that device's name if it does not know it yet)."""
+    """One event for the journal: kind, the edge's default priority, body, the device it is
+    about (so the link can fetch that device's name if it does not know it yet), and the
+    occurrence key it shares with the other path of the same occurrence, if any."""
 
     kind: str
     priority: Priority
     body: msgspec.Struct
     device: Device | None = None
+    occurrence: str | None = None
 
 
 def answer_command(answer: Answer) -> int | None:
