@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 
 from hub.alarms.apply import IngestedEvent, apply_lifecycle, raise_system_alarm
-from hub.alarms.classify import NOTHING, classify
+from hub.alarms.classify import Meaning, classify
 from hub.db.bulk import rows_json
 from hub.db.outbox import OutboxItem, write_outbox
 from hub.ingest.verify import Accepted, Rejected
@@ -67,8 +67,8 @@ VALUES ($1, 'system:ingest', 'edge.epoch.started', 'edge', $2,
 SQL_INSERT_EVENTS = """
 WITH x AS (
     SELECT * FROM json_to_recordset($1::json) AS x(id uuid, edge_id text, epoch text, seq int8, ts timestamptz,
-        minute timestamptz, kind text, source text, priority text, corr text, body jsonb, lane text,
-        occurrence text, ts_suspect bool, received_at timestamptz, merged bool)
+        kind text, source text, priority text, corr text, body jsonb, lane text, occurrence text, ts_suspect bool,
+        merged bool)
 ), fresh AS (
     SELECT x.* FROM x JOIN edge_epochs ep ON ep.edge_id = x.edge_id AND ep.epoch = x.epoch
     WHERE NOT ep.committed @> x.seq
@@ -80,8 +80,10 @@ WITH x AS (
 ), stored AS (
     INSERT INTO events (id, edge_id, epoch, seq, ts, minute, kind, source, priority, corr, body, lane, occurrence,
                         ts_suspect, received_at)
-    SELECT f.id, f.edge_id, f.epoch, f.seq, f.ts, f.minute, f.kind, f.source, f.priority, f.corr, f.body, f.lane,
-           f.occurrence, f.ts_suspect, f.received_at
+    SELECT f.id, f.edge_id, f.epoch, f.seq, f.ts,
+           -- the partition key: the minute of the window time (hub.ingest.commit.window_time)
+           date_trunc('minute', CASE WHEN f.ts_suspect THEN $2 ELSE f.ts END, 'UTC'),
+           f.kind, f.source, f.priority, f.corr, f.body, f.lane, f.occurrence, f.ts_suspect, $2
     FROM fresh f LEFT JOIN claimed c ON c.edge_id = f.edge_id AND c.occurrence = f.occurrence
     WHERE NOT f.merged AND (f.occurrence IS NULL OR c.event_id = f.id)
     ON CONFLICT DO NOTHING
@@ -93,10 +95,11 @@ SELECT (SELECT count(*) FROM fresh) AS fresh, (SELECT coalesce(array_agg(id::tex
 
 # Every seq the batch carried is now handled (stored, merged, or dropped as a duplicate), so all of
 # them join their epoch's committed ranges: a dropped duplicate must not look like a gap.
+# The seqs travel as the few runs they form (hub.ingest.commit.seq_runs), not one row each.
 SQL_COMMITTED = """
-UPDATE edge_epochs ep SET committed = ep.committed + agg.mr, last_event_at = greatest(ep.last_event_at, agg.last_at)
-FROM (SELECT edge_id, epoch, range_agg(int8range(seq, seq, '[]')) AS mr, max(received_at) AS last_at
-      FROM json_to_recordset($1::json) AS u(edge_id text, epoch text, seq int8, received_at timestamptz)
+UPDATE edge_epochs ep SET committed = ep.committed + agg.mr, last_event_at = greatest(ep.last_event_at, $2)
+FROM (SELECT edge_id, epoch, range_agg(int8range(lo, hi, '[]')) AS mr
+      FROM json_to_recordset($1::json) AS u(edge_id text, epoch text, lo int8, hi int8)
       GROUP BY edge_id, epoch) agg
 WHERE ep.edge_id = agg.edge_id AND ep.epoch = agg.epoch
 """
@@ -153,10 +156,6 @@ class BatchResult:
     quarantine_ids: list[int] = field(default_factory=list)
 
 
-def _minute(at: datetime) -> datetime:
-    return at.astimezone(timezone.utc).replace(second=0, microsecond=0)
-
-
 def _text(value: str) -> str:
     """PostgreSQL text holds no NUL: a device's stray NUL must not make an event unstorable."""
     return value.replace(_NUL, _REPLACEMENT) if _NUL in value else value
@@ -173,6 +172,22 @@ def window_time(ts: datetime, received_at: datetime, tolerance: timedelta) -> tu
     suspect: the edge's ts, unless it is further than `tolerance` from the hub's receive time."""
     suspect = abs(ts - received_at) > tolerance
     return (received_at if suspect else ts), suspect
+
+
+def seq_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows' seqs per (edge, epoch) as runs of consecutive seqs, `lo`..`hi` inclusive: a
+    batch is almost always one run per edge, so committing it costs one range, not a row each."""
+    runs: list[dict[str, Any]] = []
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:  # in stream order: each edge's seqs rising, so a batch is a run or a few
+        key = (r["edge_id"], r["epoch"])
+        run = last.get(key)
+        if run is not None and run["hi"] + 1 == r["seq"]:
+            run["hi"] = r["seq"]
+        else:
+            last[key] = run = {"edge_id": key[0], "epoch": key[1], "lo": r["seq"], "hi": r["seq"]}
+            runs.append(run)
+    return runs
 
 
 def order_key(ordinal: int, seq: int) -> int:
@@ -195,13 +210,13 @@ async def commit_batch(
             epochs = await _epochs(conn, accepted, now)
             rows, pending, skew = _rows(accepted, epochs, now, clock_tolerance)
             payload = rows_json(rows)
-            outcome = await conn.fetchrow(SQL_INSERT_EVENTS, payload)
+            outcome = await conn.fetchrow(SQL_INSERT_EVENTS, payload, now)
             stored = set(outcome["stored"])
-            await conn.execute(SQL_COMMITTED, payload)
+            await conn.execute(SQL_COMMITTED, rows_json(seq_runs(rows)), now)
             await conn.execute(SQL_EDGE_SEEN, rows_json(
                 {"edge_id": edge, "last_at": now, "skew": s} for edge, s in skew.items()))
             inserted = [pending[i] for i in pending if i in stored]
-            result.stored = len(inserted)
+            result.stored = len(stored)
             result.merged = outcome["fresh"] - result.stored
             result.duplicates = sum(len(s.envelopes) for s in accepted) - outcome["fresh"]
             outbox = await apply_lifecycle(conn, inserted, now)
@@ -232,8 +247,8 @@ async def _epochs(conn: asyncpg.Connection, accepted: list[Accepted], now: datet
 def _rows(accepted: list[Accepted], epochs: dict[tuple[str, str], int], now: datetime, tolerance: timedelta
           ) -> tuple[list[dict[str, Any]], dict[str, IngestedEvent], dict[str, float]]:
     """The batch's event rows, each envelope once (a segment delivered twice in one batch, or two
-    envelopes of one occurrence, keep the first), the lifecycle's view of each, and each edge's
-    clock skew (ts − receive time of its freshest envelope)."""
+    envelopes of one occurrence, keep the first), the lifecycle's view of those it may care
+    about, and each edge's clock skew (ts − receive time of its freshest envelope)."""
     rows: list[dict[str, Any]] = []
     pending: dict[str, IngestedEvent] = {}
     seen_seqs: set[tuple[str, str, int]] = set()
@@ -241,11 +256,13 @@ def _rows(accepted: list[Accepted], epochs: dict[tuple[str, str], int], now: dat
     skew: dict[str, float] = {}
     for seg in accepted:
         ordinal = epochs[(seg.edge_id, seg.epoch.id)]
+        freshest = max(env.ts for env in seg.envelopes)
+        skew[seg.edge_id] = max(skew.get(seg.edge_id, float("-inf")), (freshest - now).total_seconds())
         for env in seg.envelopes:
             if (seg.edge_id, seg.epoch.id, env.seq) in seen_seqs:
                 continue
             seen_seqs.add((seg.edge_id, seg.epoch.id, env.seq))
-            occurrence = _text(env.occurrence) if env.occurrence is not None else None
+            occurrence = _opt_text(env.occurrence)
             # A second envelope of an occurrence already in this batch is merged like one whose
             # occurrence is stored: nothing stored, its seq committed like any other.
             merged = occurrence is not None and (seg.edge_id, occurrence) in seen_occurrences
@@ -253,28 +270,24 @@ def _rows(accepted: list[Accepted], epochs: dict[tuple[str, str], int], now: dat
                 seen_occurrences.add((seg.edge_id, occurrence))
             event_id = str(env.id)
             at, suspect = window_time(env.ts, now, tolerance)
-            skew[seg.edge_id] = max(skew.get(seg.edge_id, float("-inf")), (env.ts - now).total_seconds())
             rows.append({
                 "id": event_id, "edge_id": seg.edge_id, "epoch": seg.epoch.id, "seq": env.seq, "ts": env.ts,
-                "minute": _minute(at), "kind": _text(env.kind), "source": _text(env.source),
-                "priority": env.priority.value, "corr": _text(env.corr) if env.corr is not None else None,
-                "body": msgspec.Raw(_body(env.body)), "lane": seg.lane, "received_at": now,
+                "kind": _text(env.kind), "source": _text(env.source), "priority": env.priority.value,
+                "corr": _opt_text(env.corr), "body": msgspec.Raw(_body(env.body)), "lane": seg.lane,
                 "occurrence": occurrence, "ts_suspect": suspect, "merged": merged,
             })
-            if not merged:
-                pending[event_id] = _ingested(env, seg, order_key(ordinal, env.seq), at)
+            if not merged and env.kind.startswith(_LIFECYCLE_PREFIXES):
+                pending[event_id] = IngestedEvent(event_id, seg.edge_id, order_key(ordinal, env.seq), at, env.kind,
+                                                  env.source, env.priority.value, _meaning(env))
     return rows, pending, skew
 
 
-def _ingested(env: Envelope, seg: Accepted, ord_: int, at: datetime) -> IngestedEvent:
-    meaning = NOTHING
-    if env.kind.startswith(_LIFECYCLE_PREFIXES):
-        try:
-            body = msgspec.json.decode(env.body)
-        except msgspec.DecodeError:
-            body = {}
-        meaning = classify(env.kind, body if isinstance(body, dict) else {})
-    return IngestedEvent(str(env.id), seg.edge_id, ord_, at, env.kind, env.source, env.priority.value, meaning)
+def _meaning(env: Envelope) -> Meaning:
+    try:
+        body = msgspec.json.decode(env.body)
+    except msgspec.DecodeError:
+        body = {}
+    return classify(env.kind, body if isinstance(body, dict) else {})
 
 
 def _opt_text(value: str | None) -> str | None:

@@ -63,6 +63,7 @@ def _link_state(port: int) -> str | None:
 async def test_sigterm_stops_the_agent_well_under_30_s(topology: Topology) -> None:
     async with SatelEmulator(port=0) as emulator:
         config = topology.edge_config()
+        await topology.enrol(config)
         panels = json.dumps([_panel(emulator.port)])
         proc = await topology.spawn_edge(config, VIGIL_EDGE_SATEL_PANELS=panels)
         await wait_until(lambda: _link_state(config.http_port) == "up", timeout=60, what="the agent's link up")
