@@ -109,6 +109,7 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     await stop.wait()
     log.info("edge stopping")
     await asyncio.gather(*tasks, return_exceptions=True)
+    await forwarder.drain(config.forwarder.drain_on_stop_s)
     await forwarder.stop()
     await runner.cleanup()
     await nc.drain()

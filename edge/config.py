@@ -38,8 +38,13 @@ class ForwarderSettingsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen
     segment_max_bytes: int = 256 * 1024
     window: int = 8
     ack_timeout_s: float = 5.0
+    # At shutdown, how long to wait for the last rows (the links' planned `edge.link.down`) to
+    # reach the hub; well inside the 30 s a SIGTERM may take.
+    drain_on_stop_s: float = 3.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.drain_on_stop_s <= 20:
+            raise ValueError(f"forwarder.drain_on_stop_s must be 0..20, got {self.drain_on_stop_s}")
         if not 1 <= self.segment_max_events <= 10_000:
             raise ValueError(f"forwarder.segment_max_events must be 1..10000, got {self.segment_max_events}")
         if not 1024 <= self.segment_max_bytes <= 900 * 1024:

@@ -57,6 +57,9 @@ class ForwarderSettings:
     backoff_cap_s: float = 10.0
 
 
+_DRAIN_POLL_S = 0.02
+
+
 @dataclass(frozen=True)
 class SignedSegment:
     """A segment ready to publish."""
@@ -118,6 +121,21 @@ class Forwarder:
         """Start one forwarding task per lane."""
         for lane in subjects.LANES:
             self._tasks.append(asyncio.create_task(self._run_lane(lane), name=f"forwarder-{lane}"))
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait (at most `timeout_s`) until every journaled row is forwarded; True if all were.
+
+        Called at shutdown after the links journaled their last rows, so a planned stop reaches
+        the hub before the box goes quiet, while the hub is reachable; if it is not, the rows
+        simply wait in the journal for the next start."""
+        deadline = time.monotonic() + timeout_s
+        while any(self.journal.unforwarded.values()):
+            if time.monotonic() >= deadline:
+                log.info("stopping with %s rows not yet forwarded; they go at the next start",
+                         dict(self.journal.unforwarded))
+                return False
+            await asyncio.sleep(_DRAIN_POLL_S)
+        return True
 
     async def stop(self) -> None:
         """Stop publishing new segments, let in-flight ones settle, and return."""
