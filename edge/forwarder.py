@@ -1,4 +1,4 @@
-"""Ships the journal to the hub's JetStream as signed segments (DESIGN §3).
+"""Ships the journal to the hub's JetStream as signed segments (docs/architecture.md §3).
 
 One task per lane. Each reads what is waiting (up to the segment cap), signs it once, and
 publishes it with a de-duplication id; a bounded window of segments is in flight at a time. Rows

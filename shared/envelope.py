@@ -34,7 +34,7 @@ class Priority(str, enum.Enum):
 
 
 class Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One observation, as DESIGN §3 describes it."""
+    """One observation, as docs/architecture.md §3 describes it."""
 
     id: uuid.UUID
     seq: int

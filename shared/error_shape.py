@@ -1,4 +1,4 @@
-"""The one error shape every HTTP answer of Vigil uses (DESIGN §6.3): the hub's API, the edge's
+"""The one error shape every HTTP answer of Vigil uses (docs/architecture.md §8.3): the hub's API, the edge's
 local API and the emulators' control endpoints alike."""
 from __future__ import annotations
 

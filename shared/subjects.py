@@ -1,4 +1,4 @@
-"""Every NATS subject, stream and consumer name Vigil uses, in one place (DESIGN §4)."""
+"""Every NATS subject, stream and consumer name Vigil uses, in one place (docs/architecture.md §4)."""
 from __future__ import annotations
 
 import hashlib

@@ -96,7 +96,7 @@ async def test_forged_segments_are_rejected_recorded_and_counted(topology: Topol
 
     # The hub keeps going: a genuine segment on the right subject is accepted. (The tampered copy
     # above carried `good`'s de-duplication id, so `good` itself would be dropped by JetStream as
-    # a duplicate: only an edge's own credentials can publish on its subject, see DESIGN §3.)
+    # a duplicate: only an edge's own credentials can publish on its subject, see docs/architecture.md §3.)
     genuine = build_segment("site-1", EPOCH, "evt", _rows(1, 3), signer1)
     await _publish(hub_js, "site-1", "evt", genuine.payload, genuine.headers)
     await topology.wait_events(3, timeout=30)

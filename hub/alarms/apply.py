@@ -366,7 +366,7 @@ async def raise_overdue_link_alarms(conn: asyncpg.Connection, now: datetime, gra
     for r in await conn.fetch(SQL_OVERDUE_PLANNED_STOPS, now - grace):
         minutes = int(grace.total_seconds() // 60)
         outbox += await raise_hub_alarm(
-            conn, group_key=f"object:{r['object_id']}", object_id=r["object_id"], alarm_type=LINK, priority="LOW",
+            conn, group_key=f"object:{r['object_id']}", object_id=r["object_id"], alarm_type=LINK, priority="NORMAL",
             edge_id=r["edge_id"], source=r["source"], ord_=r["link_ord"], now=now,
             summary=f"panel {r['source']}: planned stop since {r['link_changed_at']:%H:%M} UTC outlasted {minutes} min",
         )

@@ -188,7 +188,7 @@ def classify(kind: str, body: dict[str, Any]) -> Meaning:
     if kind == "edge.link.down":
         planned = body.get("planned") is True
         # A planned stop raises no LINK alarm now; the housekeeping sweep raises it if the stop
-        # outlasts the grace (hub.alarms.repository.raise_overdue_link_alarms).
+        # outlasts the grace (hub.alarms.apply.raise_overdue_link_alarms).
         return Meaning(opens=None if planned else LINK, link_up=False, planned=planned)
     if kind == "edge.link.up":
         return Meaning(restores=LINK, link_up=True)

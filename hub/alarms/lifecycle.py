@@ -1,4 +1,4 @@
-"""The alarm lifecycle as pure functions over an immutable Bundle (DESIGN §5).
+"""The alarm lifecycle as pure functions over an immutable Bundle (docs/architecture.md §5).
 
     NEW ──claim──▶ CLAIMING (TTL 30 s) ──start──▶ IN_PROGRESS ──ack + note──▶ ACK ──resolve──▶
     RESOLVED ──close / 30 min idle──▶ CLOSED;  CLAIMING without progress for 30 s ──▶ NEW (reaper)
