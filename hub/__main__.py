@@ -64,7 +64,9 @@ async def _quarantine(args: argparse.Namespace, conn: asyncpg.Connection) -> int
             print(json.dumps(row, default=str))
         return 0
     if args.quarantine_command == "replay":
-        ids = None if args.all or (args.edge and not args.ids) else args.ids or None
+        if not (args.ids or args.edge or args.all):
+            raise quarantine.QuarantineError("name the quarantined segments to replay: ids, --edge, or --all")
+        ids = args.ids or None
         outcomes = await quarantine.replay(conn, ids=ids, edge=args.edge, actor=actor, now=now)
         for o in outcomes:
             print(json.dumps(dataclasses.asdict(o)))

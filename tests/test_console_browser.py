@@ -160,7 +160,7 @@ async def test_operator_sees_live_alarms_claims_and_survives_a_cut(console_hub: 
             await add_edge(conn, "site-1", bytes(32))
         panel_id = await db.fetchval("INSERT INTO panels (object_id, edge_id, source, model, link_status) "
                                      "VALUES ($1, 'site-1', 'panel-1', 'INTEGRA 64', 'CONNECTED') RETURNING id", object_id)
-        await db.execute("INSERT INTO panel_state (panel_id, element, number, state, seq, updated_at) "
+        await db.execute("INSERT INTO panel_state (panel_id, element, number, state, ord, updated_at) "
                          "VALUES ($1, 'zone', 3, '{\"violated\": true}', 1, now())", panel_id)
         await page.click(f"#queue-body tr[data-id='{crit2_id}'] td.status")
         await page.wait_for_selector("#view-alarm:not([hidden])", timeout=5000)

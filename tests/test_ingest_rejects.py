@@ -232,5 +232,21 @@ async def test_a_segment_under_an_unknown_key_is_quarantined_told_alarmed_and_re
     assert await topology.pool.fetchval("SELECT status FROM ingest_quarantine") == "REPLAYED"
     again = hub_cli("quarantine", "replay", str(held["id"]))  # nothing held any more: nothing twice
     assert again.returncode == 0 and again.stdout == "" and await topology.event_count() == 3
+    # A forgery is given up with a reason (the README's commands, as an admin types them).
+    forger = Signer.generate()
+    forged = build_segment("site-1", EPOCH, "evt", _rows(4, 1), forger)
+    await _publish(hub_js, "site-1", "evt", forged.payload, forged.headers)
+
+    async def held_again() -> int | None:
+        return await topology.pool.fetchval("SELECT id FROM ingest_quarantine WHERE status = 'HELD'")
+
+    await wait_until(held_again, timeout=30, what="the forgery quarantined")
+    forged_id = await held_again()
+    assert hub_cli("quarantine", "drop", str(forged_id), "--note", "").returncode == 2  # a reason is required
+    dropped = hub_cli("quarantine", "drop", str(forged_id), "--note", "forged, not the box")
+    assert dropped.returncode == 0 and json.loads(dropped.stdout) == {"id": forged_id, "dropped": True}
+    assert hub_cli("quarantine", "replay", "--all").stdout == ""  # dropped is never replayed
+    assert hub_cli("quarantine", "drop", str(forged_id), "--note", "again").returncode == 1
+    assert await topology.event_count() == 3
     audit = {r["action"] for r in await topology.pool.fetch("SELECT action FROM audit_log")}
-    assert {"envelope.rejected", "quarantine.replayed"} <= audit
+    assert {"envelope.rejected", "quarantine.replayed", "quarantine.dropped"} <= audit

@@ -74,8 +74,6 @@ async def replay(conn: asyncpg.Connection, *, ids: list[int] | None, edge: str |
                  now: datetime) -> list[ReplayOutcome]:
     """Verify the held segments again and commit those that pass; the others stay held with their
     new reason. `ids` None means every held segment (of `edge`, if given)."""
-    if ids is None and edge is None:
-        raise QuarantineError("name the quarantined segments to replay: ids, --edge, or --all")
     keys = {r["edge_id"]: EdgeKey(r["edge_id"], r["key_id"], bytes(r["public_key"]), r["revoked"])
             for r in await conn.fetch(SQL_ALL_KEYS)}
     outcomes = []
