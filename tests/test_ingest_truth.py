@@ -222,3 +222,20 @@ async def test_the_api_shows_zone_history_and_unknown_states_while_the_link_is_d
         assert (state["link_status"], state["stale"]) == ("DISCONNECTED", True)
     finally:
         await client.close()
+
+
+async def test_a_refusal_whose_headers_hold_nuls_is_still_quarantined(site: Site) -> None:
+    """Headers come from whoever could publish: a NUL in them must not turn a refusal into a
+    batch PostgreSQL refuses (and a partition stuck behind it)."""
+    from hub.ingest.commit import RejectRecord, commit_batch
+    from hub.ingest.verify import Rejected
+
+    record = RejectRecord("vigil.edge.ghost.evt.3", Rejected("unknown_edge", "edge 'gh\x00st' is not enrolled",
+                                                             "gh\x00st", "k\x00", "1-1"),
+                          b"\x00payload", {"Vigil-Edge": "gh\x00st"}, 7)
+    async with site.pool.acquire() as conn:
+        result = await commit_batch(conn, [], [record], T0)
+    [held] = await site.pool.fetch("SELECT * FROM ingest_quarantine")
+    assert held["id"] == result.quarantine_ids[0] and bytes(held["payload"]) == b"\x00payload"
+    assert held["edge_header"] == "gh\ufffdst" and msgspec.json.decode(held["headers"]) == {"Vigil-Edge": "gh\ufffdst"}
+    assert await site.pool.fetchval("SELECT summary FROM bundle_alarms") == "edge gh\ufffdst: segments refused (unknown_edge)"

@@ -223,7 +223,7 @@ async def commit_batch(
         for r in rejects:
             result.quarantine_ids.append(await _quarantine(conn, r, now))
             outbox += await raise_system_alarm(
-                conn, r.rejected.edge_header or "?", f"segments refused ({r.rejected.reason})", now)
+                conn, _opt_text(r.rejected.edge_header) or "?", f"segments refused ({r.rejected.reason})", now)
         await write_outbox(conn, outbox)
     return result
 
