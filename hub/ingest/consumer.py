@@ -198,6 +198,10 @@ class Ingest:
                 for msg in msgs:
                     await self.handle_batch([msg])
                 return
+            if not accepted:
+                # Only the quarantine row itself can be refused here, and its text is made
+                # storable first; if that still fails, the worker backs off and retries, loudly.
+                raise
             result = await self._store_alone(msgs[0], accepted[0], exc)
         # Committed: only now may JetStream forget these messages (a quarantined one is kept in
         # PostgreSQL, so it is acknowledged too).
