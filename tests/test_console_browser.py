@@ -11,7 +11,7 @@ import re
 import signal
 import time
 from pathlib import Path
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import aiohttp
@@ -21,7 +21,7 @@ import pytest
 from hub.alarms.apply import bundle_payload
 from hub.ingest.edge_keys import add_edge
 from hub.db.outbox import OutboxItem, write_outbox
-from shared.bodies.satel import ZoneEvent
+from shared.bodies.satel import LogRecord, ZoneEvent
 from shared.envelope import Priority, new_envelope
 from support.browser import browser_page, require_browser
 from support.topology import HOST, EdgeHarness, Topology
@@ -355,6 +355,20 @@ async def test_an_edge_alarm_sounds_is_worked_to_closed_and_survives_a_killed_hu
             await page.fill("#note-text", "Freezer door was open; closed by staff")
             await page.click("#note-ok")
             await page.wait_for_selector(f"#queue-body tr[data-id='{noted_id}'][data-status='ACK']", timeout=5000)
+
+            # A panic the panel logged while the agent was down, read back from its event log: the
+            # queue says when it happened and when it was reported.
+            happened = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=7)
+            await site.journal.append(new_envelope("satel.log.record", "panel-1", Priority.CRITICAL, LogRecord(
+                index=41, code=123, category="PANIC", text="Audible panic alarm", restore=False, partition=1, zone=6,
+                user=None, source=6, recorded_at=happened, offline=True, history_only=False)))
+            await page.wait_for_selector("#queue-body tr .offline", timeout=5000)
+            offline = await page.text_content("#queue-body tr .offline") or ""
+            hm = re.fullmatch(r" happened (\d\d):(\d\d), reported (\d\d):(\d\d)", offline)
+            assert hm, offline
+            minutes = [int(hm[1]) * 60 + int(hm[2]), int(hm[3]) * 60 + int(hm[4])]
+            assert (minutes[1] - minutes[0]) % (24 * 60) in (7, 8), offline
+            await shot(page, "queue-offline-alarm")
 
             # SIGKILL the hub: the banner shows; alarms raised at the edge meanwhile wait in JetStream
             # and appear once a new hub process is up.
