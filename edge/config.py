@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from firmware_bridges.satel.protocol import UserCode, derive_aes_key
+from firmware_bridges.satel.protocol import derive_aes_key
 from shared.bodies.satel import ZONE_EVENTS
 from shared.config import ConfigError, load_config
 from shared.envelope import Priority
@@ -61,8 +61,8 @@ class DemoSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class SatelPanelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """One Satel INTEGRA panel behind an ETHM-1 (Plus) module.
 
-    `integration_key` (encrypted integration, optional) and `user_code` (used for commands when a
-    request brings no code of its own) are secrets: diagnostics and logs never show them.
+    `integration_key` (encrypted integration, optional) is a secret: diagnostics and logs never
+    show it. No user code is kept: every command carries the code the person typed.
     `zones` overrides the default priority per zone and zone event, e.g.
     `{"8": {"violation": "HIGH"}}` (events: see shared.bodies.satel.ZONE_EVENTS).
     """
@@ -71,7 +71,6 @@ class SatelPanelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     host: str
     port: int = 7094
     integration_key: str | None = None
-    user_code: str | None = None
     code_prefix: str = ""  # digits the panel expects before every user code, if any
     poll_interval_s: float = 0.25  # how often 0x7F asks what changed
     push: bool = False  # let an ETHM-1 Plus (firmware > 2.00) push changes instead of polling
@@ -97,9 +96,7 @@ class SatelPanelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
             raise ValueError(f"panel {self.id}: port must be 1..65535, got {self.port}")
         if self.integration_key is not None:
             derive_aes_key(self.integration_key)  # its ValueError names the rule, never the key
-        if self.user_code is not None:
-            UserCode.from_digits(self.user_code, self.code_prefix)
-        elif self.code_prefix and not (self.code_prefix.isascii() and self.code_prefix.isdigit()):
+        if self.code_prefix and not (self.code_prefix.isascii() and self.code_prefix.isdigit()):
             raise ValueError(f"panel {self.id}: code_prefix must be digits")
         # The module drops a connection idle for 25 s (ETHM-1 Plus ≥ 2.03): never idle more than 15 s.
         if not 0.05 <= self.poll_interval_s <= 15:

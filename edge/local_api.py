@@ -1,8 +1,11 @@
 """The edge's local page and API for the installer: health, status, metrics, and the Satel links
 (status, diagnostics, DLOADX release, control commands).
 
-It listens on the box itself (127.0.0.1 by default) and has no login of its own: whoever can reach
-it can arm and disarm the site's panels, so `http_host` must stay a local or management address.
+It listens on the box itself (127.0.0.1 by default) and has no login of its own yet, so
+`http_host` must stay a local or management address. What it does hold against: a web page open
+on the site's LAN cannot drive it (every state-changing request must be JSON from this origin, a
+cross-site form post is refused), and no command runs without the user code the person typed —
+the edge keeps no code to fall back on.
 Errors use the project's one shape: `{"error": {"code", "message", "request_id", "details"}}`.
 """
 from __future__ import annotations
@@ -79,6 +82,28 @@ class ApiError(Exception):
 
 def _error(status: int, code: str, message: str, request_id: str, details: Mapping[str, Any] | None = None) -> web.Response:
     return error_response(status, code, message, request_id, dict(details or {}), {"X-Request-Id": request_id})
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@web.middleware
+async def same_origin_json(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """A state-changing request must come from this page's own origin and carry JSON.
+
+    A browser lets any page send a "simple" cross-site POST (a form, or fetch with text/plain)
+    without asking first, and sends its Origin; it only sends `application/json` cross-site after
+    a preflight this API never grants. So a foreign Origin, or a body that is not JSON, is refused:
+    that is what stops a page on the site's LAN from disarming the panel through a visitor's
+    browser. Tools without a browser (curl, `python -m edge release`) send no Origin."""
+    if request.method in _SAFE_METHODS:
+        return await handler(request)
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        raise ApiError(403, "cross_origin", f"requests from {origin} may not change anything here")
+    if request.content_type != "application/json":
+        raise ApiError(403, "json_required", "send the request body as JSON (Content-Type: application/json)")
+    return await handler(request)
 
 
 @web.middleware
@@ -158,9 +183,12 @@ def _flag(body: Mapping[str, Any], key: str, default: bool | None = None) -> boo
     return value
 
 
-def _code(body: Mapping[str, Any]) -> str | None:
+def _code(body: Mapping[str, Any]) -> str:
     code = body.get("code")
-    if code is not None and not isinstance(code, str):
+    if code is None:
+        raise ApiError(400, "user_code_required", "type the user code: every command needs the code of the person "
+                       "giving it (the edge keeps none)")
+    if not isinstance(code, str):
         raise ValueError("code must be a string of digits")
     return code
 
@@ -230,7 +258,7 @@ async def satel_bypass(request: web.Request) -> web.Response:
 
 def build_app(status_fn: Callable[[], dict], satel: Mapping[str, SatelLink] | None = None) -> web.Application:
     """The local page and API; `satel` maps panel id → its running link."""
-    app = web.Application(middlewares=[error_shape])
+    app = web.Application(middlewares=[error_shape, same_origin_json])
     app[STATUS_KEY] = status_fn
     app[SATEL_KEY] = dict(satel or {})
     app.router.add_get("/", page)

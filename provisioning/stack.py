@@ -194,7 +194,7 @@ class Stack:
         await satel.wait_ready(lambda: tcp_port_open(HOST, control_port), 30)
 
         # The panel replaces the demo source: its events are the real kinds the hub handles.
-        panels = [{"id": SATEL_PANEL_ID, "host": HOST, "port": satel_port, "user_code": SATEL_USER_CODE}]
+        panels = [{"id": SATEL_PANEL_ID, "host": HOST, "port": satel_port}]
         edge_env = {**os.environ, "VIGIL_EDGE_EDGE_ID": self.edge_id, "VIGIL_EDGE_DATA_DIR": str(edge_dir),
                     "VIGIL_EDGE_NATS_URL": edge_nats.url, "VIGIL_EDGE_HTTP_HOST": HOST,
                     "VIGIL_EDGE_HTTP_PORT": str(self._p("VIGIL_RUN_EDGE_HTTP_PORT")),
@@ -220,7 +220,9 @@ class Stack:
             f"  data and logs   {self.root}  (logs in {self.logs})",
             f"  Satel panel     {SATEL_PANEL_ID}: emulated ETHM-1 on {HOST}:{p('VIGIL_RUN_SATEL_PORT')} (sample site, user code {SATEL_USER_CODE}),",
             f"                  polled by the edge; violate a zone with: curl -X POST http://{HOST}:{p('VIGIL_RUN_SATEL_CONTROL_PORT')}/zones/3/violate",
-            f"                  arm from the edge: curl -X POST -d '{{\"partitions\": [1]}}' http://{HOST}:{p('VIGIL_RUN_EDGE_HTTP_PORT')}/api/v1/links/satel/{SATEL_PANEL_ID}/arm",
+            f"                  arm from the edge: curl -X POST -H 'Content-Type: application/json' "
+            f"-d '{{\"partitions\": [1], \"code\": \"{SATEL_USER_CODE}\"}}' "
+            f"http://{HOST}:{p('VIGIL_RUN_EDGE_HTTP_PORT')}/api/v1/links/satel/{SATEL_PANEL_ID}/arm",
             f"                  see the events: psql {self.dsn} -c 'select seq, kind, source, ts from events order by seq desc limit 5'",
             "Press Ctrl-C to stop everything.",
         ]

@@ -22,7 +22,7 @@ PANEL = "panel-1"
 
 
 def _panels(port: int) -> str:
-    return json.dumps([{"id": PANEL, "host": "127.0.0.1", "port": port, "user_code": "1234", "reconnect_min_s": 0.05,
+    return json.dumps([{"id": PANEL, "host": "127.0.0.1", "port": port, "reconnect_min_s": 0.05,
                         "reconnect_max_s": 0.5, "request_timeout_s": 1.0, "poll_interval_s": 0.1}])
 
 
@@ -124,7 +124,7 @@ async def test_an_alarm_while_the_agent_was_down_reaches_the_queue_once_with_bot
         proc = await topology.spawn_edge(config, VIGIL_EDGE_SATEL_PANELS=_panels(emulator.port))
         await wait_until(lambda: _link(topology, panel_id, "CONNECTED"), timeout=60, what="the link up at the hub")
         edge_api = f"http://127.0.0.1:{config.http_port}/api/v1/links/satel/{PANEL}"
-        armed = await asyncio.to_thread(_http, "POST", f"{edge_api}/arm", {"partitions": [1]})
+        armed = await asyncio.to_thread(_http, "POST", f"{edge_api}/arm", {"partitions": [1], "code": "1234"})
         assert armed["result"] == "ACK", armed
         await _stop(proc)
         await wait_until(lambda: _link(topology, panel_id, "DISCONNECTED"), timeout=30, what="the planned stop")

@@ -16,11 +16,13 @@ from prometheus_client import REGISTRY
 from edge.config import SatelPanelSettings
 from edge.journal import Journal
 from edge.links.satel import LinkState, SatelLink
-from firmware_bridges.satel.emulator import SatelEmulator
+from firmware_bridges.satel.emulator import SAMPLE_USER_CODE, SatelEmulator
 from shared.envelope import Envelope, decode_envelope
 from support.waiting import wait_until
 
 KEY = "Integra1"
+# The emulated panel's user code: what the person at the keypad or the local page types.
+CODE = SAMPLE_USER_CODE
 #: Test timings: fast polls, short timeouts and backoff, so failures show in well under a second.
 FAST = {
     "poll_interval_s": 0.1,
@@ -116,7 +118,7 @@ async def start_link(journal: Journal) -> AsyncIterator[StartLink]:
     async def start(port: int, key: str | None = None, *, wait_up: bool = True, **settings: Any) -> RunningLink:
         config = SatelPanelSettings(**{
             "id": f"p{uuid.uuid4().hex[:10]}", "host": "127.0.0.1", "port": port, "integration_key": key,
-            "user_code": "1234", **FAST, **settings,
+            **FAST, **settings,
         })
         link = SatelLink(config, journal)
         stop = asyncio.Event()

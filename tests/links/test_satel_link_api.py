@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import KEY, RunningLink, StartLink
+from conftest import CODE, KEY, RunningLink, StartLink
 
 from edge.links.satel import LinkState
 from edge.local_api import build_app
 from firmware_bridges.satel.emulator import SatelEmulator
+from firmware_bridges.satel.protocol import PartitionState
 from shared.process import free_port
 from support.waiting import wait_until
 
@@ -39,7 +40,7 @@ async def client(link: RunningLink) -> AsyncIterator[TestClient]:
 
 
 async def _post(client: TestClient, path: str, body: Any) -> tuple[int, dict[str, Any]]:
-    response = await client.post(path, data=json.dumps(body))
+    response = await client.post(path, data=json.dumps(body), headers={"Content-Type": "application/json"})
     return response.status, await response.json()
 
 
@@ -59,7 +60,7 @@ async def test_status_and_diagnostics_show_no_secrets(client: TestClient, link: 
     for secret in (KEY, "1234"):
         assert secret not in text
     dump = json.loads(text)
-    assert dump["settings"]["integration_key"] == "<redacted>" and dump["settings"]["user_code"] == "<redacted>"
+    assert dump["settings"]["integration_key"] == "<redacted>"
     assert dump["state"]["module_version"] == "20620190301"
     response = await client.get("/api/v1/links/satel/nope/diagnostics")
     assert response.status == 404
@@ -72,16 +73,16 @@ async def test_commands_return_typed_outcomes(client: TestClient, link: RunningL
     assert status == 409
     assert _assert_error(body, "command_refused")["details"] == {"result": "NACK", "code": 1, "reason": "user code not found"}
     emulator.violate_zone(3)
-    status, body = await _post(client, f"{base}/arm", {"partitions": [1]})
+    status, body = await _post(client, f"{base}/arm", {"partitions": [1], "code": CODE})
     assert status == 409 and _assert_error(body, "command_refused")["details"]["code"] == 0x11
-    status, body = await _post(client, f"{base}/arm", {"partitions": [1], "force": True, "mode": 3})
+    status, body = await _post(client, f"{base}/arm", {"partitions": [1], "force": True, "mode": 3, "code": CODE})
     assert (status, body["result"]) == (200, "ACK")
     for path, request in [
-        ("disarm", {"partitions": [1]}),
-        ("clear-alarm", {"partitions": [1]}),
-        ("outputs", {"outputs": [2], "on": True}),
-        ("bypass", {"zones": [4]}),
-        ("bypass", {"zones": [4], "bypass": False}),
+        ("disarm", {"partitions": [1], "code": CODE}),
+        ("clear-alarm", {"partitions": [1], "code": CODE}),
+        ("outputs", {"outputs": [2], "on": True, "code": CODE}),
+        ("bypass", {"zones": [4], "code": CODE}),
+        ("bypass", {"zones": [4], "bypass": False, "code": CODE}),
     ]:
         status, body = await _post(client, f"{base}/{path}", request)
         assert (status, body["result"]) == (200, "ACK"), (path, body)
@@ -89,12 +90,12 @@ async def test_commands_return_typed_outcomes(client: TestClient, link: RunningL
 
 
 @pytest.mark.parametrize(("path", "body", "message"), [
-    ("arm", {"partitions": [1], "mode": 9}, "arming mode 9"),
-    ("arm", {"partitions": "1"}, "partitions must be a non-empty list"),
-    ("arm", {"partitions": [1], "force": "yes"}, "force must be true or false"),
+    ("arm", {"partitions": [1], "mode": 9, "code": CODE}, "arming mode 9"),
+    ("arm", {"partitions": "1", "code": CODE}, "partitions must be a non-empty list"),
+    ("arm", {"partitions": [1], "force": "yes", "code": CODE}, "force must be true or false"),
     ("disarm", {"partitions": [1], "code": 1234}, "code must be a string"),
-    ("outputs", {"outputs": [1]}, "on must be true or false"),
-    ("bypass", {"zones": []}, "zones must be a non-empty list"),
+    ("outputs", {"outputs": [1], "code": CODE}, "on must be true or false"),
+    ("bypass", {"zones": [], "code": CODE}, "zones must be a non-empty list"),
     ("release", {"minutes": "5", "who": "a", "why": "b"}, "minutes must be a number"),
     ("release", {"minutes": 5, "who": "a"}, "who and why must be strings"),
     ("release", {"minutes": 0, "who": "a", "why": "b"}, "minutes must be a number in"),
@@ -106,7 +107,8 @@ async def test_bad_requests_get_a_400_in_the_error_shape(
     status, answer = await _post(client, f"/api/v1/links/satel/{link.panel}/{path}", body)
     assert status == 400
     assert message in _assert_error(answer, "bad_request")["message"]
-    response = await client.post(f"/api/v1/links/satel/{link.panel}/arm", data=b"{not json")
+    response = await client.post(f"/api/v1/links/satel/{link.panel}/arm", data=b"{not json",
+                                 headers={"Content-Type": "application/json"})
     assert response.status == 400
     assert link.link.link_state is LinkState.UP
 
@@ -115,7 +117,7 @@ async def test_release_and_resume_over_the_api(client: TestClient, link: Running
     base = f"/api/v1/links/satel/{link.panel}"
     status, body = await _post(client, f"{base}/release", {"minutes": 10, "who": "Jan", "why": "DLOADX"})
     assert status == 200 and body["state"] == "released" and body["released"]["who"] == "Jan"
-    status, body = await _post(client, f"{base}/arm", {"partitions": [1]})
+    status, body = await _post(client, f"{base}/arm", {"partitions": [1], "code": CODE})
     assert status == 503 and _assert_error(body, "link_unavailable")["details"]["result"] == "UNAVAILABLE"
     status, body = await _post(client, f"{base}/resume", {})
     assert (status, body["resumed"]) == (200, True)
@@ -154,3 +156,43 @@ async def test_the_release_cli_calls_the_local_api(client: TestClient, link: Run
     code, out = await _cli("release", link.panel, "--minutes", "5", "--who", "a", "--why", "b")
     assert code == 2 and "VIGIL_EDGE_EDGE_ID" in out
     await wait_until(lambda: link.link.link_state is LinkState.UP, what="the link to stay up")
+
+
+async def test_a_command_without_the_typed_user_code_is_refused(client: TestClient, link: RunningLink,
+                                                               emulator: SatelEmulator) -> None:
+    """The edge keeps no user code to fall back on: whoever disarms types one."""
+    base = f"/api/v1/links/satel/{link.panel}"
+    status, body = await _post(client, f"{base}/arm", {"partitions": [1], "code": CODE})
+    assert (status, body["result"]) == (200, "ACK")
+    for path, request in [("disarm", {"partitions": [1]}), ("clear-alarm", {"partitions": [1]}),
+                          ("outputs", {"outputs": [2], "on": True}), ("bypass", {"zones": [4]})]:
+        status, body = await _post(client, f"{base}/{path}", request)
+        assert status == 400 and "user code" in _assert_error(body, "user_code_required")["message"], path
+    assert emulator.panel.partition_set(PartitionState.ARMED) == {1}, "nothing was sent to the panel"
+
+
+async def test_a_cross_site_request_cannot_disarm(client: TestClient, link: RunningLink,
+                                                  emulator: SatelEmulator) -> None:
+    """A page on the site's LAN can make a visitor's browser POST here ("simple" requests need no
+    preflight): a form or text/plain body, or any foreign Origin, is refused with 403."""
+    base = f"/api/v1/links/satel/{link.panel}"
+    status, body = await _post(client, f"{base}/arm", {"partitions": [1], "code": CODE})
+    assert status == 200
+    body_text = json.dumps({"partitions": [1], "code": CODE})
+    attacks = [
+        {"Content-Type": "text/plain", "Origin": "http://evil.example"},
+        {"Content-Type": "application/x-www-form-urlencoded", "Origin": "http://evil.example"},
+        {"Content-Type": "application/json", "Origin": "http://evil.example"},
+        {"Content-Type": "text/plain"},  # no Origin, not JSON either
+    ]
+    for headers in attacks:
+        response = await client.post(f"{base}/disarm", data=body_text, headers=headers)
+        answer = await response.json()
+        assert response.status == 403, headers
+        assert _assert_error(answer, "cross_origin" if "Origin" in headers else "json_required")
+    assert emulator.panel.partition_set(PartitionState.ARMED) == {1}, "still armed"
+    # The page's own origin (what the local page's fetch sends) is fine.
+    own = f"http://{client.server.host}:{client.server.port}"
+    response = await client.post(f"{base}/disarm", data=body_text,
+                                 headers={"Content-Type": "application/json", "Origin": own})
+    assert response.status == 200 and emulator.panel.partition_set(PartitionState.ARMED) == set()

@@ -21,7 +21,6 @@ edge_id = "site-1"
 id = "panel-1"
 host = "10.0.0.5"
 integration_key = "Integra1"
-user_code = "1234"
 timezone = "Europe/Warsaw"
 
 [satel.panels.zones.8]
@@ -69,7 +68,9 @@ def test_panels_from_the_environment_replace_the_files(tmp_path: Path) -> None:
     ({"id": "p", "host": "h", "keepalive_s": 30}, "keepalive_s must be 0.05..15"),
     ({"id": "p", "host": "h", "reconnect_min_s": 5, "reconnect_max_s": 1}, "reconnect_min_s <= reconnect_max_s"),
     ({"id": "p", "host": "h", "integration_key": "far-too-long-key"}, "integration key is 1–12 ASCII characters"),
-    ({"id": "p", "host": "h", "user_code": "12ab"}, "user code must be 1–8 decimal digits"),
+    # The edge keeps no user code: a config that still names one is told so, not obeyed.
+    ({"id": "p", "host": "h", "user_code": "1234"}, "unknown field `user_code`"),
+    ({"id": "p", "host": "h", "code_prefix": "9a"}, "code_prefix must be digits"),
     ({"id": "p", "host": "h", "timezone": "Mars/Base"}, "timezone 'Mars/Base' is not a known"),
     ({"id": "p", "host": "h", "event_log_window": 0}, "event_log_window must be 1..1024"),
     ({"id": "p", "host": "h", "event_log_alarm_age_s": 0}, "event_log_alarm_age_s must be positive"),

@@ -22,7 +22,7 @@ PANEL = "panel-1"
 
 
 def _panel(port: int, **settings: Any) -> dict[str, Any]:
-    return {"id": PANEL, "host": "127.0.0.1", "port": port, "user_code": "1234", "reconnect_min_s": 0.05,
+    return {"id": PANEL, "host": "127.0.0.1", "port": port, "reconnect_min_s": 0.05,
             "reconnect_max_s": 0.5, "request_timeout_s": 1.0, **settings}
 
 

@@ -9,14 +9,14 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import msgspec
 import pytest
-from conftest import StartLink
+from conftest import CODE, StartLink
 
 from edge.links.satel import CommandResult, connection
 from firmware_bridges.satel.emulator import SAMPLE_USER_CODE, ModuleInfo, SatelEmulator, sample_panel
 from firmware_bridges.satel.protocol import Frame, UserCode, ZoneState
 from shared.envelope import Envelope
 
-CODE = UserCode.from_digits(SAMPLE_USER_CODE)
+PANEL_CODE = UserCode.from_digits(SAMPLE_USER_CODE)
 
 
 def body(env: Envelope) -> dict:
@@ -44,7 +44,7 @@ async def test_an_alarm_while_the_agent_was_down_comes_from_the_log_once(key: st
     panel_time = PanelTime("Europe/Warsaw")
     async with SatelEmulator(port=0, key=key, panel=sample_panel(clock=panel_time)) as emulator:
         first = await start_link(emulator.port, key, timezone="Europe/Warsaw")
-        assert (await first.link.arm([1])).result is CommandResult.ACK
+        assert (await first.link.arm([1], code=CODE)).result is CommandResult.ACK
         await first.wait_event("satel.log.record", code=401)  # read live: the cursor is past it
         await first.stop_link()
 
@@ -76,7 +76,7 @@ async def test_at_a_reconnect_the_diff_and_the_log_record_are_one_occurrence(key
     await first.start()
     port = first.port
     link = await start_link(port, key)
-    assert (await link.link.arm([1])).result is CommandResult.ACK
+    assert (await link.link.arm([1], code=CODE)).result is CommandResult.ACK
     await link.wait_event("satel.log.record", code=401)
     await first.stop()
     await link.wait_event("edge.link.down")
@@ -102,7 +102,7 @@ async def test_a_live_alarm_and_its_log_record_are_one_occurrence(
 ) -> None:
     link = await start_link(emulator.port, key, push=push, keepalive_s=10.0)
     await link.wait_event("satel.snapshot")
-    assert (await link.link.arm([1])).result is CommandResult.ACK
+    assert (await link.link.arm([1], code=CODE)).result is CommandResult.ACK
     emulator.violate_zone(3)
     [live] = await link.wait_event("satel.zone.alarm", zone=3)
     [record] = await link.wait_event("satel.log.record", code=130)
@@ -141,7 +141,7 @@ async def test_a_first_start_reads_back_the_window_and_old_records_are_history(
         panel.tamper_zone(1)
         panel.restore_tamper(1)
     panel_time.value = panel_time.now()
-    assert panel.arm(CODE, {2}, 0).value == 0
+    assert panel.arm(PANEL_CODE, {2}, 0).value == 0
     panel.violate_zone(6)
     async with SatelEmulator(port=0, key=key, panel=panel) as emulator:
         link = await start_link(emulator.port, key, event_log_window=50)

@@ -6,7 +6,7 @@ import asyncio
 
 import msgspec
 import pytest
-from conftest import StartLink
+from conftest import CODE, StartLink
 
 from edge.links.satel import CommandResult, LinkState
 from firmware_bridges.satel.emulator import SatelEmulator
@@ -58,7 +58,7 @@ async def test_release_lets_dloadx_in_and_the_link_comes_back_by_itself(
     assert link.link.status()["released"]["who"] == "Jan Kowalski"
 
     await _dloadx_session(emulator.port, key)
-    outcome = await link.link.arm([1])
+    outcome = await link.link.arm([1], code=CODE)
     assert outcome.result is CommandResult.UNAVAILABLE and "released" in outcome.reason
     emulator.violate_zone(3)  # the installer walks past a detector while programming
 

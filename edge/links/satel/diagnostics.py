@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 REDACTED = "<redacted>"
 #: Settings that must never leave the box: the integration key and anything that makes a user code.
-SECRET_SETTINGS = ("integration_key", "user_code", "code_prefix")
+SECRET_SETTINGS = ("integration_key", "code_prefix")
 _COUNTERS = (
     "satel_crc_errors_total",
     "satel_reconnects_total",

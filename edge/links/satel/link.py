@@ -552,34 +552,33 @@ class SatelLink:
             raise ValueError(f"name at least one {what}")
         return chosen
 
-    def _user_code(self, code: str | None) -> UserCode:
-        digits = code if code is not None else self.settings.user_code
-        if digits is None:
-            raise ValueError(f"no user code: pass one, or set user_code for panel {self.panel_id} in the edge config")
-        return UserCode.from_digits(digits, self.settings.code_prefix)
+    def _user_code(self, code: str) -> UserCode:
+        # The code the person typed, always: the edge keeps no code to fall back on, so nobody can
+        # arm or disarm without knowing one (docs/architecture.md §7).
+        return UserCode.from_digits(code, self.settings.code_prefix)
 
     async def arm(
-        self, partitions: Iterable[int], *, mode: int = 0, force: bool = False, code: str | None = None
+        self, partitions: Iterable[int], *, mode: int = 0, force: bool = False, code: str
     ) -> CommandOutcome:
         """Arm partitions in mode 0–3 (force: despite violated zones). Raises ValueError for bad input."""
         request = Arm(self._user_code(code), self._items("partition", partitions), mode, force)
         return await self._submit(f"{'force ' if force else ''}arm mode {mode}", request)
 
-    async def disarm(self, partitions: Iterable[int], *, code: str | None = None) -> CommandOutcome:
+    async def disarm(self, partitions: Iterable[int], *, code: str) -> CommandOutcome:
         """Disarm partitions. Raises ValueError for bad input."""
         return await self._submit("disarm", Disarm(self._user_code(code), self._items("partition", partitions)))
 
-    async def clear_alarm(self, partitions: Iterable[int], *, code: str | None = None) -> CommandOutcome:
+    async def clear_alarm(self, partitions: Iterable[int], *, code: str) -> CommandOutcome:
         """Clear the alarm (and alarm memory) of partitions. Raises ValueError for bad input."""
         return await self._submit("clear alarm", ClearAlarm(self._user_code(code), self._items("partition", partitions)))
 
-    async def switch_outputs(self, outputs: Iterable[int], *, on: bool, code: str | None = None) -> CommandOutcome:
+    async def switch_outputs(self, outputs: Iterable[int], *, on: bool, code: str) -> CommandOutcome:
         """Switch outputs on or off. Raises ValueError for bad input."""
         action = OutputAction.ON if on else OutputAction.OFF
         request = SwitchOutputs(self._user_code(code), self._items("output", outputs), action, self.state.wide)
         return await self._submit(f"outputs {'on' if on else 'off'}", request)
 
-    async def bypass(self, zones: Iterable[int], *, bypass: bool = True, code: str | None = None) -> CommandOutcome:
+    async def bypass(self, zones: Iterable[int], *, bypass: bool = True, code: str) -> CommandOutcome:
         """Bypass zones (or remove their bypass). Raises ValueError for bad input."""
         kind = BypassZones if bypass else UnbypassZones
         request = kind(self._user_code(code), self._items("zone", zones), self.state.wide)
