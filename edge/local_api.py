@@ -193,6 +193,11 @@ def _code(body: Mapping[str, Any]) -> str:
     return code
 
 
+def _who(request: web.Request) -> str:
+    """Who gave a command, as far as this page can tell until it has a login."""
+    return f"local API from {request.remote or 'unknown address'}"
+
+
 def _outcome(outcome: CommandOutcome) -> web.Response:
     if outcome.ok:
         return web.json_response(outcome.as_dict())
@@ -232,28 +237,31 @@ async def satel_arm(request: web.Request) -> web.Response:
     mode = body.get("mode", 0)
     if isinstance(mode, bool) or not isinstance(mode, int):
         raise ValueError("mode must be 0, 1, 2 or 3")
-    outcome = await link.arm(_numbers(body, "partitions"), mode=mode, force=_flag(body, "force", False), code=_code(body))
+    outcome = await link.arm(_numbers(body, "partitions"), mode=mode, force=_flag(body, "force", False), code=_code(body),
+                             who=_who(request))
     return _outcome(outcome)
 
 
 async def satel_disarm(request: web.Request) -> web.Response:
     link, body = _link(request), await _body(request)
-    return _outcome(await link.disarm(_numbers(body, "partitions"), code=_code(body)))
+    return _outcome(await link.disarm(_numbers(body, "partitions"), code=_code(body), who=_who(request)))
 
 
 async def satel_clear_alarm(request: web.Request) -> web.Response:
     link, body = _link(request), await _body(request)
-    return _outcome(await link.clear_alarm(_numbers(body, "partitions"), code=_code(body)))
+    return _outcome(await link.clear_alarm(_numbers(body, "partitions"), code=_code(body), who=_who(request)))
 
 
 async def satel_outputs(request: web.Request) -> web.Response:
     link, body = _link(request), await _body(request)
-    return _outcome(await link.switch_outputs(_numbers(body, "outputs"), on=_flag(body, "on"), code=_code(body)))
+    return _outcome(await link.switch_outputs(_numbers(body, "outputs"), on=_flag(body, "on"), code=_code(body),
+                                              who=_who(request)))
 
 
 async def satel_bypass(request: web.Request) -> web.Response:
     link, body = _link(request), await _body(request)
-    return _outcome(await link.bypass(_numbers(body, "zones"), bypass=_flag(body, "bypass", True), code=_code(body)))
+    return _outcome(await link.bypass(_numbers(body, "zones"), bypass=_flag(body, "bypass", True), code=_code(body),
+                                      who=_who(request)))
 
 
 def build_app(status_fn: Callable[[], dict], satel: Mapping[str, SatelLink] | None = None) -> web.Application:

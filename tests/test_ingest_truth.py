@@ -239,3 +239,18 @@ async def test_a_refusal_whose_headers_hold_nuls_is_still_quarantined(site: Site
     assert held["id"] == result.quarantine_ids[0] and bytes(held["payload"]) == b"\x00payload"
     assert held["edge_header"] == "gh\ufffdst" and msgspec.json.decode(held["headers"]) == {"Vigil-Edge": "gh\ufffdst"}
     assert await site.pool.fetchval("SELECT summary FROM bundle_alarms") == "edge gh\ufffdst: segments refused (unknown_edge)"
+
+
+async def test_a_command_given_at_the_edge_is_audited_at_the_hub(site: Site) -> None:
+    body = {"command": "disarm", "items": [1], "result": "ACK", "code": 0, "reason": "done",
+            "who": "local API from 10.0.0.7"}
+    await site.ingest(site.env("satel.command", body, T0, Priority.NORMAL),
+                      site.env("edge.link.released", {"link": "satel", "who": "Jan", "why": "DLOADX", "minutes": 10,
+                                                      "until": (T0 + timedelta(minutes=10)).isoformat()}, T0,
+                               Priority.LOW))
+    rows = await site.pool.fetch("SELECT actor, action, target_id, details FROM audit_log "
+                                 "WHERE target_type = 'panel' ORDER BY id")
+    assert [(r["actor"], r["action"], r["target_id"]) for r in rows] == [
+        ("edge:site-1:local API from 10.0.0.7", "panel.command", "site-1/panel-1"),
+        ("edge:site-1:Jan", "panel.released", "site-1/panel-1")]
+    assert msgspec.json.decode(rows[0]["details"])["body"]["result"] == "ACK"

@@ -126,6 +126,14 @@ async def test_an_alarm_while_the_agent_was_down_reaches_the_queue_once_with_bot
         edge_api = f"http://127.0.0.1:{config.http_port}/api/v1/links/satel/{PANEL}"
         armed = await asyncio.to_thread(_http, "POST", f"{edge_api}/arm", {"partitions": [1], "code": "1234"})
         assert armed["result"] == "ACK", armed
+
+        async def audited() -> list[Any]:
+            return await topology.pool.fetch("SELECT actor, details FROM audit_log WHERE action = 'panel.command'")
+
+        await wait_until(audited, timeout=30, what="the local arm in the hub's audit log")
+        [entry] = await audited()
+        assert entry["actor"] == "edge:site-1:local API from 127.0.0.1"
+        assert "1234" not in entry["details"], "the user code never leaves the box"
         await _stop(proc)
         await wait_until(lambda: _link(topology, panel_id, "DISCONNECTED"), timeout=30, what="the planned stop")
         assert await topology.pool.fetchval("SELECT link_planned FROM panels WHERE id = $1", panel_id) is True

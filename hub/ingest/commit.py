@@ -109,6 +109,15 @@ FROM json_to_recordset($1::json) AS u(edge_id text, last_at timestamptz, skew fl
 WHERE e.edge_id = u.edge_id
 """
 
+# What people did to a panel through an edge (a command given, a DLOADX release) is audited at the
+# hub too, under the edge and the person it names.
+AUDITED_KINDS = {"satel.command": "panel.command", "edge.link.released": "panel.released"}
+SQL_AUDIT_EDGE_ACTIONS = """
+INSERT INTO audit_log (at, actor, action, target_type, target_id, details)
+SELECT $1, u.actor, u.action, 'panel', u.target, u.details
+FROM json_to_recordset($2::json) AS u(actor text, action text, target text, details jsonb)
+"""
+
 # A refused segment (or one envelope no table would take) is kept whole in the quarantine with
 # its headers and reason, for `python -m hub quarantine replay` once the cause is fixed; it is a
 # security event, so it is audited too.
@@ -215,6 +224,9 @@ async def commit_batch(
             await conn.execute(SQL_COMMITTED, rows_json(seq_runs(rows)), now)
             await conn.execute(SQL_EDGE_SEEN, rows_json(
                 {"edge_id": edge, "last_at": now, "skew": s} for edge, s in skew.items()))
+            audited = [_audit_row(r) for r in rows if r["kind"] in AUDITED_KINDS and r["id"] in stored]
+            if audited:
+                await conn.execute(SQL_AUDIT_EDGE_ACTIONS, now, rows_json(audited))
             inserted = [pending[i] for i in pending if i in stored]
             result.stored = len(stored)
             result.merged = outcome["fresh"] - result.stored
@@ -288,6 +300,18 @@ def _meaning(env: Envelope) -> Meaning:
     except msgspec.DecodeError:
         body = {}
     return classify(env.kind, body if isinstance(body, dict) else {})
+
+
+def _audit_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The audit entry for an audited event row: the edge and who it says acted, on which panel."""
+    try:
+        body = msgspec.json.decode(row["body"])
+    except msgspec.DecodeError:
+        body = {}
+    who = body.get("who") if isinstance(body, dict) and isinstance(body.get("who"), str) else "?"
+    details = {"event_id": row["id"], "body": body if isinstance(body, dict) else {}}
+    return {"actor": _text(f"edge:{row['edge_id']}:{who}"), "action": AUDITED_KINDS[row["kind"]],
+            "target": f"{row['edge_id']}/{row['source']}", "details": details}
 
 
 def _opt_text(value: str | None) -> str | None:

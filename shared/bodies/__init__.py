@@ -7,6 +7,7 @@ from shared.bodies.core import DemoTick, LinkStatus
 from shared.bodies.satel import (
     SATEL_BODY_TYPES,
     ClockDrift,
+    CommandGiven,
     LinkReleased,
     LogRecord,
     OutputEvent,
@@ -28,6 +29,7 @@ BODY_TYPES: dict[str, type[msgspec.Struct]] = {
 __all__ = [
     "BODY_TYPES",
     "ClockDrift",
+    "CommandGiven",
     "DemoTick",
     "LinkReleased",
     "LinkStatus",

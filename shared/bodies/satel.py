@@ -130,6 +130,18 @@ class PanelSnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     output_names: dict[int, str]
 
 
+class CommandGiven(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A control command someone gave a panel through this edge (arm, disarm, clear alarm,
+    outputs, bypass), with its outcome: the hub shows and audits it. Never the user code."""
+
+    command: str         # e.g. "arm mode 0", "disarm", "outputs on"
+    items: list[int]     # the partitions, zones or outputs it named
+    result: str          # ACK, NACK, TIMEOUT or UNAVAILABLE
+    code: int | None     # the panel's 0xEF result code, when it answered
+    reason: str
+    who: str             # who gave it, as far as the edge knows
+
+
 class LinkReleased(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A device link let go of its device for `minutes` (e.g. so an installer can program a Satel
     panel with DLOADX, which needs the module's only connection); it reconnects by itself at `until`."""
@@ -188,4 +200,5 @@ SATEL_BODY_TYPES: dict[str, type[msgspec.Struct]] = {
     "satel.snapshot": PanelSnapshot,
     "satel.log.record": LogRecord,
     "edge.link.released": LinkReleased,
+    "satel.command": CommandGiven,
 }

@@ -44,7 +44,7 @@ async def test_an_alarm_while_the_agent_was_down_comes_from_the_log_once(key: st
     panel_time = PanelTime("Europe/Warsaw")
     async with SatelEmulator(port=0, key=key, panel=sample_panel(clock=panel_time)) as emulator:
         first = await start_link(emulator.port, key, timezone="Europe/Warsaw")
-        assert (await first.link.arm([1], code=CODE)).result is CommandResult.ACK
+        assert (await first.link.arm([1], code=CODE, who="test")).result is CommandResult.ACK
         await first.wait_event("satel.log.record", code=401)  # read live: the cursor is past it
         await first.stop_link()
 
@@ -76,7 +76,7 @@ async def test_at_a_reconnect_the_diff_and_the_log_record_are_one_occurrence(key
     await first.start()
     port = first.port
     link = await start_link(port, key)
-    assert (await link.link.arm([1], code=CODE)).result is CommandResult.ACK
+    assert (await link.link.arm([1], code=CODE, who="test")).result is CommandResult.ACK
     await link.wait_event("satel.log.record", code=401)
     await first.stop()
     await link.wait_event("edge.link.down")
@@ -102,7 +102,7 @@ async def test_a_live_alarm_and_its_log_record_are_one_occurrence(
 ) -> None:
     link = await start_link(emulator.port, key, push=push, keepalive_s=10.0)
     await link.wait_event("satel.snapshot")
-    assert (await link.link.arm([1], code=CODE)).result is CommandResult.ACK
+    assert (await link.link.arm([1], code=CODE, who="test")).result is CommandResult.ACK
     emulator.violate_zone(3)
     [live] = await link.wait_event("satel.zone.alarm", zone=3)
     [record] = await link.wait_event("satel.log.record", code=130)

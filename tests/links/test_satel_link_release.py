@@ -58,8 +58,13 @@ async def test_release_lets_dloadx_in_and_the_link_comes_back_by_itself(
     assert link.link.status()["released"]["who"] == "Jan Kowalski"
 
     await _dloadx_session(emulator.port, key)
-    outcome = await link.link.arm([1], code=CODE)
+    outcome = await link.link.arm([1], code=CODE, who="test")
     assert outcome.result is CommandResult.UNAVAILABLE and "released" in outcome.reason
+    # A command that could not even be sent is journaled too: who tried, what, and why not.
+    [given] = await link.events("satel.command")
+    assert msgspec.json.decode(given.body) == {
+        "command": "arm mode 0", "items": [1], "result": "UNAVAILABLE", "code": None, "reason": outcome.reason,
+        "who": "test"}
     emulator.violate_zone(3)  # the installer walks past a detector while programming
 
     await link.wait_event("edge.link.up", count=2, timeout=15)

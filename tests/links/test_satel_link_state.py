@@ -265,8 +265,9 @@ def _answer_for(cmd: int) -> Answer:
 def test_every_kind_has_a_registered_body_and_a_default_priority() -> None:
     for kind in DEFAULT_PRIORITIES:
         assert kind in BODY_TYPES, kind
-    # A snapshot is always LOW; a log record's priority follows its category (event_log.py).
-    own_priority = {"satel.snapshot", "satel.log.record"}
+    # A snapshot is always LOW, a command given always NORMAL; a log record's priority follows its
+    # category (event_log.py).
+    own_priority = {"satel.snapshot", "satel.log.record", "satel.command"}
     satel_kinds = {kind for kind in BODY_TYPES if kind.startswith("satel.") and kind not in own_priority}
     assert satel_kinds == set(DEFAULT_PRIORITIES)
     assert BODY_TYPES["satel.snapshot"] is PanelSnapshot

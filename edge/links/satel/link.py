@@ -70,7 +70,7 @@ from firmware_bridges.satel.protocol import (
     command_name,
 )
 from shared.backoff import Backoff
-from shared.bodies import LinkReleased, LinkStatus
+from shared.bodies import CommandGiven, LinkReleased, LinkStatus
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.envelope import Priority, new_envelope
 
@@ -522,7 +522,16 @@ class SatelLink:
             job.finish(outcome_of(answer))
         return sent
 
-    async def _submit(self, name: str, request: Request) -> CommandOutcome:
+    async def _submit(self, name: str, request: Request, items: frozenset[int], who: str) -> CommandOutcome:
+        outcome = await self._run_command(name, request)
+        # Journaled whatever the outcome (a refused disarm matters as much as a done one), so the
+        # hub shows and audits every command given through this box, with who gave it.
+        await self._append("satel.command", Priority.NORMAL, CommandGiven(
+            command=name, items=sorted(items), result=outcome.result.value, code=outcome.code,
+            reason=outcome.reason, who=who))
+        return outcome
+
+    async def _run_command(self, name: str, request: Request) -> CommandOutcome:
         s = self.settings
         if self.link_state is not LinkState.UP:
             why = "released for DLOADX" if self.release_info is not None else f"link {self.link_state.value}"
@@ -558,31 +567,36 @@ class SatelLink:
         return UserCode.from_digits(code, self.settings.code_prefix)
 
     async def arm(
-        self, partitions: Iterable[int], *, mode: int = 0, force: bool = False, code: str
+        self, partitions: Iterable[int], *, mode: int = 0, force: bool = False, code: str, who: str
     ) -> CommandOutcome:
         """Arm partitions in mode 0–3 (force: despite violated zones). Raises ValueError for bad input."""
-        request = Arm(self._user_code(code), self._items("partition", partitions), mode, force)
-        return await self._submit(f"{'force ' if force else ''}arm mode {mode}", request)
+        chosen = self._items("partition", partitions)
+        request = Arm(self._user_code(code), chosen, mode, force)
+        return await self._submit(f"{'force ' if force else ''}arm mode {mode}", request, chosen, who)
 
-    async def disarm(self, partitions: Iterable[int], *, code: str) -> CommandOutcome:
+    async def disarm(self, partitions: Iterable[int], *, code: str, who: str) -> CommandOutcome:
         """Disarm partitions. Raises ValueError for bad input."""
-        return await self._submit("disarm", Disarm(self._user_code(code), self._items("partition", partitions)))
+        chosen = self._items("partition", partitions)
+        return await self._submit("disarm", Disarm(self._user_code(code), chosen), chosen, who)
 
-    async def clear_alarm(self, partitions: Iterable[int], *, code: str) -> CommandOutcome:
+    async def clear_alarm(self, partitions: Iterable[int], *, code: str, who: str) -> CommandOutcome:
         """Clear the alarm (and alarm memory) of partitions. Raises ValueError for bad input."""
-        return await self._submit("clear alarm", ClearAlarm(self._user_code(code), self._items("partition", partitions)))
+        chosen = self._items("partition", partitions)
+        return await self._submit("clear alarm", ClearAlarm(self._user_code(code), chosen), chosen, who)
 
-    async def switch_outputs(self, outputs: Iterable[int], *, on: bool, code: str) -> CommandOutcome:
+    async def switch_outputs(self, outputs: Iterable[int], *, on: bool, code: str, who: str) -> CommandOutcome:
         """Switch outputs on or off. Raises ValueError for bad input."""
         action = OutputAction.ON if on else OutputAction.OFF
-        request = SwitchOutputs(self._user_code(code), self._items("output", outputs), action, self.state.wide)
-        return await self._submit(f"outputs {'on' if on else 'off'}", request)
+        chosen = self._items("output", outputs)
+        request = SwitchOutputs(self._user_code(code), chosen, action, self.state.wide)
+        return await self._submit(f"outputs {'on' if on else 'off'}", request, chosen, who)
 
-    async def bypass(self, zones: Iterable[int], *, bypass: bool = True, code: str) -> CommandOutcome:
+    async def bypass(self, zones: Iterable[int], *, bypass: bool = True, code: str, who: str) -> CommandOutcome:
         """Bypass zones (or remove their bypass). Raises ValueError for bad input."""
         kind = BypassZones if bypass else UnbypassZones
-        request = kind(self._user_code(code), self._items("zone", zones), self.state.wide)
-        return await self._submit("bypass" if bypass else "unbypass", request)
+        chosen = self._items("zone", zones)
+        request = kind(self._user_code(code), chosen, self.state.wide)
+        return await self._submit("bypass" if bypass else "unbypass", request, chosen, who)
 
     # --- DLOADX release --------------------------------------------------------------------------
 
