@@ -1,5 +1,6 @@
 """`python -m edge`: run the agent, create its key pair (once, at enrolment) or print its public
-key, or release a Satel panel for DLOADX (and resume it) through the running agent's local API."""
+key, release a Satel panel for DLOADX (and resume it) through the running agent's local API, or
+write a support bundle."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +15,7 @@ from typing import Any
 from edge.agent import run_edge
 from edge.config import EdgeConfig, load_edge_config
 from edge.journal import JournalError
+from edge.support_bundle import write_bundle
 from shared import eventloop
 from shared.config import ConfigError
 from shared.logs import setup_logging
@@ -68,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="end a DLOADX release early: the link reconnects now")
     resume.add_argument("panel", help="panel id from the edge config")
     resume.add_argument("--url", help="the agent's local API (default: from the edge config)")
+    diag = sub.add_parser("diagnostics", help="write a support bundle (config, link states, journal, logs), "
+                                              "every secret redacted")
+    diag.add_argument("--out", type=Path, default=Path("."), help="folder to write the bundle in")
+    diag.add_argument("--log", type=Path, action="append", default=[], help="a log file to include the tail of")
+    diag.add_argument("--lines", type=int, default=2000, help="how many lines of each log")
+    diag.add_argument("--url", help="the agent's local API (default: from the edge config)")
     return p
 
 
@@ -102,6 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"vigil edge: {exc}", file=sys.stderr)
         return 2
+    if args.command == "diagnostics":
+        try:
+            bundle = write_bundle(config, args.url or _local_url(config), args.out, args.log, log_lines=args.lines)
+        except OSError as exc:
+            print(f"vigil edge: cannot write the bundle in {args.out}: {exc.strerror}", file=sys.stderr)
+            return 1
+        print(f"support bundle written to {bundle} (secrets redacted)")
+        return 0
     try:
         if args.command in ("keygen", "pubkey"):
             signer = create_key_file(config.key_path) if args.command == "keygen" else load_key_file(config.key_path)
