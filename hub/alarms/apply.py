@@ -109,7 +109,6 @@ RETURNING p.id, p.object_id, p.link_status, p.link_changed_at, p.link_planned
 """
 
 
-
 @dataclass(frozen=True)
 class IngestedEvent:
     """A newly stored event with what the lifecycle needs of it."""
@@ -151,13 +150,14 @@ def bundle_payload(b: dict[str, Any] | WorkingBundle) -> dict[str, Any]:
         "edge_id": get("edge_id"),
         "source": get("source"),
         # Read back from the panel's event log after an outage: when it happened, when we heard.
-        "happened_offline_at": _iso(get("offline_happened_at")),
-        "reported_at": _iso(get("offline_reported_at")),
+        "happened_offline_at": iso_or_none(get("offline_happened_at")),
+        "reported_at": iso_or_none(get("offline_reported_at")),
         "summary": get("summary"),
     }
 
 
-def _iso(at: datetime | None) -> str | None:
+def iso_or_none(at: datetime | None) -> str | None:
+    """An optional time as ISO 8601, as bundles carry them to clients."""
     return at.isoformat() if at is not None else None
 
 
@@ -222,23 +222,27 @@ async def _bundle(conn: asyncpg.Connection, events: list[IngestedEvent], panels:
     return await _apply_inputs(conn, inputs, now)
 
 
-async def raise_hub_alarm(conn: asyncpg.Connection, *, group_key: str, object_id: int | None, alarm_type: str,
-                          priority: str, edge_id: str, source: str, summary: str, ord_: int,
-                          now: datetime) -> list[OutboxItem]:
+def hub_alarm(*, group_key: str, object_id: int | None, alarm_type: str, priority: str, edge_id: str, source: str,
+              summary: str, ord_: int, now: datetime) -> AlarmInput:
     """An alarm the hub raises itself (no edge event behind it): it opens or joins a bundle like
     any alarm; `ord_` places it among the edge's events, so a later restore ends it."""
-    return await _apply_inputs(conn, [AlarmInput(
+    return AlarmInput(
         event_id=None, at=now, ord=ord_, edge_id=edge_id, source=source, group_key=group_key, object_id=object_id,
         alarm_type=alarm_type, restore=False, priority=priority, service_mode=False,
         requires_note=alarm_type in NOTE_REQUIRED, summary=summary,
-    )], now)
+    )
 
 
-async def raise_system_alarm(conn: asyncpg.Connection, edge_id: str, what: str, now: datetime) -> list[OutboxItem]:
-    """A HIGH SYSTEM alarm about an edge as a whole ("edge site-3: segments refused (unknown_key)")."""
-    return await raise_hub_alarm(conn, group_key=f"edge:{edge_id}", object_id=None, alarm_type=SYSTEM,
-                                 priority="HIGH", edge_id=edge_id, source="hub", summary=f"edge {edge_id}: {what}",
-                                 ord_=0, now=now)
+async def raise_system_alarms(conn: asyncpg.Connection, refusals: list[tuple[str, str]],
+                             now: datetime) -> list[OutboxItem]:
+    """HIGH SYSTEM alarms about edges as a whole, one per (edge, what) — "edge site-3: segments
+    refused (unknown_key)" — bundled together in one pass, however many a batch holds."""
+    if not refusals:
+        return []
+    return await _apply_inputs(conn, [
+        hub_alarm(group_key=f"edge:{edge_id}", object_id=None, alarm_type=SYSTEM, priority="HIGH", edge_id=edge_id,
+                  source="hub", summary=f"edge {edge_id}: {what}", ord_=0, now=now)
+        for edge_id, what in refusals], now)
 
 
 async def _apply_inputs(conn: asyncpg.Connection, inputs: list[AlarmInput], now: datetime) -> list[OutboxItem]:
@@ -362,12 +366,11 @@ async def _links(conn: asyncpg.Connection, events: list[IngestedEvent], panels: 
 async def raise_overdue_link_alarms(conn: asyncpg.Connection, now: datetime, grace: timedelta) -> list[OutboxItem]:
     """A planned stop (agent shutdown, DLOADX release) raised no LINK alarm; once it outlasts the
     grace it is an outage like any other: raise it now (the link's next `up` restores it)."""
-    outbox: list[OutboxItem] = []
-    for r in await conn.fetch(SQL_OVERDUE_PLANNED_STOPS, now - grace):
-        minutes = int(grace.total_seconds() // 60)
-        outbox += await raise_hub_alarm(
-            conn, group_key=f"object:{r['object_id']}", object_id=r["object_id"], alarm_type=LINK, priority="NORMAL",
-            edge_id=r["edge_id"], source=r["source"], ord_=r["link_ord"], now=now,
-            summary=f"panel {r['source']}: planned stop since {r['link_changed_at']:%H:%M} UTC outlasted {minutes} min",
-        )
-    return outbox
+    minutes = int(grace.total_seconds() // 60)
+    overdue = [
+        hub_alarm(group_key=f"object:{r['object_id']}", object_id=r["object_id"], alarm_type=LINK, priority="NORMAL",
+                  edge_id=r["edge_id"], source=r["source"], ord_=r["link_ord"], now=now,
+                  summary=f"panel {r['source']}: planned stop since {r['link_changed_at']:%H:%M} UTC outlasted "
+                          f"{minutes} min")
+        for r in await conn.fetch(SQL_OVERDUE_PLANNED_STOPS, now - grace)]
+    return await _apply_inputs(conn, overdue, now) if overdue else []

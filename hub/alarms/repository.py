@@ -9,7 +9,7 @@ from typing import Any, Callable
 import asyncpg
 
 from hub.alarms import lifecycle
-from hub.alarms.apply import bundle_payload
+from hub.alarms.apply import bundle_payload, iso_or_none
 from hub.alarms.lifecycle import Bundle, LifecycleError, Status
 from hub.db.outbox import OutboxItem, write_outbox
 
@@ -59,7 +59,7 @@ def to_bundle(row: asyncpg.Record) -> Bundle:
 def _payload(row: asyncpg.Record) -> dict[str, Any]:
     data = bundle_payload(dict(row))
     data.update(claimed_by=row["claimed_by"], claimed_by_email=row["claimed_by_email"], ack_note=row["ack_note"],
-                claim_expires_at=row["claim_expires_at"].isoformat() if row["claim_expires_at"] else None)
+                claim_expires_at=iso_or_none(row["claim_expires_at"]))
     return data
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from hub.alarms import repository as alarms
+from hub.alarms.apply import iso_or_none
 from hub.alarms.repository import CLAIMANT_JOIN
 from hub.api.app import deps
 from hub.api.common import Page, PageQuery, record
@@ -122,15 +123,12 @@ def alarm_out(row: Any) -> Alarm:
         first_event_at=row["first_event_at"].isoformat(), last_event_at=row["last_event_at"].isoformat(),
         restored=row["restored_ord"] > row["last_alarm_ord"], claimed_by=row["claimed_by"],
         claimed_by_email=row["claimed_by_email"],
-        claim_expires_at=row["claim_expires_at"].isoformat() if row["claim_expires_at"] else None,
+        claim_expires_at=iso_or_none(row["claim_expires_at"]),
         ack_note=row["ack_note"], edge_id=row["edge_id"], source=row["source"],
-        happened_offline_at=_iso(row["offline_happened_at"]), reported_at=_iso(row["offline_reported_at"]),
+        happened_offline_at=iso_or_none(row["offline_happened_at"]), reported_at=iso_or_none(row["offline_reported_at"]),
         summary=row["summary"],
     )
 
-
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat() if at is not None else None
 
 
 @router.get("/api/v1/alarms", query=AlarmQuery, response=Page[Alarm], permission="alarms.view", tags=("alarms",))

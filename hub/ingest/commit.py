@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from hub.alarms.apply import IngestedEvent, apply_lifecycle, raise_system_alarm
+from hub.alarms.apply import IngestedEvent, apply_lifecycle, raise_system_alarms
 from hub.alarms.classify import Meaning, classify
 from hub.db.bulk import rows_json
 from hub.db.outbox import OutboxItem, write_outbox
@@ -234,8 +234,9 @@ async def commit_batch(
             outbox = await apply_lifecycle(conn, inserted, now)
         for r in rejects:
             result.quarantine_ids.append(await _quarantine(conn, r, now))
-            outbox += await raise_system_alarm(
-                conn, _opt_text(r.rejected.edge_header) or "?", f"segments refused ({r.rejected.reason})", now)
+        outbox += await raise_system_alarms(
+            conn, [(_opt_text(r.rejected.edge_header) or "?", f"segments refused ({r.rejected.reason})") for r in rejects],
+            now)
         await write_outbox(conn, outbox)
     return result
 
