@@ -10,10 +10,13 @@ from hub.ingest.verify import EdgeKey
 from shared.signing import key_id as compute_key_id
 from shared.subjects import valid_edge_id
 
-SQL_ALL_KEYS = "SELECT edge_id, key_id, public_key, revoked_at IS NOT NULL AS revoked FROM edges"
+SQL_ALL_KEYS = """
+SELECT edge_id, key_id, public_key, revoked_at IS NOT NULL AS revoked FROM edges WHERE public_key IS NOT NULL
+"""
 SQL_ADD_EDGE = """
-INSERT INTO edges (edge_id, public_key, key_id) VALUES ($1, $2, $3)
-ON CONFLICT (edge_id) DO UPDATE SET public_key = excluded.public_key, key_id = excluded.key_id, revoked_at = NULL
+INSERT INTO edges (edge_id, public_key, key_id, enrolled_at) VALUES ($1, $2, $3, now())
+ON CONFLICT (edge_id) DO UPDATE SET public_key = excluded.public_key, key_id = excluded.key_id, revoked_at = NULL,
+    enrolled_at = now()
 """
 SQL_REVOKE_EDGE = "UPDATE edges SET revoked_at = now() WHERE edge_id = $1 AND revoked_at IS NULL"
 

@@ -1,0 +1,1 @@
+"""Edges as the hub manages them: enrolment, credentials, reported status."""
