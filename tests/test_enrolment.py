@@ -13,6 +13,14 @@ from hub.edges.enrolment import (EdgeActive, EdgeUnknown, EnrolmentError, TokenE
 from hub.ingest.edge_keys import EdgeKeyCache
 from shared.signing import Signer
 
+def _cert(edge_id: str) -> str:
+    return f"cert for edge-{edge_id}"
+
+
+async def _redeem(conn: asyncpg.Connection, *args: object) -> registry.Enrolled:
+    return await registry.redeem_token(conn, *args, issue_cert=_cert)  # type: ignore[arg-type]
+
+
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 ADMIN = "user:1"
 
@@ -71,14 +79,14 @@ async def test_create_redeem_once_then_used(db: asyncpg.Pool) -> None:
         cache = EdgeKeyCache(db)
         assert "site-7" not in await cache.keys_for({"site-7"})
 
-        enrolled = await registry.redeem_token(conn, new.token, signer.public_raw, "$2b$hash", "hw-1",
+        enrolled = await _redeem(conn, new.token, signer.public_raw, "$2b$hash", "hw-1",
                                                T0 + timedelta(minutes=5), "10.0.0.50")
         assert enrolled.edge_id == "site-7" and enrolled.key_id == signer.key_id
         assert await registry.leaf_users(conn) == [("site-7", "$2b$hash")]
         assert (await cache.keys_for({"site-7"}))["site-7"].key_id == signer.key_id
 
         with pytest.raises(TokenUsed, match="already used"):
-            await registry.redeem_token(conn, new.token, Signer.generate().public_raw, "$2b$x", "",
+            await _redeem(conn, new.token, Signer.generate().public_raw, "$2b$x", "",
                                         T0 + timedelta(minutes=6), "10.0.0.66")
         # The refused second use did not change the key.
         assert bytes(await conn.fetchval("SELECT public_key FROM edges WHERE edge_id = 'site-7'")) == signer.public_raw
@@ -90,17 +98,17 @@ async def test_expired_and_voided_tokens_are_refused_and_change_nothing(db: asyn
     async with db.acquire() as conn:
         first = await registry.create_edge(conn, "site-8", None, ADMIN, T0, None, timedelta(hours=1))
         with pytest.raises(TokenExpired):
-            await registry.redeem_token(conn, first.token, Signer.generate().public_raw, "$2b$h", "",
+            await _redeem(conn, first.token, Signer.generate().public_raw, "$2b$h", "",
                                         T0 + timedelta(hours=2), None)
         second = await registry.create_edge(conn, "site-8", None, ADMIN, T0 + timedelta(hours=3), None)
         with pytest.raises(TokenVoided):  # a new token replaces the old one even before it expires
-            await registry.redeem_token(conn, first.token, Signer.generate().public_raw, "$2b$h", "",
+            await _redeem(conn, first.token, Signer.generate().public_raw, "$2b$h", "",
                                         T0 + timedelta(minutes=30), None)
         with pytest.raises(TokenUnknown):
-            await registry.redeem_token(conn, "vet_" + "x" * 43, Signer.generate().public_raw, "$2b$h", "",
+            await _redeem(conn, "vet_" + "x" * 43, Signer.generate().public_raw, "$2b$h", "",
                                         T0 + timedelta(hours=3), None)
         assert await conn.fetchval("SELECT public_key FROM edges WHERE edge_id = 'site-8'") is None
-        await registry.redeem_token(conn, second.token, Signer.generate().public_raw, "$2b$h", "",
+        await _redeem(conn, second.token, Signer.generate().public_raw, "$2b$h", "",
                                     T0 + timedelta(hours=4), None)
 
 
@@ -108,7 +116,7 @@ async def test_an_active_edge_gets_no_token_until_revoked_then_is_rekeyed(db: as
     old, new_key = Signer.generate(), Signer.generate()
     async with db.acquire() as conn:
         token = await registry.create_edge(conn, "site-9", None, ADMIN, T0, None)
-        await registry.redeem_token(conn, token.token, old.public_raw, "$2b$old", "", T0, None)
+        await _redeem(conn, token.token, old.public_raw, "$2b$old", "", T0, None)
         with pytest.raises(EdgeActive, match="revoke it first"):
             await registry.create_edge(conn, "site-9", None, ADMIN, T0, None)
 
@@ -120,7 +128,7 @@ async def test_an_active_edge_gets_no_token_until_revoked_then_is_rekeyed(db: as
             await registry.revoke_edge(conn, "nope", ADMIN, T0, None)
 
         again = await registry.create_edge(conn, "site-9", None, ADMIN, T0 + timedelta(hours=3), None)
-        await registry.redeem_token(conn, again.token, new_key.public_raw, "$2b$new", "", T0 + timedelta(hours=3), None)
+        await _redeem(conn, again.token, new_key.public_raw, "$2b$new", "", T0 + timedelta(hours=3), None)
         row = await conn.fetchrow("SELECT key_id, revoked_at FROM edges WHERE edge_id = 'site-9'")
         assert row["key_id"] == new_key.key_id and row["revoked_at"] is None
         assert await registry.leaf_users(conn) == [("site-9", "$2b$new")]
@@ -134,15 +142,15 @@ async def test_revoking_voids_unused_tokens_and_a_key_belongs_to_one_edge(db: as
         pending = await registry.create_edge(conn, "site-10", None, ADMIN, T0, None)
         await registry.revoke_edge(conn, "site-10", ADMIN, T0, None)
         with pytest.raises(TokenVoided):
-            await registry.redeem_token(conn, pending.token, signer.public_raw, "$2b$h", "", T0, None)
+            await _redeem(conn, pending.token, signer.public_raw, "$2b$h", "", T0, None)
 
         a = await registry.create_edge(conn, "site-11", None, ADMIN, T0, None)
-        await registry.redeem_token(conn, a.token, signer.public_raw, "$2b$h", "", T0, None)
+        await _redeem(conn, a.token, signer.public_raw, "$2b$h", "", T0, None)
         b = await registry.create_edge(conn, "site-12", None, ADMIN, T0, None)
         with pytest.raises(EnrolmentError, match="already enrolled as edge 'site-11'"):
-            await registry.redeem_token(conn, b.token, signer.public_raw, "$2b$h", "", T0, None)
+            await _redeem(conn, b.token, signer.public_raw, "$2b$h", "", T0, None)
         # The refused token is still good for a box with its own key.
-        await registry.redeem_token(conn, b.token, Signer.generate().public_raw, "$2b$h", "", T0, None)
+        await _redeem(conn, b.token, Signer.generate().public_raw, "$2b$h", "", T0, None)
 
 
 async def test_bad_edge_ids_and_keys_are_refused(db: asyncpg.Pool) -> None:
@@ -152,5 +160,20 @@ async def test_bad_edge_ids_and_keys_are_refused(db: asyncpg.Pool) -> None:
                 await registry.create_edge(conn, bad, None, ADMIN, T0, None)
         token = await registry.create_edge(conn, "site-13", None, ADMIN, T0, None)
         with pytest.raises(EnrolmentError, match="32 bytes"):
-            await registry.redeem_token(conn, token.token, b"short", "$2b$h", "", T0, None)
+            await _redeem(conn, token.token, b"short", "$2b$h", "", T0, None)
         assert await conn.fetchval("SELECT used_at FROM edge_enrolment_tokens") is None
+
+
+async def test_a_refused_certificate_request_does_not_spend_the_token(db: asyncpg.Pool) -> None:
+    def refuse(_edge_id: str) -> str:
+        raise EnrolmentError("csr_pem: the certificate signing request's key must be ECDSA P-256")
+
+    async with db.acquire() as conn:
+        token = await registry.create_edge(conn, "site-14", None, ADMIN, T0, None)
+        with pytest.raises(EnrolmentError, match="ECDSA"):
+            await registry.redeem_token(conn, token.token, Signer.generate().public_raw, "$2b$h", "", T0, None,
+                                        issue_cert=refuse)
+        assert await conn.fetchval("SELECT used_at FROM edge_enrolment_tokens") is None
+        assert await conn.fetchval("SELECT public_key FROM edges WHERE edge_id = 'site-14'") is None
+        enrolled = await _redeem(conn, token.token, Signer.generate().public_raw, "$2b$h", "", T0, None)
+        assert enrolled.client_cert_pem == "cert for edge-site-14"

@@ -5,6 +5,7 @@ when it was not. The rules themselves live in hub.edges.enrolment.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,6 +55,7 @@ class Enrolled:
 
     edge_id: str
     key_id: str
+    client_cert_pem: str
 
 
 async def create_edge(conn: asyncpg.Connection, edge_id: str, object_id: int | None, actor: str, now: datetime,
@@ -79,9 +81,13 @@ async def create_edge(conn: asyncpg.Connection, edge_id: str, object_id: int | N
 
 
 async def redeem_token(conn: asyncpg.Connection, token: str, public_key: bytes, leaf_password_hash: str,
-                       hardware_id: str, now: datetime, ip: str | None) -> Enrolled:
+                       hardware_id: str, now: datetime, ip: str | None,
+                       issue_cert: Callable[[str], str]) -> Enrolled:
     """Enrol the box that presents `token` with `public_key`: the token is spent, the edge gets the
-    key and its leaf credential, and a revocation is cleared (this is how a box is re-keyed)."""
+    key and its leaf credential, and a revocation is cleared (this is how a box is re-keyed).
+
+    `issue_cert(edge_id)` makes the box's client certificate inside the transaction: if it refuses
+    (a bad certificate request), the token is not spent."""
     if len(public_key) != 32:
         raise EnrolmentError(f"an Ed25519 public key is 32 bytes, got {len(public_key)}")
     kid = compute_key_id(public_key)
@@ -100,6 +106,7 @@ async def redeem_token(conn: asyncpg.Connection, token: str, public_key: bytes, 
             owner = await conn.fetchval(SQL_KEY_OWNER, kid, edge_id)
             if owner is not None:
                 raise EnrolmentError(f"this box's key is already enrolled as edge {owner!r}: a key belongs to one edge")
+            cert = issue_cert(edge_id)
             await conn.execute(SQL_USE_TOKEN, row["id"], now, ip)
             await conn.execute(SQL_ENROL_EDGE, edge_id, public_key, kid, now, leaf_password_hash, hardware_id or None)
             await audit(conn, now, f"edge:{edge_id}", "edge.enrolled", "edge", edge_id, ip, key_id=kid,
@@ -108,7 +115,7 @@ async def redeem_token(conn: asyncpg.Connection, token: str, public_key: bytes, 
         # A known token presented again (or late) is worth a line in the audit log: someone holds it.
         await audit(conn, now, f"edge:{refused[0]}", "edge.enrol.refused", "edge", refused[0], ip, reason=refused[1].code)
         raise refused[1]
-    return Enrolled(edge_id, kid)
+    return Enrolled(edge_id, kid, cert)
 
 
 async def revoke_edge(conn: asyncpg.Connection, edge_id: str, actor: str, now: datetime, ip: str | None) -> bool:
