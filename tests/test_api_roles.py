@@ -15,6 +15,7 @@ from hub.api.principal import Role
 from hub.api.server import CORE_ROUTERS, build_http
 from hub.auth import Auth, build_auth
 from hub.secret_box import SecretBox
+from support.enrolment import enrolment_service
 from test_auth_helpers import add_user, auth_settings, bearer, cheap_passwords, login
 
 ROLES = [Role.MASTER, Role.ADMIN, Role.OPERATOR, Role.TECHNICIAN, Role.FIELD_WORKER]
@@ -23,7 +24,8 @@ ROLES = [Role.MASTER, Role.ADMIN, Role.OPERATOR, Role.TECHNICIAN, Role.FIELD_WOR
 @pytest.fixture
 async def setup(db: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[tuple[TestClient, Auth, dict[Role, dict[str, str]]]]:
     auth = await build_auth(db, auth_settings(tmp_path), passwords=cheap_passwords())
-    app = build_http(db, auth.authenticator, [auth.router], SecretBox.generate())
+    enrol = enrolment_service(tmp_path, "https://127.0.0.1:1").service
+    app = build_http(db, auth.authenticator, [auth.router], SecretBox.generate(), enrolment=enrol)
     async with TestClient(TestServer(app)) as client:
         headers = {}
         for role in ROLES:

@@ -114,6 +114,9 @@ def _wrap(route: Route):  # type: ignore[no-untyped-def]
         if route.query is not None:
             call.query = decode_query(request, route.query)
         key = request.headers.get("Idempotency-Key")
+        if key and route.carries_secret:
+            raise ApiError(400, "idempotency_not_allowed", "this response carries a credential shown once; it is never "
+                                                           "stored for replay, so Idempotency-Key is refused here")
         if not (key and route.idempotent_post and principal is not None):
             return to_response(await route.handler(call), route)
         if len(key) > idempotency.MAX_KEY_LENGTH:

@@ -9,6 +9,7 @@
 | secrets.reveal        | 10/h     | 20/h       | 20/h         | yes   | yes    |
 | users.manage          | —        | —          | —            | yes   | yes    |
 | panels.command        | —        | —          | —            | yes   | yes    |
+| edges.manage          | —        | —          | —            | yes   | yes    |
 | audit.view            | —        | —          | —            | —     | yes    |
 
 SYSTEM is the hub itself (internal callers) and may do everything.
@@ -28,6 +29,7 @@ MATRIX: dict[str, frozenset[Role]] = {
     "secrets.reveal": frozenset({_O, _T, _F, _A, _M}),
     "users.manage": frozenset({_A, _M}),
     "panels.command": frozenset({_A, _M}),
+    "edges.manage": frozenset({_A, _M}),  # create (token), revoke
     "audit.view": frozenset({_M}),
     "self": frozenset(Role),  # any authenticated user, for their own session
 }

@@ -67,6 +67,8 @@ class Route:
     response: type | None
     status: int
     idempotent_post: bool
+    # The response carries a credential shown once (an enrolment token): never stored for replay.
+    carries_secret: bool = False
     produces: str = "application/json"
     consumes: tuple[str, ...] = ("application/json",)
     tags: tuple[str, ...] = ()
@@ -79,15 +81,15 @@ class Router:
     def add(self, method: str, path: str, *, summary: str = "", permission: str | None = None, public: bool = False,
             body: type | None = None, query: type | None = None, response: type | None = None, status: int = 200,
             produces: str = "application/json", consumes: tuple[str, ...] = ("application/json",),
-            tags: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+            tags: tuple[str, ...] = (), carries_secret: bool = False) -> Callable[[Handler], Handler]:
         if not public and permission is None:
             raise ValueError(f"{method} {path}: a non-public route needs a permission")
 
         def register(handler: Handler) -> Handler:
             self.routes.append(Route(method, path, handler, summary or (handler.__doc__ or "").strip().split("\n")[0],
                                      permission, public, body, query, response, status,
-                                     idempotent_post=(method == "POST" and not public), produces=produces,
-                                     consumes=consumes, tags=tags))
+                                     idempotent_post=(method == "POST" and not public and not carries_secret),
+                                     carries_secret=carries_secret, produces=produces, consumes=consumes, tags=tags))
             return handler
 
         return register

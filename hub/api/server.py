@@ -5,21 +5,22 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.api import (alarms_api, audit_api, edges_api, import_api, meta_api, objects_api, panels_api, reports_api,
-                     secrets_api)
+from hub.api import (alarms_api, audit_api, edges_api, enrol_api, import_api, meta_api, objects_api, panels_api,
+                     reports_api, secrets_api)
 from hub.api.app import build_api
 from hub.api.errors import error_response
 from hub.api.openapi import build_openapi
 from hub.api.principal import Authenticator
 from hub.api.routing import Router
 from hub.console.routes import console_routes
+from hub.edges.service import EnrolmentService
 from hub.secret_box import SecretBox
 
 POOL_KEY = web.AppKey("pool", asyncpg.Pool)
 
 CORE_ROUTERS: list[Router] = [
     meta_api.router, alarms_api.router, objects_api.router, panels_api.router, reports_api.router,
-    audit_api.router, import_api.router, edges_api.router, secrets_api.router,
+    audit_api.router, import_api.router, edges_api.router, enrol_api.router, secrets_api.router,
 ]
 
 
@@ -37,12 +38,15 @@ async def metrics(_request: web.Request) -> web.Response:
 
 
 def build_http(pool: asyncpg.Pool, authenticator: Authenticator, extra_routers: list[Router],
-               secret_box: SecretBox) -> web.Application:
+               secret_box: SecretBox, enrolment: EnrolmentService | None = None) -> web.Application:
     """The application: every router's routes, the OpenAPI document built from them, and the
-    unauthenticated monitoring endpoints."""
+    unauthenticated monitoring endpoints. Without `enrolment` (no CA, no HTTPS listener) the
+    enrolment routes answer 503."""
     routers = CORE_ROUTERS + extra_routers
-    app = build_api(routers, pool, authenticator, {meta_api.OPENAPI_KEY: build_openapi(routers),
-                                                   secrets_api.SECRET_BOX_KEY: secret_box})
+    extra = {meta_api.OPENAPI_KEY: build_openapi(routers), secrets_api.SECRET_BOX_KEY: secret_box}
+    if enrolment is not None:
+        extra[enrol_api.ENROLMENT_KEY] = enrolment
+    app = build_api(routers, pool, authenticator, extra)
     app[POOL_KEY] = pool
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
