@@ -57,6 +57,17 @@ def edge_notices(edge: str) -> str:
     return f"vigil.edge.{edge}.notice"
 
 
+def edge_subjects(edge: str) -> str:
+    """Every subject of one edge: what its leaf connection may publish into the hub and receive."""
+    return f"vigil.edge.{edge}.>"
+
+
+def edge_inbox_prefix(edge: str) -> str:
+    """The reply-inbox prefix of an edge's clients: PubAcks come back on it, through the edge's
+    NATS permissions (the shared `_INBOX.` would let one edge read another's replies)."""
+    return f"_INBOX_{edge}"
+
+
 EVENTS_STREAM_SUBJECTS = [f"vigil.edge.*.{LANE_EVT}", f"vigil.edge.*.{LANE_ALARM}"]
 COMMANDS_STREAM_SUBJECTS = ["vigil.edge.*.cmd"]
 
