@@ -4,6 +4,7 @@ write a support bundle."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import urllib.error
@@ -12,8 +13,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from edge.agent import run_edge
 from edge.config import EdgeConfig, load_edge_config
+from edge.discovery import UNENROLLED, Advertisement, Advertiser, DiscoveryError, hardware_id
 from edge.journal import JournalError
 from edge.support_bundle import write_bundle
 from shared import eventloop
@@ -76,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     diag.add_argument("--log", type=Path, action="append", default=[], help="a log file to include the tail of")
     diag.add_argument("--lines", type=int, default=2000, help="how many lines of each log")
     diag.add_argument("--url", help="the agent's local API (default: from the edge config)")
+    _advertise_parser(sub)
     return p
 
 
@@ -101,8 +106,47 @@ def _release_or_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- python -m edge advertise (an unenrolled box; the agent advertises an enrolled one) ----------
+
+
+def _advertise_parser(sub: Any) -> None:
+    adv = sub.add_parser("advertise", help="advertise this unenrolled box on the LAN over mDNS until SIGTERM, "
+                                           "for `python -m provisioning discover`")
+    adv.add_argument("--port", type=int, default=8081, help="the port of the box's local page (default 8081)")
+    default_dir = next(f.default for f in msgspec.structs.fields(EdgeConfig) if f.name == "data_dir")
+    adv.add_argument("--data-dir", default=default_dir,
+                     help=f"where the hardware id is kept on a box without /etc/machine-id; the agent's "
+                          f"data_dir (default {default_dir})")
+    adv.add_argument("--interface", action="append", default=[], metavar="IPV4",
+                     help="advertise only on the interface with this address (repeatable; default: every one)")
+
+
+def _advertise(args: argparse.Namespace) -> int:
+    """Advertise as `unenrolled` in the foreground; SIGTERM unregisters and exits 0."""
+    try:
+        advertisement = Advertisement(hardware_id(args.data_dir), UNENROLLED)
+        advertiser = Advertiser(advertisement, args.port, interfaces=args.interface or None)
+    except ValueError as exc:  # a bad --port or --interface
+        print(f"vigil edge: {exc}", file=sys.stderr)
+        return 2
+    except DiscoveryError as exc:
+        print(f"vigil edge: {exc}", file=sys.stderr)
+        return 1
+    setup_logging("edge:advertise", "INFO")
+
+    async def advertise() -> None:
+        stop = asyncio.Event()
+        eventloop.stop_on_signals(stop)
+        await advertiser.run(stop)
+
+    eventloop.run(advertise())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "advertise":
+        return _advertise(args)
     if args.command in ("release", "resume"):
         return _release_or_resume(args)
     try:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from edge.config import EdgeConfig
 from edge.demo_source import run_demo_source
+from edge.discovery import advertise_agent
 from edge.forwarder import Forwarder, ForwarderSettings
 from edge.journal import Journal
 from edge.links.satel import SatelLink
@@ -105,6 +106,9 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     tasks += link_tasks
     if config.demo.enabled:
         tasks.append(asyncio.create_task(run_demo_source(journal, stop, config.demo.interval_s), name="demo-source"))
+    if config.discovery.enabled:
+        # The page's real port (runner.addresses), also when http_port 0 let the OS choose it.
+        tasks.append(asyncio.create_task(advertise_agent(config, runner.addresses[0][1], stop), name="discovery"))
 
     await stop.wait()
     log.info("edge stopping")

@@ -1,6 +1,7 @@
 """The edge agent's settings: defaults < TOML file < VIGIL_EDGE_* environment."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import zoneinfo
@@ -51,6 +52,22 @@ class ForwarderSettingsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen
             raise ValueError(f"forwarder.segment_max_bytes must be 1024..921600 (NATS max payload), got {self.segment_max_bytes}")
         if not 1 <= self.window <= 256:
             raise ValueError(f"forwarder.window must be 1..256, got {self.window}")
+
+
+class DiscoverySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """mDNS advertisement of this box while the agent runs (edge/discovery.py). `interfaces`: the
+    IPv4 addresses to advertise on; empty: where the local page listens (every interface when
+    `http_host` is 0.0.0.0, none beyond loopback when it is 127.0.0.1)."""
+
+    enabled: bool = True
+    interfaces: list[str] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for address in self.interfaces:
+            try:
+                ipaddress.IPv4Address(address)
+            except ValueError:
+                raise ValueError(f"discovery.interfaces: {address!r} is not an IPv4 address") from None
 
 
 class DemoSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -151,6 +168,7 @@ class EdgeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     journal: JournalSettings = msgspec.field(default_factory=JournalSettings)
     forwarder: ForwarderSettingsConfig = msgspec.field(default_factory=ForwarderSettingsConfig)
     demo: DemoSettings = msgspec.field(default_factory=DemoSettings)
+    discovery: DiscoverySettings = msgspec.field(default_factory=DiscoverySettings)
     satel: SatelSettings = msgspec.field(default_factory=SatelSettings)
 
     def __post_init__(self) -> None:
