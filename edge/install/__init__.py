@@ -1,0 +1,1 @@
+"""What installs an edge box as services: the systemd units `python -m edge enroll` writes."""
