@@ -21,11 +21,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import psutil
 
 from _rig import HOST, Rig, emit, run_main, wait_for
+from edge.local_auth import TokenFileError, read_cli_token, token_path
 from firmware_bridges.satel.emulator import SatelEmulator
 from hub.ingest.consumer import ensure_streams
 from shared.process import ManagedProcess, free_port
@@ -38,11 +40,14 @@ RSS_TARGET_MB = 60.0
 SETTLE_S = 2.0  # after start-up work (snapshot, forwarding, first imports' garbage) has died down
 
 
-def _status(port: int) -> dict[str, Any] | None:
+def _status(port: int, data_dir: Path) -> dict[str, Any] | None:
+    """The agent's status, asked as the on-box tools do (its token file; none before it starts)."""
     try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/api/v1/status", timeout=2) as response:
+        token = read_cli_token(token_path(data_dir))
+        request = urllib.request.Request(f"http://{HOST}:{port}/api/v1/status", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=2) as response:
             return json.loads(response.read())
-    except OSError:
+    except (OSError, TokenFileError):
         return None
 
 
@@ -78,7 +83,7 @@ async def main(quick: bool) -> None:
         agent.start()
 
         async def settled() -> bool:
-            status = await asyncio.to_thread(_status, http_port)
+            status = await asyncio.to_thread(_status, http_port, rig.root / "edge")
             if status is None or status["links"]["satel"][0]["state"] != "up":
                 return False
             return sum(status["journal"]["unforwarded"].values()) == 0
@@ -88,13 +93,13 @@ async def main(quick: bool) -> None:
 
         assert agent.pid is not None
         process = psutil.Process(agent.pid)
-        before = await asyncio.to_thread(_status, http_port)
+        before = await asyncio.to_thread(_status, http_port, rig.root / "edge")
         cpu_before = process.cpu_times()
         started = time.monotonic()
         await asyncio.sleep(duration)
         cpu_after = process.cpu_times()
         wall = time.monotonic() - started
-        after = await asyncio.to_thread(_status, http_port)
+        after = await asyncio.to_thread(_status, http_port, rig.root / "edge")
         rss_mb = process.memory_info().rss / (1024 * 1024)
         agent.check_alive()
         assert before is not None and after is not None

@@ -1,10 +1,15 @@
 """`python -m edge`: run the agent, create its key pair (once, at enrolment) or print its public
-key, release a Satel panel for DLOADX (and resume it) through the running agent's local API, or
-write a support bundle."""
+key, release a Satel panel for DLOADX (and resume it) through the running agent's local API, write
+a support bundle, or manage the site accounts that may log in to the local page.
+
+The tools that call the running agent (release, resume, diagnostics) authenticate with the token
+it writes to `<data_dir>/local-api.token` at every start (edge.local_auth), so they work for
+whoever can read that file on the box (root, the service user) and for nobody else."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 import urllib.error
@@ -19,6 +24,10 @@ from edge.agent import run_edge
 from edge.config import EdgeConfig, load_edge_config
 from edge.discovery import UNENROLLED, Advertisement, Advertiser, DiscoveryError, hardware_id
 from edge.journal import JournalError
+from edge.local_auth import TokenFileError, read_cli_token, token_path
+from edge.site_accounts import (
+    MIN_PASSWORD, AccountError, AccountStore, AccountStoreError, Role, disable_account, new_account,
+)
 from edge.support_bundle import write_bundle
 from shared import eventloop
 from shared.config import ConfigError
@@ -37,12 +46,12 @@ def _local_url(config: EdgeConfig) -> str:
     return f"http://{host}:{config.http_port}"
 
 
-def call_local_api(base_url: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """POST `body` as JSON to the agent's local API; returns the JSON answer or raises ApiCallFailed
-    with the API's error message."""
+def call_local_api(base_url: str, path: str, token: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """POST `body` as JSON to the agent's local API with its on-box `token` (edge.local_auth);
+    returns the JSON answer or raises ApiCallFailed with the API's error message."""
     request = urllib.request.Request(
         base_url.rstrip("/") + path, data=json.dumps(body or {}).encode(), method="POST",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     try:
         with urllib.request.urlopen(request, timeout=_API_TIMEOUT_S) as response:
@@ -70,31 +79,93 @@ def _parser() -> argparse.ArgumentParser:
     release.add_argument("--minutes", type=float, required=True, help="how long the installer needs the panel")
     release.add_argument("--who", required=True, help="who releases it (name of the installer)")
     release.add_argument("--why", required=True, help="why (e.g. the work order)")
-    release.add_argument("--url", help="the agent's local API (default: from the edge config)")
     resume = sub.add_parser("resume", help="end a DLOADX release early: the link reconnects now")
     resume.add_argument("panel", help="panel id from the edge config")
-    resume.add_argument("--url", help="the agent's local API (default: from the edge config)")
     diag = sub.add_parser("diagnostics", help="write a support bundle (config, link states, journal, logs), "
                                               "every secret redacted")
     diag.add_argument("--out", type=Path, default=Path("."), help="folder to write the bundle in")
     diag.add_argument("--log", type=Path, action="append", default=[], help="a log file to include the tail of")
     diag.add_argument("--lines", type=int, default=2000, help="how many lines of each log")
-    diag.add_argument("--url", help="the agent's local API (default: from the edge config)")
+    for tool in (release, resume, diag):
+        tool.add_argument("--url", help="the agent's local API (default: from the edge config)")
+        tool.add_argument("--token-file", type=Path, help="the running agent's local API token "
+                                                          "(default: <data_dir>/local-api.token)")
+    _accounts_parser(sub)
     _advertise_parser(sub)
     return p
 
 
+# --- python -m edge accounts ---------------------------------------------------------------------
+
+
+def _accounts_parser(sub: Any) -> None:
+    accounts = sub.add_parser("accounts", help="the site accounts that may log in to the local page")
+    verbs = accounts.add_subparsers(dest="verb", required=True)
+    add = verbs.add_parser("add", help="add an account (asks for its password twice)")
+    add.add_argument("name", help="account name: letters, digits, '.', '_' or '-'")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role],
+                     help="guard: arm, disarm, clear alarms; installer: also DLOADX release, outputs, bypass; "
+                          "admin: also manage accounts")
+    add.add_argument("--password-file", type=Path, help="read the password from this file (first line) "
+                                                        "instead of asking, for automation")
+    verbs.add_parser("list", help="list the accounts")
+    disable = verbs.add_parser("disable", help="disable an account: it cannot log in, its sessions end")
+    disable.add_argument("name")
+
+
+def _new_password(args: argparse.Namespace) -> str:
+    """The new account's password, from --password-file or typed twice; raises AccountError."""
+    if args.password_file:
+        try:
+            lines = args.password_file.read_text().splitlines()
+        except OSError as exc:
+            raise AccountError(f"cannot read {args.password_file}: {exc.strerror}") from None
+        return lines[0] if lines else ""
+    password = getpass.getpass(f"password for {args.name} (at least {MIN_PASSWORD} characters): ")
+    if getpass.getpass("the same password again: ") != password:
+        raise AccountError("the two passwords differ")
+    return password
+
+
+def _accounts(args: argparse.Namespace, config: EdgeConfig) -> int:
+    """`accounts add|list|disable`, straight on the accounts file: it works with the agent stopped,
+    and a running agent sees the change at its next login or request."""
+    store = AccountStore(config.data_dir)
+    try:
+        if args.verb == "add":
+            account = new_account(store, args.name, _new_password(args), args.role)
+            print(f"account {account.name} ({account.role.value}) added")
+        elif args.verb == "disable":
+            account = disable_account(store, args.name)
+            print(f"account {account.name} disabled: it cannot log in, and its sessions have ended")
+        else:
+            for account in store.all():
+                state = f"disabled {account.disabled_at}" if account.disabled_at else "active"
+                print(f"{account.name:<24} {account.role.value:<10} created {account.created_at}  {state}")
+    except (AccountError, AccountStoreError) as exc:
+        print(f"vigil edge: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- tools that call the running agent ----------------------------------------------------------
+
+
 def _release_or_resume(args: argparse.Namespace) -> int:
     try:
-        base = args.url or _local_url(load_edge_config(args.config))
+        if args.url and args.token_file:
+            base, token_file = args.url, args.token_file
+        else:
+            config = load_edge_config(args.config)
+            base, token_file = args.url or _local_url(config), args.token_file or token_path(config.data_dir)
     except ConfigError as exc:
-        print(f"vigil edge: {exc} (or pass --url)", file=sys.stderr)
+        print(f"vigil edge: {exc} (or pass --url and --token-file)", file=sys.stderr)
         return 2
     path = f"/api/v1/links/satel/{urllib.parse.quote(args.panel, safe='')}/{args.command}"
     body = {"minutes": args.minutes, "who": args.who, "why": args.why} if args.command == "release" else None
     try:
-        answer = call_local_api(base, path, body)
-    except ApiCallFailed as exc:
+        answer = call_local_api(base, path, read_cli_token(token_file), body)
+    except (ApiCallFailed, TokenFileError) as exc:
         print(f"vigil edge: {exc}", file=sys.stderr)
         return 1
     if args.command == "release":
@@ -154,9 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"vigil edge: {exc}", file=sys.stderr)
         return 2
+    if args.command == "accounts":
+        return _accounts(args, config)
     if args.command == "diagnostics":
         try:
-            bundle = write_bundle(config, args.url or _local_url(config), args.out, args.log, log_lines=args.lines)
+            token: str | None = read_cli_token(args.token_file or token_path(config.data_dir))
+        except TokenFileError:
+            token = None  # the bundle is written anyway, and says the agent could not be asked
+        try:
+            bundle = write_bundle(config, args.url or _local_url(config), token, args.out, args.log,
+                                  log_lines=args.lines)
         except OSError as exc:
             print(f"vigil edge: cannot write the bundle in {args.out}: {exc.strerror}", file=sys.stderr)
             return 1

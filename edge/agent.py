@@ -16,6 +16,7 @@ from edge.forwarder import Forwarder, ForwarderSettings
 from edge.journal import Journal
 from edge.links.satel import SatelLink
 from edge.local_api import build_app
+from edge.local_auth import LocalAuth
 from edge.refusals import RefusalState, listen_for_refusals
 from shared.backoff import Backoff, sleep_or_stop
 from shared.eventloop import stop_on_signals
@@ -97,7 +98,9 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
             "links": {"satel": [link.status() for link in satel_links]},
         }
 
-    runner = web.AppRunner(build_app(status, {link.panel_id: link for link in satel_links}), access_log=None)
+    # A new token for the on-box tools at every start (edge.local_auth); removed at a clean stop.
+    auth = LocalAuth.start(config.data_dir)
+    runner = web.AppRunner(build_app(status, auth, {link.panel_id: link for link in satel_links}), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, config.http_host, config.http_port).start()
     log.info("edge %s up: local page http://%s:%d, key %s", config.edge_id, config.http_host, config.http_port, signer.key_id)
@@ -116,6 +119,7 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     await forwarder.drain(config.forwarder.drain_on_stop_s)
     await forwarder.stop()
     await runner.cleanup()
+    auth.stop()
     await nc.drain()
     await journal.close()
     log.info("edge stopped")

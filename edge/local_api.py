@@ -1,9 +1,15 @@
-"""The edge's local page and API for the installer: health, status, metrics, and the Satel links
-(status, diagnostics, DLOADX release, control commands).
+"""The edge's local page and API for the installer and the site's guards: health, status, metrics,
+the Satel links (status, diagnostics, DLOADX release, control commands) and the site accounts.
 
-It listens on the box itself (127.0.0.1 by default) and has no login of its own yet, so
-`http_host` must stay a local or management address. What it does hold against: a web page open
-on the site's LAN cannot drive it (every state-changing request must be JSON from this origin, a
+It listens on `http_host` (127.0.0.1 by default; a LAN interface where the site wants the page on
+its network). Everything but `/healthz` and `/metrics` needs a login (edge.local_auth): a site
+account's session cookie (HttpOnly, SameSite=Strict), or the on-box tools' bearer token; without
+one the answer is 401 `login_required`, and `/` shows the login form. Those two stay open because
+monitoring scrapes them and they hold no site data or control. What each account may do is
+`edge.local_auth.may`; a command is journaled with the account's name as `who`.
+
+On top of the login: a web page open on the site's LAN cannot drive it through a logged-in
+browser (every state-changing request, the login included, must be JSON from this origin; a
 cross-site form post is refused), and no command runs without the user code the person typed —
 the edge keeps no code to fall back on.
 Errors use the project's one shape: `{"error": {"code", "message", "request_id", "details"}}`.
@@ -20,10 +26,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from edge.links.satel import CommandOutcome, CommandResult, SatelLink, diagnostics
+from edge.local_auth import (
+    SESSION_COOKIE, Action, BadCredentials, LocalAuth, NotLoggedIn, Principal, TooManyAttempts, may,
+)
+from edge.site_accounts import AccountExists, AccountStoreError, NoSuchAccount
 from shared.error_shape import error_response
 
 STATUS_KEY = web.AppKey("status", Callable[[], dict])
 SATEL_KEY = web.AppKey("satel_links", Mapping[str, SatelLink])
+AUTH_KEY = web.AppKey("local_auth", LocalAuth)
+PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -34,15 +46,46 @@ _OUTCOME_ERRORS: dict[CommandResult, tuple[int, str]] = {
     CommandResult.UNAVAILABLE: (503, "link_unavailable"),
 }
 
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Vigil edge</title>
-<style>body{font-family:system-ui,sans-serif;margin:2em}td{padding:.2em 1em}.ok{color:#080}.bad{color:#b00}.warn{color:#a60}
-#refused{background:#b00;color:#fff;font-weight:bold;font-size:1.2em;padding:1em;margin-bottom:1em}[hidden]{display:none}</style>
-</head><body><!--refusal--><h1>Vigil edge <span id="edge"></span></h1><table id="t"></table>
+# Both pages are self-contained (no external resources): the page must work with the site offline.
+_STYLE = """<style>body{font-family:system-ui,sans-serif;margin:2em}td{padding:.2em 1em}.ok{color:#080}.bad{color:#b00}.warn{color:#a60}
+#refused{background:#b00;color:#fff;font-weight:bold;font-size:1.2em;padding:1em;margin-bottom:1em}[hidden]{display:none}
+label{display:block;margin:.5em 0}#error{color:#b00}#me{float:right}</style>"""
+
+LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Vigil edge: log in</title>""" + _STYLE + """
+</head><body><h1>Vigil edge</h1><form id="login">
+<label>Account <input name="username" autocomplete="username" required autofocus></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<button>Log in</button><p id="error" role="alert"></p></form>
+<script>
+document.getElementById('login').addEventListener('submit', async e => {
+  e.preventDefault();
+  const form = e.target, button = form.querySelector('button'), error = document.getElementById('error');
+  button.disabled = true;
+  error.textContent = '';
+  try {
+    const r = await fetch('/api/v1/login', {method: 'POST', headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({username: form.username.value, password: form.password.value})});
+    if (r.ok) { location.reload(); return; }
+    error.textContent = (await r.json()).error.message;
+  } catch (x) { error.textContent = 'the edge did not answer: ' + x; }
+  button.disabled = false;
+});
+</script></body></html>"""
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Vigil edge</title>""" + _STYLE + """
+</head><body><!--refusal--><div id="me"><!--who--> <button id="logout">Log out</button></div>
+<h1>Vigil edge <span id="edge"></span></h1><table id="t"></table>
 <h2>Links</h2><table id="links"></table>
 <script>
 function esc(s){ return String(s ?? '').replace(/[&<>"]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c])); }
+document.getElementById('logout').addEventListener('click', async () => {
+  await fetch('/api/v1/logout', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: '{}'});
+  location.reload();
+});
 async function load(){
-  const s = await (await fetch('/api/v1/status')).json();
+  const r = await fetch('/api/v1/status');
+  if (r.status === 401) { location.reload(); return; }  // the session ended: back to the login form
+  const s = await r.json();
   document.getElementById('edge').textContent = s.edge_id;
   const banner = document.getElementById('refused'), refusal = s.refusal || {};
   banner.hidden = !refusal.banner;
@@ -70,18 +113,22 @@ load(); setInterval(load, 2000);
 
 
 class ApiError(Exception):
-    """A request the API refuses, with its HTTP status, error code and details."""
+    """A request the API refuses, with its HTTP status, error code, details and extra headers."""
 
-    def __init__(self, status: int, code: str, message: str, details: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, details: Mapping[str, Any] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = dict(details or {})
+        self.headers = dict(headers or {})
 
 
-def _error(status: int, code: str, message: str, request_id: str, details: Mapping[str, Any] | None = None) -> web.Response:
-    return error_response(status, code, message, request_id, dict(details or {}), {"X-Request-Id": request_id})
+def _error(status: int, code: str, message: str, request_id: str, details: Mapping[str, Any] | None = None,
+           headers: Mapping[str, str] | None = None) -> web.Response:
+    return error_response(status, code, message, request_id, dict(details or {}),
+                          {**(headers or {}), "X-Request-Id": request_id})
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -92,10 +139,13 @@ async def same_origin_json(request: web.Request, handler: _Handler) -> web.Strea
     """A state-changing request must come from this page's own origin and carry JSON.
 
     A browser lets any page send a "simple" cross-site POST (a form, or fetch with text/plain)
-    without asking first, and sends its Origin; it only sends `application/json` cross-site after
-    a preflight this API never grants. So a foreign Origin, or a body that is not JSON, is refused:
-    that is what stops a page on the site's LAN from disarming the panel through a visitor's
-    browser. Tools without a browser (curl, `python -m edge release`) send no Origin."""
+    without asking first, with the session cookie it holds for this page (SameSite=Strict
+    aside), and sends its Origin; it only sends `application/json` cross-site after a preflight
+    this API never grants. So a foreign Origin, or a body that is not JSON, is refused: that is
+    what stops a page on the site's LAN from disarming the panel through a logged-in browser, or
+    logging it in to an account of the attacker's. Tools without a browser (curl, `python -m edge
+    release`) send no Origin. The rule holds for bearer requests too, though they need it less:
+    a browser never adds that header by itself."""
     if request.method in _SAFE_METHODS:
         return await handler(request)
     origin = request.headers.get("Origin")
@@ -113,13 +163,50 @@ async def error_shape(request: web.Request, handler: _Handler) -> web.StreamResp
     try:
         return await handler(request)
     except ApiError as exc:
-        return _error(exc.status, exc.code, exc.message, request_id, exc.details)
+        return _error(exc.status, exc.code, exc.message, request_id, exc.details, exc.headers)
+    except AccountStoreError as exc:
+        return _error(503, "accounts_unavailable", str(exc), request_id)
     except ValueError as exc:
         return _error(400, "bad_request", str(exc), request_id)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason, request_id)
+
+
+# Open without a login: the login itself, the page (it shows the login form until then), and
+# what monitoring scrapes.
+_OPEN_PATHS = frozenset({"/", "/healthz", "/metrics", "/api/v1/login", "/api/v1/logout"})
+
+
+async def _authenticate(request: web.Request) -> Principal:
+    try:
+        return await request.app[AUTH_KEY].authenticate(request.headers.get("Authorization"),
+                                                        request.cookies.get(SESSION_COOKIE))
+    except NotLoggedIn as exc:
+        raise ApiError(401, exc.code, exc.message) from None
+
+
+@web.middleware
+async def require_login(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Every route not open needs a session or the on-box token (401 otherwise): a route added
+    later, or a path no route matches, is closed until someone opens it on purpose. Decided by
+    the route the router matched, not by the path's text, so no spelling of a path gets past."""
+    resource = request.match_info.route.resource
+    if resource is None or resource.canonical not in _OPEN_PATHS:
+        request[PRINCIPAL_KEY] = await _authenticate(request)
+    return await handler(request)
+
+
+def _allowed(action: Action, handler: _Handler) -> _Handler:
+    """`handler`, for the accounts that may do `action` (403 `forbidden` for the others)."""
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        principal = request[PRINCIPAL_KEY]
+        if not may(principal.role, action):
+            raise ApiError(403, "forbidden", f"a {principal.role.value} account may not do this ({action.value})")
+        return await handler(request)
+
+    return guarded
 
 
 def _refusal_banner(text: str | None) -> str:
@@ -130,8 +217,13 @@ def _refusal_banner(text: str | None) -> str:
 
 
 async def page(request: web.Request) -> web.Response:
+    try:
+        principal = await _authenticate(request)
+    except ApiError:
+        return web.Response(text=LOGIN_PAGE, content_type="text/html")
     banner = (request.app[STATUS_KEY]().get("refusal") or {}).get("banner")
-    return web.Response(text=PAGE.replace("<!--refusal-->", _refusal_banner(banner)), content_type="text/html")
+    text = PAGE.replace("<!--refusal-->", _refusal_banner(banner)).replace("<!--who-->", html.escape(principal.who))
+    return web.Response(text=text, content_type="text/html")
 
 
 async def status(request: web.Request) -> web.Response:
@@ -144,6 +236,65 @@ async def healthz(_request: web.Request) -> web.Response:
 
 async def metrics(_request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+# --- login and accounts -------------------------------------------------------------------------
+
+
+def _strings(body: Mapping[str, Any], *keys: str) -> list[str]:
+    values = [body.get(key) for key in keys]
+    if not all(isinstance(value, str) for value in values):
+        raise ValueError(f"{' and '.join(keys)} must be strings")
+    return values  # type: ignore[return-value]
+
+
+async def login(request: web.Request) -> web.Response:
+    """Log in with a site account: 200 with the session cookie, 401 `invalid_credentials` (and no
+    cookie), 429 `too_many_attempts` after repeated failures from this address."""
+    username, password = _strings(await _body(request), "username", "password")
+    try:
+        principal, token = await request.app[AUTH_KEY].login(username, password, request.remote or "unknown")
+    except BadCredentials:
+        raise ApiError(401, "invalid_credentials", "wrong account name or password") from None
+    except TooManyAttempts as exc:
+        wait = max(1, round(exc.retry_after_s))
+        raise ApiError(429, "too_many_attempts", f"too many failed logins from your address; try again in {wait} s",
+                       {"retry_after_s": wait}, {"Retry-After": str(wait)}) from None
+    response = web.json_response(principal.as_dict())
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/", secure=request.secure)
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    request.app[AUTH_KEY].logout(request.cookies.get(SESSION_COOKIE))
+    response = web.json_response({"logged_out": True})
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    return web.json_response(request[PRINCIPAL_KEY].as_dict())
+
+
+async def accounts_list(request: web.Request) -> web.Response:
+    return web.json_response([account.public() for account in await request.app[AUTH_KEY].accounts()])
+
+
+async def accounts_add(request: web.Request) -> web.Response:
+    username, password, role = _strings(await _body(request), "username", "password", "role")
+    try:
+        account = await request.app[AUTH_KEY].add_account(username, password, role, request[PRINCIPAL_KEY])
+    except AccountExists as exc:
+        raise ApiError(409, "account_exists", str(exc)) from None
+    return web.json_response(account.public(), status=201)
+
+
+async def accounts_disable(request: web.Request) -> web.Response:
+    try:
+        account = await request.app[AUTH_KEY].disable_account(request.match_info["name"], request[PRINCIPAL_KEY])
+    except NoSuchAccount as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    return web.json_response(account.public())
 
 
 # --- Satel links --------------------------------------------------------------------------------
@@ -194,8 +345,8 @@ def _code(body: Mapping[str, Any]) -> str:
 
 
 def _who(request: web.Request) -> str:
-    """Who gave a command, as far as this page can tell until it has a login."""
-    return f"local API from {request.remote or 'unknown address'}"
+    """Who gave a command: the logged-in account (`installer:jan`), or `local-cli`."""
+    return request[PRINCIPAL_KEY].who
 
 
 def _outcome(outcome: CommandOutcome) -> web.Response:
@@ -216,11 +367,16 @@ async def satel_diagnostics(request: web.Request) -> web.Response:
 async def satel_release(request: web.Request) -> web.Response:
     link = _link(request)
     body = await _body(request)
-    minutes, who, why = body.get("minutes"), body.get("who"), body.get("why")
+    minutes, named, why = body.get("minutes"), body.get("who"), body.get("why")
     if isinstance(minutes, bool) or not isinstance(minutes, int | float):
         raise ValueError("minutes must be a number: how long the installer needs the panel")
-    if not isinstance(who, str) or not isinstance(why, str):
-        raise ValueError("who and why must be strings: who releases the panel, and why")
+    if not isinstance(why, str):
+        raise ValueError("why must be a string: why the panel is released (e.g. the work order)")
+    if named is not None and not isinstance(named, str):
+        raise ValueError("who must be a string: the person releasing the panel")
+    # The account is who the edge knows; a name given besides (the person at the shared on-box
+    # token, say) is kept with it, never instead of it.
+    who = f"{_who(request)} ({named.strip()})" if named and named.strip() else _who(request)
     release = await link.release(minutes, who, why)
     return web.json_response({"panel": link.panel_id, "released": release.as_dict(), "state": link.link_state.value})
 
@@ -264,23 +420,32 @@ async def satel_bypass(request: web.Request) -> web.Response:
                                       who=_who(request)))
 
 
-def build_app(status_fn: Callable[[], dict], satel: Mapping[str, SatelLink] | None = None) -> web.Application:
-    """The local page and API; `satel` maps panel id → its running link."""
-    app = web.Application(middlewares=[error_shape, same_origin_json])
+def build_app(status_fn: Callable[[], dict], auth: LocalAuth,
+              satel: Mapping[str, SatelLink] | None = None) -> web.Application:
+    """The local page and API; `auth` holds the logins and sessions, `satel` maps panel id → its
+    running link."""
+    app = web.Application(middlewares=[error_shape, same_origin_json, require_login])
     app[STATUS_KEY] = status_fn
+    app[AUTH_KEY] = auth
     app[SATEL_KEY] = dict(satel or {})
     app.router.add_get("/", page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/v1/status", status)
-    app.router.add_get("/api/v1/links/satel", satel_links)
+    app.router.add_post("/api/v1/login", login)
+    app.router.add_post("/api/v1/logout", logout)
+    app.router.add_get("/api/v1/me", _allowed(Action.VIEW, me))
+    app.router.add_get("/api/v1/accounts", _allowed(Action.MANAGE_ACCOUNTS, accounts_list))
+    app.router.add_post("/api/v1/accounts", _allowed(Action.MANAGE_ACCOUNTS, accounts_add))
+    app.router.add_post("/api/v1/accounts/{name}/disable", _allowed(Action.MANAGE_ACCOUNTS, accounts_disable))
+    app.router.add_get("/api/v1/status", _allowed(Action.VIEW, status))
+    app.router.add_get("/api/v1/links/satel", _allowed(Action.VIEW, satel_links))
     base = "/api/v1/links/satel/{panel}"
-    app.router.add_get(f"{base}/diagnostics", satel_diagnostics)
-    app.router.add_post(f"{base}/release", satel_release)
-    app.router.add_post(f"{base}/resume", satel_resume)
-    app.router.add_post(f"{base}/arm", satel_arm)
-    app.router.add_post(f"{base}/disarm", satel_disarm)
-    app.router.add_post(f"{base}/clear-alarm", satel_clear_alarm)
-    app.router.add_post(f"{base}/outputs", satel_outputs)
-    app.router.add_post(f"{base}/bypass", satel_bypass)
+    app.router.add_get(f"{base}/diagnostics", _allowed(Action.VIEW, satel_diagnostics))
+    app.router.add_post(f"{base}/release", _allowed(Action.RELEASE, satel_release))
+    app.router.add_post(f"{base}/resume", _allowed(Action.RELEASE, satel_resume))
+    app.router.add_post(f"{base}/arm", _allowed(Action.ARM_DISARM, satel_arm))
+    app.router.add_post(f"{base}/disarm", _allowed(Action.ARM_DISARM, satel_disarm))
+    app.router.add_post(f"{base}/clear-alarm", _allowed(Action.ARM_DISARM, satel_clear_alarm))
+    app.router.add_post(f"{base}/outputs", _allowed(Action.OUTPUTS, satel_outputs))
+    app.router.add_post(f"{base}/bypass", _allowed(Action.BYPASS, satel_bypass))
     return app

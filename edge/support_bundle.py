@@ -1,10 +1,12 @@
 """`python -m edge diagnostics`: a support bundle an installer can send to whoever helps them.
 
-It holds the edge's config, what the running agent says of itself and of each link, the journal's
-figures read straight from its file, and the tail of the log files named, as one `.tar.gz`. No
-secret leaves the box in it: secret settings are replaced by `<redacted>`, and as a second guard
-every file of the bundle is scrubbed of the secret values themselves (the integration keys, the
-private key), so a secret that slipped into a log line is caught too.
+It holds the edge's config, what the running agent says of itself and of each link (asked with
+the agent's local API token), the journal's figures read straight from its file, and the tail of
+the log files named, as one `.tar.gz`. No secret leaves the box in it: secret settings are
+replaced by `<redacted>`, and as a second guard every file of the bundle is scrubbed of the secret
+values themselves (the integration keys, the private key, the local API token, the site
+accounts' password hashes), so a secret that slipped into a log line is caught too. The token
+file and the accounts file themselves are never put in.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from typing import Any
 import msgspec
 
 from edge.config import EdgeConfig
+from edge.local_auth import token_path
+from edge.site_accounts import AccountStore, AccountStoreError
 
 REDACTED = "<redacted>"
 # Settings whose value is a secret, by name: whatever a later setting of that kind is called.
@@ -53,10 +57,17 @@ def redact(value: Any, secret: bool = False) -> Any:
 def secret_values(config: EdgeConfig) -> list[str]:
     """The secret values the bundle must not contain anywhere, longest first."""
     values = [p.integration_key for p in config.satel.panels if p.integration_key]
-    try:
-        values.append(config.key_path.read_text().strip())
-    except OSError:
-        pass  # no key on the box: nothing of it to leak
+    for path in (config.key_path, token_path(config.data_dir)):
+        try:
+            values.append(path.read_text().strip())
+        except OSError:
+            pass  # not on the box: nothing of it to leak
+    accounts = AccountStore(config.data_dir)
+    if accounts.path.exists():
+        try:
+            values += [account.password_hash for account in accounts.all()]
+        except AccountStoreError:
+            pass  # unreadable here, so not read into the bundle either
     return sorted({v for v in values if len(v) >= _MIN_SCRUB}, key=len, reverse=True)
 
 
@@ -88,11 +99,16 @@ def journal_figures(path: Path) -> dict[str, Any]:
     return out
 
 
-def agent_state(base_url: str, panels: list[str]) -> dict[str, Any]:
+def agent_state(base_url: str, token: str | None, panels: list[str]) -> dict[str, Any]:
     """What the running agent reports of itself and each Satel link (its own diagnostics are
-    redacted already), or why it could not be asked."""
+    redacted already), asked with its local API `token`, or why it could not be asked."""
+    if token is None:
+        return {"error": "the agent could not be asked: there is no local API token (the agent writes it when it "
+                         "starts); is it running?"}
+
     def get(path: str) -> Any:
-        with urllib.request.urlopen(base_url.rstrip("/") + path, timeout=_HTTP_TIMEOUT_S) as response:
+        request = urllib.request.Request(base_url.rstrip("/") + path, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT_S) as response:
             return json.loads(response.read())
 
     try:
@@ -116,14 +132,15 @@ def log_tail(path: Path, lines: int) -> str:
     return "\n".join(text.splitlines()[-lines:]) + "\n"
 
 
-def write_bundle(config: EdgeConfig, base_url: str, out_dir: Path, logs: list[Path], *, log_lines: int = 2000,
-                 now: datetime | None = None) -> Path:
-    """Collect everything, scrub it, and write `vigil-edge-<id>-<time>.tar.gz` in `out_dir`."""
+def write_bundle(config: EdgeConfig, base_url: str, token: str | None, out_dir: Path, logs: list[Path], *,
+                 log_lines: int = 2000, now: datetime | None = None) -> Path:
+    """Collect everything, scrub it, and write `vigil-edge-<id>-<time>.tar.gz` in `out_dir`; the
+    agent at `base_url` is asked with its local API `token` (None: it is not running)."""
     now = now or datetime.now(timezone.utc)
     secrets = secret_values(config)
     files: dict[str, str] = {
         "config.json": json.dumps(redact(msgspec.to_builtins(config)), indent=2),
-        "agent.json": json.dumps(agent_state(base_url, [p.id for p in config.satel.panels]), indent=2),
+        "agent.json": json.dumps(agent_state(base_url, token, [p.id for p in config.satel.panels]), indent=2),
         "journal.json": json.dumps(journal_figures(config.journal_path), indent=2),
         "manifest.json": json.dumps({"edge_id": config.edge_id, "collected_at": now.isoformat(),
                                      "logs": [str(p) for p in logs]}, indent=2),

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import asyncpg
 
+from edge.site_accounts import AccountStore, create_account
 from hub.ingest.edge_keys import add_edge
 from hub.db.migrate import migrate
 from provisioning.embedded_pg import EmbeddedPostgres
@@ -56,6 +57,8 @@ SATEL_USER_CODE = "1234"
 
 
 MASTER_EMAIL = "master@vigil.local"
+#: The demo box's site admin for its local page (what `python -m edge enroll` makes on a real box).
+EDGE_ADMIN = "admin"
 
 SQL_DEMO_OBJECT = """
 INSERT INTO objects (name, address, type) SELECT 'Demo site', 'ul. Przykładowa 1, Kraków', 'OFFICE'
@@ -79,6 +82,15 @@ def master_password(path: Path) -> str:
     if not path.exists():
         create_private_file(path, secrets.token_urlsafe(12) + "\n")
     return read_private_file(path, "master password file", StackError)
+
+
+def edge_site_admin(data_dir: Path, password_file: Path) -> str:
+    """The demo box's site admin: made on the first run with a password generated like the
+    MASTER's (kept in `password_file`, 0600); returns that password."""
+    password = master_password(password_file)
+    if AccountStore(data_dir).get(EDGE_ADMIN) is None:
+        create_account(data_dir, EDGE_ADMIN, password, "admin")
+    return password
 
 
 class StackError(Exception):
@@ -193,6 +205,8 @@ class Stack:
         # starts before the control endpoint does.
         await satel.wait_ready(lambda: tcp_port_open(HOST, control_port), 30)
 
+        self.edge_admin_file = self.root / "edge" / f"{self.edge_id}-admin-password"
+        self.edge_admin_password = await asyncio.to_thread(edge_site_admin, edge_dir, self.edge_admin_file)
         # The panel replaces the demo source: its events are the real kinds the hub handles.
         panels = [{"id": SATEL_PANEL_ID, "host": HOST, "port": satel_port}]
         edge_env = {**os.environ, "VIGIL_EDGE_EDGE_ID": self.edge_id, "VIGIL_EDGE_DATA_DIR": str(edge_dir),
@@ -207,6 +221,7 @@ class Stack:
     def summary(self) -> str:
         p = self._p
         db = self.external_db or f"{self.dsn} (embedded, data in {self.root / 'hub' / 'postgres'})"
+        jar = self.root / "edge" / "cookies"
         lines = [
             "Vigil is running.",
             f"  hub             http://{HOST}:{p('VIGIL_RUN_HUB_HTTP_PORT')}  (health /healthz, metrics /metrics, edges /api/v1/edges)",
@@ -214,13 +229,18 @@ class Stack:
             f"  operator API    http://{HOST}:{p('VIGIL_RUN_HUB_HTTP_PORT')}/api/v1  (OpenAPI: /api/v1/openapi.json)",
             f"  login           {MASTER_EMAIL} / {self.master_password}  (kept in {self.root / 'hub' / 'master-password'})",
             f"  edge {self.edge_id:<10} http://{HOST}:{p('VIGIL_RUN_EDGE_HTTP_PORT')}  (local page: links, journal, forwarding)",
+            f"  edge page login {EDGE_ADMIN} / {self.edge_admin_password}  (site admin, kept in {self.edge_admin_file})",
             f"  hub NATS        nats://{HOST}:{p('VIGIL_RUN_HUB_NATS_PORT')}  leaf nodes :{p('VIGIL_RUN_HUB_LEAF_PORT')}  monitor http://{HOST}:{p('VIGIL_RUN_HUB_NATS_HTTP_PORT')}",
             f"  edge leaf NATS  nats://{HOST}:{p('VIGIL_RUN_EDGE_NATS_PORT')}  monitor http://{HOST}:{p('VIGIL_RUN_EDGE_NATS_HTTP_PORT')}",
             f"  PostgreSQL      {db}",
             f"  data and logs   {self.root}  (logs in {self.logs})",
             f"  Satel panel     {SATEL_PANEL_ID}: emulated ETHM-1 on {HOST}:{p('VIGIL_RUN_SATEL_PORT')} (sample site, user code {SATEL_USER_CODE}),",
             f"                  polled by the edge; violate a zone with: curl -X POST http://{HOST}:{p('VIGIL_RUN_SATEL_CONTROL_PORT')}/zones/3/violate",
-            f"                  arm from the edge: curl -X POST -H 'Content-Type: application/json' "
+            "                  arm from the edge: log in, keeping the session cookie in a jar, then arm:",
+            f"                  curl -c {jar} -H 'Content-Type: application/json' "
+            f"-d '{{\"username\": \"{EDGE_ADMIN}\", \"password\": \"{self.edge_admin_password}\"}}' "
+            f"http://{HOST}:{p('VIGIL_RUN_EDGE_HTTP_PORT')}/api/v1/login",
+            f"                  curl -b {jar} -H 'Content-Type: application/json' "
             f"-d '{{\"partitions\": [1], \"code\": \"{SATEL_USER_CODE}\"}}' "
             f"http://{HOST}:{p('VIGIL_RUN_EDGE_HTTP_PORT')}/api/v1/links/satel/{SATEL_PANEL_ID}/arm",
             f"                  see the events: psql {self.dsn} -c 'select seq, kind, source, ts from events order by seq desc limit 5'",

@@ -13,6 +13,8 @@ from pathlib import Path
 import msgspec
 
 from edge.journal import Journal
+from edge.local_auth import LocalAuth, read_cli_token, token_path
+from edge.site_accounts import ACCOUNTS_FILE, create_account
 from firmware_bridges.satel.emulator import SatelEmulator
 from shared.bodies import DemoTick
 from shared.envelope import Priority, new_envelope
@@ -37,10 +39,15 @@ async def test_the_bundle_holds_the_state_and_no_secret(tmp_path: Path) -> None:
         await journal.append(new_envelope("demo.tick", "x", Priority.LOW, DemoTick(n)))
     epoch = journal.epoch
     await journal.close()
+    # The local page's secrets: a site account's hash and the on-box tools' token (an agent that
+    # died without removing it).
+    password_hash = create_account(data, "jan", "site password 1", "installer").password_hash
+    LocalAuth.start(data)
+    token = read_cli_token(token_path(data))
     # A secret that slipped into a log line must not travel either.
     log = tmp_path / "edge.log"
     log.write_text("".join(f'{{"msg": "line {n}"}}\n' for n in range(5000))
-                   + f'{{"msg": "connecting with key {INTEGRATION_KEY} and {key_text}"}}\n')
+                   + f'{{"msg": "connecting with key {INTEGRATION_KEY} and {key_text}, token {token}, {password_hash}"}}\n')
     panels = [{"id": "panel-1", "host": "127.0.0.1", "port": free_port(), "integration_key": INTEGRATION_KEY,
                "code_prefix": "97"}]
     env = {**os.environ, "VIGIL_EDGE_EDGE_ID": "site-1", "VIGIL_EDGE_DATA_DIR": str(data),
@@ -53,8 +60,10 @@ async def test_the_bundle_holds_the_state_and_no_secret(tmp_path: Path) -> None:
     with tarfile.open(bundle) as tar:
         files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
     everything = b"".join(files.values())
-    for secret in (INTEGRATION_KEY.encode(), key_text.encode(), private_key):
+    for secret in (INTEGRATION_KEY.encode(), key_text.encode(), private_key, token.encode(), password_hash.encode(),
+                   b"$argon2id$"):
         assert secret not in everything
+    assert not any(ACCOUNTS_FILE in name or "token" in name for name in files), sorted(files)
     config = json.loads(files["config.json"])
     assert config["satel"]["panels"][0]["integration_key"] == "<redacted>"
     assert config["satel"]["panels"][0]["code_prefix"] == "<redacted>"
@@ -62,7 +71,7 @@ async def test_the_bundle_holds_the_state_and_no_secret(tmp_path: Path) -> None:
     figures = json.loads(files["journal.json"])
     assert (figures["last_seq"], figures["rows"], figures["epoch"]["id"]) == (3, 3, epoch.id)
     assert figures["unforwarded"]["evt"]["rows"] == 3
-    assert "is it running?" in json.loads(files["agent.json"])["error"]
+    assert "is it running?" in json.loads(files["agent.json"])["error"]  # the token is stale: nothing answers
     [log_name] = [name for name in files if name.startswith("logs/")]
     lines = files[log_name].decode().splitlines()
     assert len(lines) == 100 and "<redacted>" in lines[-1] and "line 4999" in lines[-2]

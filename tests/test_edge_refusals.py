@@ -15,6 +15,7 @@ from shared import subjects
 from shared.clock import FakeClock
 from shared.notices import SegmentsRefused, encode_notice
 from shared.process import tcp_port_open
+from support.edge_login import bearer
 from support.topology import Topology
 from support.waiting import wait_until
 
@@ -72,7 +73,8 @@ async def test_a_running_edge_shows_the_hubs_refusal_and_drops_bad_notices(topol
     await wait_until(lambda: tcp_port_open("127.0.0.1", config.http_port), timeout=30, what="the edge's local page")
     hub = await nats.connect(topology.hub_nats.url)
     subject = subjects.edge_notices(config.edge_id)
-    async with aiohttp.ClientSession() as http:
+    # The page and status as the on-box tools see them (the login itself: test_edge_local_auth).
+    async with aiohttp.ClientSession(headers=bearer(config)) as http:
         try:
             page = await _get(http, base + "/")
             assert '<div id="refused" role="alert" hidden></div>' in page

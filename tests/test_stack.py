@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -90,6 +91,13 @@ async def test_make_run_starts_everything_and_ctrl_c_leaves_no_orphans(tmp_path:
     assert login is not None, output
     tokens = await asyncio.to_thread(_login, env["VIGIL_RUN_HUB_HTTP_PORT"], login.group(1), login.group(2))
     assert tokens["access_token"]
+    # So does the edge's arm recipe it printed: log in to the local page (the demo site admin),
+    # then arm with the session cookie.
+    [edge_login, arm] = [line.strip() for line in lines if line.strip().startswith(("curl -c ", "curl -b "))]
+    logged_in = await asyncio.to_thread(subprocess.run, edge_login, shell=True, capture_output=True, text=True, timeout=30)
+    assert json.loads(logged_in.stdout)["who"] == "admin:admin", (logged_in.stdout, logged_in.stderr)
+    armed = await asyncio.to_thread(subprocess.run, arm, shell=True, capture_output=True, text=True, timeout=30)
+    assert json.loads(armed.stdout)["result"] == "ACK", (armed.stdout, armed.stderr)
 
     proc.send_signal(signal.SIGINT)
     assert await asyncio.wait_for(proc.wait(), 90) == 0

@@ -11,8 +11,10 @@ from typing import Any
 import msgspec
 import pytest
 
+from edge.site_accounts import create_account
 from firmware_bridges.satel.emulator import SatelEmulator
 from shared.process import ManagedProcess
+from support.edge_login import PASSWORD, session_cookie
 from support.topology import Topology
 from support.waiting import wait_until
 
@@ -100,8 +102,9 @@ async def _equals(probe: Any, value: object) -> bool:
 MASTER = ("master@example.com", "truth e2e master password 1")
 
 
-def _http(method: str, url: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
-    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+def _http(method: str, url: str, body: dict[str, Any] | None = None, token: str | None = None,
+          cookie: dict[str, str] | None = None) -> Any:
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {}) | (cookie or {})
     request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
                                      headers=headers)
     with urllib.request.urlopen(request, timeout=30) as resp:
@@ -121,10 +124,13 @@ async def test_an_alarm_while_the_agent_was_down_reaches_the_queue_once_with_bot
         await topology.spawn_hub(hub)
         token = (await asyncio.to_thread(_http, "POST", f"http://127.0.0.1:{hub.http_port}/api/v1/auth/login",
                                          {"email": MASTER[0], "password": MASTER[1]}))["access_token"]
+        create_account(config.data_dir, "ola", PASSWORD, "guard")  # a site guard, made at enrolment
         proc = await topology.spawn_edge(config, VIGIL_EDGE_SATEL_PANELS=_panels(emulator.port))
         await wait_until(lambda: _link(topology, panel_id, "CONNECTED"), timeout=60, what="the link up at the hub")
         edge_api = f"http://127.0.0.1:{config.http_port}/api/v1/links/satel/{PANEL}"
-        armed = await asyncio.to_thread(_http, "POST", f"{edge_api}/arm", {"partitions": [1], "code": "1234"})
+        cookie = await asyncio.to_thread(session_cookie, config, "ola")
+        armed = await asyncio.to_thread(_http, "POST", f"{edge_api}/arm", {"partitions": [1], "code": "1234"}, None,
+                                        cookie)
         assert armed["result"] == "ACK", armed
 
         async def audited() -> list[Any]:
@@ -132,7 +138,7 @@ async def test_an_alarm_while_the_agent_was_down_reaches_the_queue_once_with_bot
 
         await wait_until(audited, timeout=30, what="the local arm in the hub's audit log")
         [entry] = await audited()
-        assert entry["actor"] == "edge:site-1:local API from 127.0.0.1"
+        assert entry["actor"] == "edge:site-1:guard:ola", "the logged-in account, never an address"
         assert "1234" not in entry["details"], "the user code never leaves the box"
         await _stop(proc)
         await wait_until(lambda: _link(topology, panel_id, "DISCONNECTED"), timeout=30, what="the planned stop")

@@ -1,6 +1,7 @@
 """The edge's local API for the Satel links (status, diagnostics without secrets, release and
 resume, commands with typed outcomes and the one error shape), and the `python -m edge release`
-CLI that calls it."""
+CLI that calls it. The client is logged in as the installer `jan` (the login itself:
+tests/test_edge_local_auth.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -8,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +18,11 @@ from conftest import CODE, KEY, RunningLink, StartLink
 
 from edge.links.satel import LinkState
 from edge.local_api import build_app
+from edge.local_auth import LocalAuth, token_path
 from firmware_bridges.satel.emulator import SatelEmulator
 from firmware_bridges.satel.protocol import PartitionState
 from shared.process import free_port
+from support.edge_login import log_in
 from support.waiting import wait_until
 
 
@@ -33,9 +37,10 @@ async def link(emulator: SatelEmulator, key: str, start_link: StartLink) -> Runn
 
 
 @pytest.fixture
-async def client(link: RunningLink) -> AsyncIterator[TestClient]:
-    app = build_app(lambda: {"edge_id": "site-1"}, {link.panel: link.link})
+async def client(link: RunningLink, tmp_path: Path) -> AsyncIterator[TestClient]:
+    app = build_app(lambda: {"edge_id": "site-1"}, LocalAuth.start(tmp_path), {link.panel: link.link})
     async with TestClient(TestServer(app)) as test_client:
+        await log_in(test_client, "jan", "installer", tmp_path)
         yield test_client
 
 
@@ -97,7 +102,8 @@ async def test_commands_return_typed_outcomes(client: TestClient, link: RunningL
     ("outputs", {"outputs": [1], "code": CODE}, "on must be true or false"),
     ("bypass", {"zones": [], "code": CODE}, "zones must be a non-empty list"),
     ("release", {"minutes": "5", "who": "a", "why": "b"}, "minutes must be a number"),
-    ("release", {"minutes": 5, "who": "a"}, "who and why must be strings"),
+    ("release", {"minutes": 5, "who": "a"}, "why must be a string"),
+    ("release", {"minutes": 5, "who": 7, "why": "b"}, "who must be a string"),
     ("release", {"minutes": 0, "who": "a", "why": "b"}, "minutes must be a number in"),
     ("release", [1], "must be a JSON object"),
 ])
@@ -115,8 +121,8 @@ async def test_bad_requests_get_a_400_in_the_error_shape(
 
 async def test_release_and_resume_over_the_api(client: TestClient, link: RunningLink) -> None:
     base = f"/api/v1/links/satel/{link.panel}"
-    status, body = await _post(client, f"{base}/release", {"minutes": 10, "who": "Jan", "why": "DLOADX"})
-    assert status == 200 and body["state"] == "released" and body["released"]["who"] == "Jan"
+    status, body = await _post(client, f"{base}/release", {"minutes": 10, "why": "DLOADX"})
+    assert status == 200 and body["state"] == "released" and body["released"]["who"] == "installer:jan"
     status, body = await _post(client, f"{base}/arm", {"partitions": [1], "code": CODE})
     assert status == 503 and _assert_error(body, "link_unavailable")["details"]["result"] == "UNAVAILABLE"
     status, body = await _post(client, f"{base}/resume", {})
@@ -124,6 +130,9 @@ async def test_release_and_resume_over_the_api(client: TestClient, link: Running
     await link.wait_state(LinkState.UP)
     status, body = await _post(client, f"{base}/resume", {})
     assert status == 409 and _assert_error(body, "not_released")
+    # A name given besides is kept with the account, never instead of it.
+    status, body = await _post(client, f"{base}/release", {"minutes": 10, "who": "Piotr Nowak", "why": "WO-1"})
+    assert status == 200 and body["released"]["who"] == "installer:jan (Piotr Nowak)"
 
 
 async def _cli(*args: str) -> tuple[int, str]:
@@ -137,23 +146,35 @@ async def _cli(*args: str) -> tuple[int, str]:
     return proc.returncode, out.decode()
 
 
-async def test_the_release_cli_calls_the_local_api(client: TestClient, link: RunningLink) -> None:
-    url = str(client.make_url("/"))
-    code, out = await _cli("release", link.panel, "--minutes", "20", "--who", "Jan Kowalski", "--why", "WO-77", "--url", url)
+async def test_the_release_cli_calls_the_local_api(client: TestClient, link: RunningLink, tmp_path: Path) -> None:
+    """The CLI gets in with the agent's token file (as `local-cli`), and the installer's name it
+    is given goes with it."""
+    url, token = str(client.make_url("/")), str(token_path(tmp_path))
+    code, out = await _cli("release", link.panel, "--minutes", "20", "--who", "Jan Kowalski", "--why", "WO-77",
+                           "--url", url, "--token-file", token)
     assert code == 0, out
-    assert f"panel {link.panel} released until" in out and "Jan Kowalski" in out
+    assert f"panel {link.panel} released until" in out and "local-cli (Jan Kowalski)" in out
     assert link.link.link_state is LinkState.RELEASED and link.link.release_info is not None
     assert link.link.release_info.why == "WO-77"
-    code, out = await _cli("resume", link.panel, "--url", url)
+    code, out = await _cli("resume", link.panel, "--url", url, "--token-file", token)
     assert code == 0, out
     await link.wait_state(LinkState.UP)
-    code, out = await _cli("release", "no-such-panel", "--minutes", "5", "--who", "a", "--why", "b", "--url", url)
+    code, out = await _cli("release", "no-such-panel", "--minutes", "5", "--who", "a", "--why", "b", "--url", url,
+                           "--token-file", token)
     assert code == 1 and "no Satel panel 'no-such-panel'" in out and "HTTP 404" in out
     code, out = await _cli("release", link.panel, "--minutes", "5", "--who", "a", "--why", "b",
-                           "--url", f"http://127.0.0.1:{free_port()}")
+                           "--url", f"http://127.0.0.1:{free_port()}", "--token-file", token)
     assert code == 1 and "cannot reach the edge's local API" in out
-    # Without --url it needs the edge config to find the API.
-    code, out = await _cli("release", link.panel, "--minutes", "5", "--who", "a", "--why", "b")
+    # A token that is not the agent's is refused; no token file at all says the agent may be down.
+    wrong = tmp_path / "wrong.token"
+    wrong.write_text("not-the-token\n")
+    wrong.chmod(0o600)
+    code, out = await _cli("resume", link.panel, "--url", url, "--token-file", str(wrong))
+    assert code == 1 and "bearer token is not this agent's" in out and "HTTP 401" in out
+    code, out = await _cli("resume", link.panel, "--url", url, "--token-file", str(tmp_path / "missing.token"))
+    assert code == 1 and "is it running?" in out
+    # Without --url and --token-file it needs the edge config to find the API and the token.
+    code, out = await _cli("release", link.panel, "--minutes", "5", "--who", "a", "--why", "b", "--url", url)
     assert code == 2 and "VIGIL_EDGE_EDGE_ID" in out
     await wait_until(lambda: link.link.link_state is LinkState.UP, what="the link to stay up")
 

@@ -7,12 +7,13 @@ import json
 import signal
 import sqlite3
 import time
-import urllib.request
 from typing import Any
 
 import pytest
 
+from edge.config import EdgeConfig
 from firmware_bridges.satel.emulator import SatelEmulator
+from support.edge_login import get_json
 from support.topology import Topology
 from support.waiting import wait_until
 
@@ -51,10 +52,9 @@ async def _has(kinds: Any, kind: str) -> bool:
     return kind in await kinds()
 
 
-def _link_state(port: int) -> str | None:
+def _link_state(config: EdgeConfig) -> str | None:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/status", timeout=2) as response:
-            links = json.loads(response.read())["links"]["satel"]
+        links = get_json(config, "/api/v1/status")["links"]["satel"]
     except OSError:
         return None
     return links[0]["state"] if links else None
@@ -66,7 +66,7 @@ async def test_sigterm_stops_the_agent_well_under_30_s(topology: Topology) -> No
         await topology.enrol(config)
         panels = json.dumps([_panel(emulator.port)])
         proc = await topology.spawn_edge(config, VIGIL_EDGE_SATEL_PANELS=panels)
-        await wait_until(lambda: _link_state(config.http_port) == "up", timeout=60, what="the agent's link up")
+        await wait_until(lambda: _link_state(config) == "up", timeout=60, what="the agent's link up")
         assert proc.proc is not None
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
