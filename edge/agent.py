@@ -18,6 +18,7 @@ from edge.links.satel import SatelLink
 from edge.local_api import build_app
 from edge.local_auth import LocalAuth
 from edge.refusals import RefusalState, listen_for_refusals
+from edge.status_report import StatusReporter, satel_link_reports
 from shared.backoff import Backoff, sleep_or_stop
 from shared.eventloop import stop_on_signals
 from shared.signing import load_key_file
@@ -107,6 +108,8 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
 
     tasks = [asyncio.create_task(_prune_loop(journal, stop, config.journal.prune_interval_s), name="journal-prune")]
     tasks += link_tasks
+    reporter = StatusReporter(config.edge_id, journal, signer, nc, satel_link_reports(satel_links), config.status_report)
+    tasks.append(asyncio.create_task(reporter.run(stop), name="status-report"))
     if config.demo.enabled:
         tasks.append(asyncio.create_task(run_demo_source(journal, stop, config.demo.interval_s), name="demo-source"))
     if config.discovery.enabled:

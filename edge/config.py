@@ -54,6 +54,21 @@ class ForwarderSettingsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen
             raise ValueError(f"forwarder.window must be 1..256, got {self.window}")
 
 
+class StatusReportSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The status report to the hub (edge/status_report.py): sent every `interval_s`; one the hub
+    did not answer (leaf link down, hub away) is sent again after `retry_s`, so the hub hears the
+    box soon after the link returns."""
+
+    interval_s: float = 30.0
+    retry_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.interval_s <= 3600:
+            raise ValueError(f"status_report.interval_s must be 0.05..3600, got {self.interval_s}")
+        if not 0.05 <= self.retry_s <= self.interval_s:
+            raise ValueError(f"status_report.retry_s must be 0.05..interval_s, got {self.retry_s}")
+
+
 class DiscoverySettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """mDNS advertisement of this box while the agent runs (edge/discovery.py). `interfaces`: the
     IPv4 addresses to advertise on; empty: where the local page listens (every interface when
@@ -166,6 +181,7 @@ class EdgeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     http_port: int = 8081
     log_level: str = "INFO"
     journal: JournalSettings = msgspec.field(default_factory=JournalSettings)
+    status_report: StatusReportSettings = msgspec.field(default_factory=StatusReportSettings)
     forwarder: ForwarderSettingsConfig = msgspec.field(default_factory=ForwarderSettingsConfig)
     demo: DemoSettings = msgspec.field(default_factory=DemoSettings)
     discovery: DiscoverySettings = msgspec.field(default_factory=DiscoverySettings)

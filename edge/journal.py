@@ -13,6 +13,7 @@ import os
 import secrets
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -57,6 +58,12 @@ SQL_DELETE_SEQ = "DELETE FROM journal WHERE seq = ?"
 SQL_READ_EPOCH = "SELECT id, start_seq FROM journal_epoch"
 SQL_NEW_EPOCH = "INSERT INTO journal_epoch (id, start_seq, created_at) VALUES (?, ?, ?)"
 SQL_FIRST_UNFORWARDED = "SELECT min(seq) FROM journal WHERE forwarded_at IS NULL"
+# The partial index journal_unforwarded (lane, seq) answers this without a scan.
+SQL_OLDEST_UNFORWARDED = "SELECT ts FROM journal WHERE lane = ? AND forwarded_at IS NULL ORDER BY seq LIMIT 1"
+SQL_NEXT_RUN = (
+    "INSERT INTO journal_meta (key, value) VALUES ('agent_runs', 1) "
+    "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value"
+)
 SQL_GET_CURSOR = "SELECT value FROM link_cursors WHERE name = ?"
 SQL_SET_CURSOR = (
     "INSERT INTO link_cursors (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"
@@ -345,6 +352,24 @@ class Journal:
                 await self._w.execute(SQL_SET_CURSOR, (name, value))
             except sqlite3.Error as exc:
                 raise JournalError(f"cannot store cursor {name}: {exc}") from None
+
+    async def next_run(self) -> int:
+        """Count one more start of the agent, durably, and return its number: it orders this run's
+        status reports after every earlier run's without trusting a clock."""
+        async with self._write_lock:
+            try:
+                async with self._w.execute(SQL_NEXT_RUN) as cur:
+                    (run,) = await cur.fetchone()  # type: ignore[misc]
+            except sqlite3.Error as exc:
+                raise JournalError(f"cannot count the agent's start: {exc}") from None
+        return int(run)
+
+    async def oldest_unforwarded(self, lane: str) -> datetime | None:
+        """When the lane's oldest row still waiting for the hub was observed (its `ts`), or None
+        when nothing waits."""
+        async with self._r.execute(SQL_OLDEST_UNFORWARDED, (lane,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else datetime.fromisoformat(row[0])
 
     async def wait_for_rows(self, lane: str, after_seq: int) -> None:
         """Return once the lane holds an unforwarded row with seq > after_seq (it may already)."""

@@ -14,6 +14,7 @@ from prometheus_client import Gauge
 
 from hub.config import HubConfig
 from hub.db.pool import create_pool
+from hub.edges.status import listen_for_status
 from hub.ingest.edge_keys import EdgeKeyCache
 from hub.housekeeping import ensure_partitions, run_housekeeping
 from hub.api.server import build_http
@@ -84,6 +85,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     )
     await ensure_streams(nc, config.ingest.stream_max_bytes)
     keys = EdgeKeyCache(pool, config.ingest.key_cache_s)
+    await listen_for_status(nc, pool, keys)  # edges' status reports (hub/edges/status.py)
     ingest = Ingest(nc, pool, keys, batch=config.ingest.batch,
                     clock_tolerance=timedelta(seconds=config.ingest.clock_tolerance_s))
     owner = PartitionOwner(config.database_url, ingest.acquire, ingest.release, interval_s=config.ingest.rebalance_s)

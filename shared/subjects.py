@@ -57,6 +57,24 @@ def edge_notices(edge: str) -> str:
     return f"vigil.edge.{edge}.notice"
 
 
+def edge_status(edge: str) -> str:
+    """Edge→hub status reports (core NATS request, not stored): the edge's latest value, every
+    30 s (shared.edge_status)."""
+    return f"vigil.edge.{edge}.status"
+
+
+#: What the hub subscribes to for every edge's status report.
+EDGE_STATUS_SUBJECTS = "vigil.edge.*.status"
+
+
+def parse_status_subject(subject: str) -> str | None:
+    """The edge of a status-report subject, or None if it is not one."""
+    parts = subject.split(".")
+    if len(parts) != 4 or parts[:2] != ["vigil", "edge"] or parts[3] != "status" or not valid_edge_id(parts[2]):
+        return None
+    return parts[2]
+
+
 def edge_subjects(edge: str) -> str:
     """Every subject of one edge: what its leaf connection may publish into the hub and receive."""
     return f"vigil.edge.{edge}.>"

@@ -1,18 +1,41 @@
-"""Enrolled edges and their ingest status: journal epochs, contiguous seq, gaps and clock skew."""
+"""The edges: what each is tied to, whether it is connected now, what it last reported of itself
+(journal backlog, links, clock, epoch), and its ingest status: journal epochs, contiguous seq, gaps,
+clock skew and refused segments."""
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
 
+import msgspec
+
 from hub.api.app import deps
+from hub.api.common import iso
+from hub.api.permissions import object_filter
 from hub.api.routing import Call, Router
+from shared.edge_status import LaneBacklog, LinkReport, decode_report
 
 router = Router()
 
-SQL_EDGE_STATUS = """
-SELECT e.edge_id, e.key_id, e.revoked_at IS NOT NULL AS revoked, e.last_event_at, e.clock_skew_s,
-       s.epoch, s.contiguous_seq, s.highest_seq, s.missing
-FROM edges e JOIN edge_seq_status s USING (edge_id) ORDER BY e.edge_id
+# A report is due every interval_s; one missed is not yet a disconnection, two and a half are.
+CONNECTED_INTERVALS = 2.5
+
+SQL_EDGES = """
+SELECT e.edge_id, e.key_id, e.created_at, e.enrolled_at, e.revoked_at, e.last_event_at, e.clock_skew_s,
+       e.object_id, o.name AS object_name,
+       s.epoch, s.contiguous_seq, s.highest_seq, s.missing,
+       st.report, st.reported_at, st.received_at,
+       extract(epoch FROM st.reported_at - st.received_at)::float8 AS report_clock_skew_s,
+       extract(epoch FROM now() - st.received_at)::float8 AS report_age_s,
+       (e.revoked_at IS NULL AND st.received_at > now() - make_interval(secs => $2 * st.interval_s))
+           IS TRUE AS connected,
+       greatest(e.last_event_at, st.received_at) AS last_seen_at,
+       (SELECT count(*) FROM ingest_quarantine q WHERE q.status = 'HELD' AND q.edge_header = e.edge_id) AS refused
+FROM edges e
+JOIN edge_seq_status s USING (edge_id)
+LEFT JOIN objects o ON o.id = e.object_id
+LEFT JOIN edge_status st ON st.edge_id = e.edge_id
+WHERE $1::int8[] IS NULL OR e.object_id = ANY($1)
+ORDER BY e.edge_id
 """
 SQL_EPOCHS = """
 SELECT edge_id, epoch, ordinal, start_seq, first_seen_at, last_event_at, contiguous_seq, highest_seq, missing
@@ -20,18 +43,104 @@ FROM edge_epoch_status ORDER BY edge_id, ordinal
 """
 
 
-def _iso(row: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {**row, **{k: row[k].isoformat() if row[k] else None for k in keys}}
+class EdgeObject(msgspec.Struct):
+    id: int
+    name: str
 
 
-@router.get("/api/v1/edges", permission="objects.view", tags=("edges",))
-async def edges_status(call: Call) -> dict[str, Any]:
-    """Every enrolled edge: its current journal epoch's highest contiguous committed seq, how many
-    seqs are missing over all its epochs, its clock skew (seconds, edge minus hub), and its epochs."""
+class EdgeReport(msgspec.Struct):
+    """The edge's latest status report, as the hub received it."""
+
+    reported_at: str  # the edge's clock when it sent the report
+    received_at: str  # the hub's (database's) clock when it stored it
+    age_s: float  # how long ago the hub received it
+    clock_skew_s: float  # edge clock minus hub clock, at that report (transit time included)
+    interval_s: float  # the edge sends one this often
+    epoch: str
+    run: int
+    n: int
+    lanes: dict[str, LaneBacklog]  # journal rows waiting for the hub, per lane, and the oldest's age
+    links: list[LinkReport]
+    journal_bytes: int
+    version: str
+
+
+class EdgeEpoch(msgspec.Struct):
+    epoch: str
+    ordinal: int
+    start_seq: int
+    first_seen_at: str | None
+    last_event_at: str | None
+    contiguous_seq: int
+    highest_seq: int
+    missing: int
+
+
+class EdgeItem(msgspec.Struct):
+    edge_id: str
+    object: EdgeObject | None
+    key_id: str | None  # None until the box enrols
+    created_at: str
+    enrolled_at: str | None
+    revoked: bool
+    revoked_at: str | None
+    connected: bool
+    last_seen_at: str | None
+    last_event_at: str | None
+    clock_skew_s: float | None  # from the freshest event of the newest batch
+    epoch: str | None
+    contiguous_seq: int
+    highest_seq: int
+    missing: int
+    refused_segments: int
+    report: EdgeReport | None
+    epochs: list[EdgeEpoch]
+
+
+class EdgeList(msgspec.Struct):
+    items: list[EdgeItem]
+
+
+def _report(row: Any) -> EdgeReport | None:
+    if row["report"] is None:
+        return None
+    r = decode_report(row["report"].encode())
+    return EdgeReport(reported_at=row["reported_at"].isoformat(), received_at=row["received_at"].isoformat(),
+                      age_s=round(row["report_age_s"], 3), clock_skew_s=round(row["report_clock_skew_s"], 3),
+                      interval_s=r.interval_s, epoch=r.epoch, run=r.run, n=r.n, lanes=r.lanes, links=r.links,
+                      journal_bytes=r.journal_bytes, version=r.version)
+
+
+def _epoch(row: Any) -> EdgeEpoch:
+    return EdgeEpoch(epoch=row["epoch"], ordinal=row["ordinal"], start_seq=row["start_seq"],
+                     first_seen_at=iso(row["first_seen_at"]), last_event_at=iso(row["last_event_at"]),
+                     contiguous_seq=row["contiguous_seq"], highest_seq=row["highest_seq"], missing=row["missing"])
+
+
+@router.get("/api/v1/edges", permission="objects.view", response=EdgeList, tags=("edges",))
+async def edges_status(call: Call) -> EdgeList:
+    """Every edge (assigned-only roles: those of their objects): its object, enrolled key and
+    enrolment, whether it is connected, when last seen, its latest status report, how many of its
+    segments wait in quarantine, its current journal epoch's highest contiguous committed seq, how
+    many seqs are missing over all its epochs, and its epochs.
+
+    `connected` means a status report arrived within 2.5 report intervals (and the edge is not
+    revoked). Reports travel only over the edge's leaf link, so this is an honest "leaf link
+    connected", not a guess from the last event. `last_seen_at` is the later of its last event and
+    its last report."""
     pool = deps(call).pool
-    epochs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    epochs: dict[str, list[EdgeEpoch]] = defaultdict(list)
     for r in await pool.fetch(SQL_EPOCHS):
-        epochs[r["edge_id"]].append(_iso({k: v for k, v in dict(r).items() if k != "edge_id"},
-                                         "first_seen_at", "last_event_at"))
-    rows = await pool.fetch(SQL_EDGE_STATUS)
-    return {"items": [_iso(dict(r), "last_event_at") | {"epochs": epochs[r["edge_id"]]} for r in rows]}
+        epochs[r["edge_id"]].append(_epoch(r))
+    items = []
+    for r in await pool.fetch(SQL_EDGES, object_filter(call.user), CONNECTED_INTERVALS):
+        items.append(EdgeItem(
+            edge_id=r["edge_id"],
+            object=None if r["object_id"] is None else EdgeObject(r["object_id"], r["object_name"]),
+            key_id=r["key_id"], created_at=r["created_at"].isoformat(), enrolled_at=iso(r["enrolled_at"]),
+            revoked=r["revoked_at"] is not None, revoked_at=iso(r["revoked_at"]), connected=r["connected"],
+            last_seen_at=iso(r["last_seen_at"]), last_event_at=iso(r["last_event_at"]),
+            clock_skew_s=r["clock_skew_s"], epoch=r["epoch"], contiguous_seq=r["contiguous_seq"],
+            highest_seq=r["highest_seq"], missing=r["missing"], refused_segments=r["refused"],
+            report=_report(r), epochs=epochs[r["edge_id"]]))
+    return EdgeList(items)
