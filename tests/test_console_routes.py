@@ -13,7 +13,7 @@ from hub.console.routes import STATIC_DIR, console_routes
 
 EXPECTED_TYPES = {
     "index.html": "text/html", "app.js": "text/javascript", "api.js": "text/javascript",
-    "stream.js": "text/javascript", "queue.js": "text/javascript", "style.css": "text/css",
+    "stream.js": "text/javascript", "queue.js": "text/javascript", "edges.js": "text/javascript", "style.css": "text/css",
 }
 
 

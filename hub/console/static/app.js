@@ -2,11 +2,13 @@
 // DOM through textContent (see el() in queue.js), never as HTML markup.
 import * as API from "./api.js";
 import { LiveStream } from "./stream.js";
-import { AlarmStore, Siren, renderQueue, actionsFor, el, age, offlineNote, ACTION_LABEL, NEXT_ACTION } from "./queue.js";
+import { AlarmStore, Siren, renderQueue, actionsFor, el, age, fmtTime, offlineNote, ACTION_LABEL, NEXT_ACTION } from "./queue.js";
+import { EdgesPage } from "./edges.js";
 
 const $ = (id) => document.getElementById(id);
 const WORK_ROLES = new Set(["OPERATOR", "MASTER"]);
 const ALARM_VIEW_ROLES = new Set(["OPERATOR", "TECHNICIAN", "ADMIN", "MASTER"]);
+const EDGE_ROLES = new Set(["ADMIN", "MASTER"]);
 const OPEN_STATUSES = ["NEW", "CLAIMING", "IN_PROGRESS", "ACK", "RESOLVED"];
 const STALE_MSG = "Data changed — refreshed";
 
@@ -25,6 +27,8 @@ const state = {
 
 // ---------- small helpers
 
+const edges = new EdgesPage({ toast });
+
 let toastTimer = null;
 function toast(message, kind = "info") {
   const t = $("toast");
@@ -35,11 +39,6 @@ function toast(message, kind = "info") {
   toastTimer = setTimeout(() => { t.hidden = true; }, 6000);
 }
 
-function fmtTime(iso) {
-  if (!iso) return "";
-  const d = new Date(iso);
-  return isNaN(d) ? String(iso) : d.toLocaleString();
-}
 const hhmmss = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false });
 
 function fields(dl, pairs) {
@@ -58,6 +57,7 @@ function showView(name) {
 API.onSessionEnd(() => { endSession(); });
 
 function endSession() {
+  edges.hide();
   if (state.stream) state.stream.stop();
   state.stream = null;
   state.me = null;
@@ -83,11 +83,13 @@ async function afterLogin() {
     return;
   }
   if (me.must_change_password) { showView("password"); return; }
-  state.me = { ...me, actor: `user:${me.id}`, canWork: WORK_ROLES.has(me.role), canViewAlarms: ALARM_VIEW_ROLES.has(me.role) };
+  state.me = { ...me, actor: `user:${me.id}`, canWork: WORK_ROLES.has(me.role), canViewAlarms: ALARM_VIEW_ROLES.has(me.role),
+               canManageEdges: EDGE_ROLES.has(me.role) };
   API.startSession();
   $("whoami").textContent = `${me.display_name || me.email} (${me.role})`;
   $("topbar").hidden = false;
   $("nav-queue").hidden = !state.me.canViewAlarms;
+  $("nav-edges").hidden = !state.me.canManageEdges;
   document.body.classList.toggle("can-work", state.me.canWork);
   startStream();
   route();
@@ -453,6 +455,14 @@ function secretRow(s) {
 function route() {
   if (!state.me) return;
   const parts = location.hash.replace(/^#\/?/, "").split("/");
+  if (parts[0] === "edges" && state.me.canManageEdges) {
+    state.alarmId = null;
+    state.panelIds.clear();
+    showView("edges");
+    edges.show();
+    return;
+  }
+  edges.hide();
   if (parts[0] === "alarm" && parts[1] && state.me.canViewAlarms) { showAlarm(Number(parts[1])); return; }
   state.alarmId = null;
   if (parts[0] === "objects" || !state.me.canViewAlarms) {

@@ -22,6 +22,13 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// A time as the console shows times: the browser's locale, local time zone.
+export function fmtTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return isNaN(d) ? String(iso) : d.toLocaleString();
+}
+
 export function age(iso) {
   const s = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
   if (s < 60) return `${s}s`;
