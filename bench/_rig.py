@@ -3,7 +3,8 @@
 `Rig` starts, on free ports and in a temporary folder, whatever a benchmark asks for: the hub's
 nats-server (JetStream, domain `hub`), edge leaf servers, a scratch PostgreSQL database, edges
 enrolled with fresh keys, and hubs as `python -m hub serve` subprocesses (so the hub's CPU-bound
-event loop is not the one driving the load). Everything it started is stopped, dropped and
+event loop is not the one driving the load). Every NATS port is secured as in production
+(provisioning/secure_nats.py): `connect` logs in as the hub's user or the edge's agent. Everything it started is stopped, dropped and
 deleted when the `async with` block ends, whether the benchmark passed, raised or was signalled.
 
 Not a test helper: the benchmarks must run from a plain checkout, so nothing here imports tests/.
@@ -34,9 +35,11 @@ from nats.aio.client import Client as NatsClient
 
 from edge.journal import Journal
 from hub.ingest.edge_keys import add_edge
+from hub.nats_access import EdgeLeafUser, NatsAccess
 from provisioning.scratch_db import ScratchServer
+from provisioning.secure_nats import EdgeNatsAuth, HubNatsAuth
 from shared import eventloop
-from shared.nats_server import EdgeNatsConfig, HubNatsConfig, NatsServer
+from shared.nats_server import NatsServer
 from shared.process import ManagedProcess, free_port, tcp_port_open
 from shared.signing import Signer
 
@@ -137,6 +140,12 @@ class Rig:
         self.root = Path(tempfile.mkdtemp(prefix=f"vigil-bench-{name}-"))
         self.dsn = ""
         self.hub_nats: NatsServer | None = None
+        self.nats_auth = HubNatsAuth(self.root / "hub-nats-auth")
+        self._access: NatsAccess | None = None
+        self._leaf_users: list[EdgeLeafUser] = []
+        self._edge_auth: dict[str, EdgeNatsAuth] = {}
+        # Each server's client login, by URL: `connect` needs only the URL.
+        self._logins: dict[str, dict[str, str]] = {}
         self.hubs: list[ManagedProcess] = []
         self._stack = AsyncExitStack()
 
@@ -161,30 +170,43 @@ class Rig:
                 print(f"--- last lines of {proc.name} log ---\n{tail}", file=sys.stderr)
 
     async def start_hub_nats(self) -> NatsServer:
-        """The hub's nats-server with JetStream (domain `hub`) and a leaf-node listener."""
+        """The hub's nats-server with JetStream (domain `hub`) and a leaf-node listener (TLS with
+        client certificates of the rig's CA)."""
+        self.nats_auth.prepare(["localhost"], [HOST])
         server = NatsServer(
-            HubNatsConfig("hub-nats", HOST, free_port(), free_port(), free_port(), self.root / "hub-js"),
+            self.nats_auth.server_config("hub-nats", HOST, free_port(), free_port(), free_port(), self.root / "hub-js"),
             self.root / "run",
         )
         self._stack.callback(server.stop)
         await server.start()
         self.hub_nats = server
+        self._logins[server.url] = self.nats_auth.login()
+        self._access = self.nats_auth.access(server.url)
+        await self._access.start()
+        self.defer(self._access.close)
         return server
 
     async def start_edge_nats(self, edge_id: str) -> NatsServer:
-        """An edge's leaf server (its own JetStream domain) linked to the hub's, as on a site."""
-        assert self.hub_nats is not None, "start the hub's NATS first"
+        """An edge's leaf server (its own JetStream domain) linked to the hub's, as on a site: the
+        edge enrolled with the rig's CA, its leaf user applied at the hub."""
+        assert self.hub_nats is not None and self._access is not None, "start the hub's NATS first"
+        auth = EdgeNatsAuth(self.root / f"{edge_id}-nats-auth", edge_id)
+        self._leaf_users.append(auth.enrol(self.nats_auth, f"tls://{HOST}:{self.hub_nats.config.leaf_port}"))
+        await self._access.apply(self._leaf_users)
         server = NatsServer(
-            EdgeNatsConfig(
-                f"{edge_id}-nats", HOST, free_port(), free_port(), self.root / f"{edge_id}-js", edge_id,
-                f"nats-leaf://{HOST}:{self.hub_nats.config.leaf_port}",
-            ),
+            auth.server_config(f"{edge_id}-nats", HOST, free_port(), free_port(), self.root / f"{edge_id}-js", edge_id),
             self.root / "run",
         )
         self._stack.callback(server.stop)
         await server.start()
         await server.wait_leaf()
+        self._edge_auth[edge_id] = auth
+        self._logins[server.url] = auth.agent_login()
         return server
+
+    def edge_env(self, edge_id: str) -> dict[str, str]:
+        """The VIGIL_EDGE_* variables that log an agent subprocess in to its leaf server."""
+        return self._edge_auth[edge_id].edge_env()
 
     def defer(self, cleanup: Callable[[], Awaitable[object]]) -> None:
         """Await `cleanup` when the rig ends: cleanups run newest first, before the rig's own."""
@@ -207,8 +229,10 @@ class Rig:
         return journal
 
     async def connect(self, url: str, name: str) -> NatsClient:
-        """A NATS client, closed when the rig ends."""
-        nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        """A NATS client of a server the rig started (as the hub's user, or the edge's agent),
+        closed when the rig ends."""
+        nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.2,
+                                **self._logins[url])  # type: ignore[arg-type]
         self.defer(nc.close)
         return nc
 
@@ -246,6 +270,7 @@ class Rig:
             "VIGIL_HUB_HTTP_PORT": str(http_port),
             "VIGIL_HUB_LOG_LEVEL": "WARNING",
             "VIGIL_HUB_AUTH_SECRET_FILE": str(self.root / "hub-secret.key"),
+            **self.nats_auth.hub_env(),
         }
         proc = ManagedProcess(name, [sys.executable, "-m", "hub", "serve"], log_path=self.root / "run" / f"{name}.log", env=env)
         self._stack.callback(proc.stop, 30)

@@ -68,7 +68,7 @@ async def main(quick: bool) -> None:
             "VIGIL_EDGE_EDGE_ID": EDGE, "VIGIL_EDGE_DATA_DIR": str(rig.root / "edge"),
             "VIGIL_EDGE_NATS_URL": edge_nats.url, "VIGIL_EDGE_HTTP_HOST": HOST,
             "VIGIL_EDGE_HTTP_PORT": str(http_port), "VIGIL_EDGE_LOG_LEVEL": "WARNING",
-            "VIGIL_EDGE_SATEL_PANELS": json.dumps(panels),
+            "VIGIL_EDGE_SATEL_PANELS": json.dumps(panels), **rig.edge_env(EDGE),
         })
         # The box's key is made once at installation, never by the agent itself.
         await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "edge", "keygen"], env=env, check=True,

@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(f"edge:{config.edge_id}", config.log_level)
         eventloop.run(run_edge(config))
         return 0
-    except (JournalError, KeyFileError) as exc:
+    except (JournalError, KeyFileError, ConfigError) as exc:  # ConfigError: e.g. an unreadable NATS password file
         print(f"vigil edge: {exc}", file=sys.stderr)
         return 1
 

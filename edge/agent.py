@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import nats
 import nats.errors
@@ -19,8 +20,11 @@ from edge.local_api import build_app
 from edge.local_auth import LocalAuth
 from edge.refusals import RefusalState, listen_for_refusals
 from edge.status_report import StatusReporter, satel_link_reports
+from shared import subjects
 from shared.backoff import Backoff, sleep_or_stop
+from shared.config import ConfigError
 from shared.eventloop import stop_on_signals
+from shared.private_file import read_private_file
 from shared.signing import load_key_file
 
 log = logging.getLogger("vigil.edge")
@@ -33,7 +37,18 @@ async def _prune_loop(journal: Journal, stop: asyncio.Event, interval_s: float) 
             log.info("pruned %d forwarded journal rows past retention", pruned)
 
 
-async def _connect_local_nats(config: EdgeConfig, stop: asyncio.Event) -> nats.NATS | None:
+def local_nats_login(config: EdgeConfig) -> dict[str, str]:
+    """`nats.connect` keyword arguments for the agent's user on the site's server: its user and
+    password (none without a password file), and the reply inbox its permissions allow, so the
+    hub's PubAcks reach it. Raises ConfigError when the password file cannot be read."""
+    login = {"inbox_prefix": subjects.edge_inbox_prefix(config.edge_id)}
+    if config.nats_password_file:
+        login["user"] = config.nats_user
+        login["password"] = read_private_file(Path(config.nats_password_file), "agent NATS password file", ConfigError)
+    return login
+
+
+async def _connect_local_nats(config: EdgeConfig, login: dict[str, str], stop: asyncio.Event) -> nats.NATS | None:
     """Connect to the site's leaf server, retrying with backoff: the journal keeps working
     meanwhile, and nothing is lost while the leaf server is still starting."""
     backoff = Backoff(0.2, 5.0)
@@ -41,7 +56,7 @@ async def _connect_local_nats(config: EdgeConfig, stop: asyncio.Event) -> nats.N
         try:
             return await nats.connect(
                 config.nats_url, name=f"vigil-edge-{config.edge_id}", max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5, connect_timeout=2,
+                reconnect_time_wait=0.5, connect_timeout=2, **login,  # type: ignore[arg-type]
             )
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
             delay = backoff.next_delay()
@@ -61,6 +76,7 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     # could only forward under another key (the hub would refuse it all), so it stops here,
     # before the journal is even opened.
     signer = load_key_file(config.key_path)
+    login = local_nats_login(config)  # an unreadable password file stops the start here too
     journal = await Journal.open(
         config.journal_path, max_bytes=config.journal.max_bytes, retention_s=config.journal.retention_hours * 3600
     )
@@ -69,7 +85,7 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     # request_timeout_s) when stopped, and records itself down.
     satel_links = [SatelLink(panel, journal) for panel in config.satel.panels]
     link_tasks = [asyncio.create_task(link.run(stop), name=f"satel-{link.panel_id}") for link in satel_links]
-    nc = await _connect_local_nats(config, stop)
+    nc = await _connect_local_nats(config, login, stop)
     if nc is None:
         await asyncio.gather(*link_tasks, return_exceptions=True)
         await journal.close()

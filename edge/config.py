@@ -177,6 +177,10 @@ class EdgeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     edge_id: str
     data_dir: str = "var/edge"
     nats_url: str = "nats://127.0.0.1:4223"
+    # The agent's user on the site's leaf server; its password in a 0600 file. Empty file setting:
+    # connect without credentials (an open development server).
+    nats_user: str = "agent"
+    nats_password_file: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8081
     log_level: str = "INFO"

@@ -16,6 +16,7 @@ import asyncpg
 from hub.config import load_hub_config
 from hub.ingest import quarantine
 from hub.ingest.edge_keys import EdgeAdminError, add_edge, revoke_edge
+from hub.nats_access import NatsAccessError
 from hub.auth import BootstrapError, KeyRingError
 from hub.db.migrate import MigrationError, migrate
 from hub.secret_box import SecretFileError
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return asyncio.run(_admin(args, config.database_url))
     except (EdgeAdminError, MigrationError, SecretFileError, KeyRingError, BootstrapError,
-            quarantine.QuarantineError) as exc:
+            quarantine.QuarantineError, ConfigError, NatsAccessError) as exc:
         print(f"vigil hub: {exc}", file=sys.stderr)
         return 2
     except (OSError, asyncpg.PostgresError) as exc:

@@ -59,9 +59,34 @@ class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError("auth.secret_file must name a file")
 
 
+class NatsAccessSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Who may connect to the hub's NATS server, managed by this hub process (hub.nats_access).
+
+    Empty `users_file`: this process does not manage NATS users (the server is managed by another
+    hub process beside it, or is an open development server). Set it on the one hub process that
+    runs beside the nats-server whose `include` names that file."""
+
+    users_file: str = ""  # the include file with the server's accounts and users (0600, rewritten)
+    system_user: str = "sys"  # in the server's system account: reloads users, drops revoked leaf nodes
+    system_password_file: str = ""  # 0600
+    ca_dir: str = ""  # the hub CA (shared/pki.py) that signs the edges' leaf client certificates
+    leaf_url: str = ""  # what edges connect to, tls://host:port, handed over at enrolment
+
+    def __post_init__(self) -> None:
+        if self.users_file and not self.system_password_file:
+            raise ValueError("nats_access.system_password_file is required when nats_access.users_file is set")
+        if self.leaf_url and not self.leaf_url.startswith("tls://"):
+            raise ValueError(f"nats_access.leaf_url must be a tls://host:port URL (the leaf link is never plaintext), "
+                             f"got {self.leaf_url!r}")
+
+
 class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     database_url: str = "postgresql://127.0.0.1:5432/vigil"
     nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str = "hub"
+    # 0600 file with the hub's NATS password; empty: connect without credentials (an open
+    # development server, as some tests run).
+    nats_password_file: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     log_level: str = "INFO"
@@ -69,8 +94,12 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
     alarms: AlarmSettings = msgspec.field(default_factory=AlarmSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    nats_access: NatsAccessSettings = msgspec.field(default_factory=NatsAccessSettings)
 
     def __post_init__(self) -> None:
+        if self.nats_access.users_file and not self.nats_password_file:
+            # The users file must carry the hub's own user, and so its password's hash.
+            raise ValueError("nats_password_file is required when nats_access.users_file is set")
         if not 0 <= self.http_port <= 65535:
             raise ValueError(f"http_port must be 0..65535, got {self.http_port}")
         if not self.database_url.startswith(("postgresql://", "postgres://")):

@@ -16,12 +16,14 @@ from hub.config import HubConfig
 from hub.db.pool import create_pool
 from hub.edges.status import listen_for_status
 from hub.ingest.edge_keys import EdgeKeyCache
+from hub.edges.registry import leaf_users
 from hub.housekeeping import ensure_partitions, run_housekeeping
 from hub.api.server import build_http
 from hub.auth import build_auth
 from hub.ingest.consumer import Ingest, ensure_streams
 from hub.db.migrate import migrate
 from hub.ingest.partitions import PartitionOwner
+from hub.nats_access import NatsAccess, edge_leaf_users, hub_nats_login
 from hub.secret_box import SecretBox
 from hub.stream import HubStream, stream_router
 from shared.backoff import sleep_or_stop
@@ -82,7 +84,13 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     nc = await nats.connect(
         config.nats_url, name="vigil-hub", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
         error_cb=_log_nats_error, disconnected_cb=_log_disconnected, reconnected_cb=_log_reconnected,
+        **hub_nats_login(config),  # type: ignore[arg-type]
     )
+    access = NatsAccess.from_config(config)
+    if access is not None:
+        await access.start()
+        # The users file may predate enrolments and revocations made while this hub was down.
+        await access.apply(edge_leaf_users(await leaf_users(pool)))
     await ensure_streams(nc, config.ingest.stream_max_bytes)
     keys = EdgeKeyCache(pool, config.ingest.key_cache_s)
     await listen_for_status(nc, pool, keys)  # edges' status reports (hub/edges/status.py)
@@ -113,6 +121,8 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     await housekeeping_task
     await runner.cleanup()
     await nc.drain()
+    if access is not None:
+        await access.close()
     await pool.close()
     log.info("hub stopped")
 

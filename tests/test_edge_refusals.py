@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import aiohttp
-import nats
 from prometheus_client import REGISTRY
 
 from edge.refusals import RefusalState, local_time
@@ -71,7 +70,7 @@ async def test_a_running_edge_shows_the_hubs_refusal_and_drops_bad_notices(topol
     topology.run_edge(config)
     base = f"http://127.0.0.1:{config.http_port}"
     await wait_until(lambda: tcp_port_open("127.0.0.1", config.http_port), timeout=30, what="the edge's local page")
-    hub = await nats.connect(topology.hub_nats.url)
+    hub = await topology.connect_hub()
     subject = subjects.edge_notices(config.edge_id)
     # The page and status as the on-box tools see them (the login itself: test_edge_local_auth).
     async with aiohttp.ClientSession(headers=bearer(config)) as http:

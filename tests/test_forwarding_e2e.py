@@ -7,9 +7,6 @@ import logging
 import time
 from typing import AsyncIterator
 
-import nats
-import nats.errors
-import nats.js.errors
 import pytest
 from nats.js.api import StreamConfig
 from prometheus_client import REGISTRY
@@ -113,17 +110,16 @@ async def test_a_pub_ack_on_one_lane_ends_the_other_lanes_back_off(topology: Top
         await wait_until(lambda: site.forwarder.state["alarm"] == "backoff", what="the alarm lane to back off")
 
         topology.proxy.restore()
-        assert site.nc is not None
-        hub_js = site.nc.jetstream(domain=subjects.HUB_DOMAIN)
+        assert topology.edge_nats is not None
 
-        async def hub_reachable() -> bool:
-            try:
-                await hub_js.stream_info(subjects.EVENTS_STREAM)
-            except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
-                return False
-            return True
+        def hub_reachable() -> bool:
+            # Interest both ways over the new link: the hub's stream at the edge, the edge's reply
+            # inbox at the hub (the edge may not ask the hub's JetStream API itself).
+            inbox = subjects.edge_inbox_prefix(config.edge_id) + "."
+            return ("vigil.edge.*.evt" in topology.edge_nats.leaf_subscriptions()
+                    and any(s.startswith(inbox) for s in topology.hub_nats.leaf_subscriptions()))
 
-        await wait_until(hub_reachable, timeout=30, what="the hub's JetStream through the leaf node")
+        await wait_until(hub_reachable, timeout=30, what="the hub's stream and the edge's inbox over the leaf node")
         await site.append(1)  # the event lane was idle, so it publishes at once and gets its PubAck
 
         async def alarm_in() -> bool:
@@ -169,7 +165,7 @@ async def test_a_pub_ack_from_a_look_alike_stream_marks_nothing(
     config = topology.edge_config()
     signer = await topology.enrol(config)
     site = await EdgeHarness(topology, config, signer, backoff_base_s=0.05, backoff_cap_s=0.2).start()
-    local = await nats.connect(topology.edge_nats.url)
+    local = await topology.connect_site_admin()
     try:
         assert site.journal is not None and site.forwarder is not None
         local_js = local.jetstream(domain=topology.edge_nats.config.domain)

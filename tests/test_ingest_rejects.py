@@ -38,9 +38,10 @@ def _rejects(reason: str) -> float:
 
 @pytest.fixture
 async def hub_js(topology: Topology) -> AsyncIterator[nats.NATS]:
-    """A raw client on the edge's leaf server, for publishing whatever a hostile edge could."""
-    assert topology.edge_nats is not None
-    nc = await nats.connect(topology.edge_nats.url)
+    """A raw client with the hub's own NATS user: it publishes whatever it likes into the stream,
+    which no edge's leaf credentials allow (tests/test_nats_boundary.py), so the hub's checks are
+    what stands here."""
+    nc = await topology.connect_hub()
     yield nc
     await nc.close()
 

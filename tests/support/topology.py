@@ -1,5 +1,9 @@
-"""A hub and one edge site on free ports: hub NATS, a WAN proxy, the edge's leaf server, and the
-hub and edge services either in this process or as real subprocesses (for SIGKILL tests)."""
+"""A hub and its edge sites on free ports: hub NATS, a WAN proxy, each edge's leaf server, and the
+hub and edge services either in this process or as real subprocesses (for SIGKILL tests).
+
+Every NATS port is secured as in production (docs/architecture.md §4.1): the
+hub's users file is applied through NatsAccess, each edge gets its leaf credentials and client
+certificate when the topology first needs its site, and clients connect with their user."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +15,7 @@ import asyncpg
 import nats
 
 from edge.config import EdgeConfig, load_edge_config
-from edge.agent import run_edge
+from edge.agent import local_nats_login, run_edge
 from edge.forwarder import Forwarder, ForwarderSettings
 from edge.journal import Journal
 from hub.config import HubConfig, load_hub_config
@@ -19,13 +23,15 @@ from hub.ingest.edge_keys import add_edge
 from hub.service import run_hub
 from shared.bodies import DemoTick
 from shared.envelope import Priority, new_envelope
-from shared.nats_server import EdgeNatsConfig, HubNatsConfig, NatsServer
+from shared.nats_server import NatsServer
 from shared.process import ManagedProcess, free_port, tcp_port_open
 from shared.signing import Signer, create_key_file
+from support.secure_nats import SecureNats, Site
 from support.tcp_proxy import TcpProxy
 from support.waiting import wait_until
 
 HOST = "127.0.0.1"
+DEFAULT_EDGE = "site-1"
 
 
 class Topology:
@@ -35,25 +41,31 @@ class Topology:
         self.root = root
         self.dsn = dsn
         self.pool = pool
-        self.hub_nats = NatsServer(
-            HubNatsConfig("hub-nats", HOST, free_port(), free_port(), free_port(), root / "hub-js"), root / "run"
-        )
+        self.nats = SecureNats(root)
+        self.hub_nats = self.nats.hub
         self.proxy: TcpProxy | None = None
-        self.edge_nats: NatsServer | None = None
+        self.edge_nats: NatsServer | None = None  # the default edge's (site-1), behind the WAN proxy
         self._tasks: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
         self._procs: list[ManagedProcess] = []
 
     async def start(self) -> None:
-        await self.hub_nats.start()
+        await self.nats.start()
         self.proxy = TcpProxy(HOST, self.hub_nats.config.leaf_port)
         await self.proxy.start()
-        self.edge_nats = NatsServer(
-            EdgeNatsConfig("edge-nats", HOST, free_port(), free_port(), self.root / "edge-js", "edge-test",
-                           f"nats-leaf://{HOST}:{self.proxy.port}"),
-            self.root / "run",
-        )
-        await self.edge_nats.start()
-        await self.edge_nats.wait_leaf()
+        self.edge_nats = (await self.ensure_site(DEFAULT_EDGE)).server
+
+    def site(self, edge_id: str) -> Site:
+        """The edge's site (its server started by ensure_site): the default edge reaches the hub
+        through the WAN proxy, in JetStream domain `edge-test`; the others directly."""
+        assert self.proxy is not None, "start the topology first"
+        if edge_id == DEFAULT_EDGE:
+            return self.nats.site(edge_id, self.proxy.port, "edge-test")
+        return self.nats.site(edge_id)
+
+    async def ensure_site(self, edge_id: str) -> Site:
+        """The edge's site with its leaf server running and linked."""
+        self.site(edge_id)
+        return await self.nats.ensure_site(edge_id)
 
     async def stop(self) -> None:
         for stop, task in reversed(self._tasks):
@@ -64,27 +76,36 @@ class Topology:
                 pass
         for proc in reversed(self._procs):
             proc.stop(10)
-        if self.edge_nats:
-            self.edge_nats.stop()
         if self.proxy:
             await self.proxy.close()
-        self.hub_nats.stop()
+        await self.nats.stop()
 
     # configs
 
     def hub_config(self, **overrides: object) -> HubConfig:
         return load_hub_config(env={}, overrides={
             "database_url": self.dsn, "nats_url": self.hub_nats.url, "http_port": free_port(),
-            "auth": {"secret_file": str(self.root / "hub-secret.key")}, **overrides})
+            "auth": {"secret_file": str(self.root / "hub-secret.key")}, **self.nats.auth.hub_settings(), **overrides})
 
-    def edge_config(self, edge_id: str = "site-1", **overrides: object) -> EdgeConfig:
-        assert self.edge_nats is not None
+    def edge_config(self, edge_id: str = DEFAULT_EDGE, **overrides: object) -> EdgeConfig:
+        site = self.site(edge_id)
         return load_edge_config(env={}, overrides={
-            "edge_id": edge_id, "data_dir": str(self.root / "edges" / edge_id), "nats_url": self.edge_nats.url,
-            "http_port": free_port(), **overrides})
+            "edge_id": edge_id, "data_dir": str(self.root / "edges" / edge_id), "nats_url": site.server.url,
+            "http_port": free_port(), **site.auth.edge_settings(), **overrides})
+
+    async def connect_hub(self) -> nats.NATS:
+        """A client of the hub's NATS as the hub's own user (any subject)."""
+        return await self.nats.connect_hub()
+
+    async def connect_site_admin(self, edge_id: str = DEFAULT_EDGE) -> nats.NATS:
+        """A client of the edge's leaf server with no limits, as a maintenance login would be."""
+        await self.ensure_site(edge_id)
+        return await self.nats.connect_site_admin(edge_id)
 
     async def enrol(self, config: EdgeConfig) -> Signer:
-        """Create the edge's key (as `python -m edge keygen` does) and register it with the hub."""
+        """Create the edge's key (as `python -m edge keygen` does) and register it with the hub;
+        its site's leaf server runs from then on."""
+        await self.ensure_site(config.edge_id)
         signer = create_key_file(config.key_path)
         async with self.pool.acquire() as conn:
             await add_edge(conn, config.edge_id, signer.public_raw)
@@ -109,7 +130,12 @@ class Topology:
 
     def run_edge(self, config: EdgeConfig) -> asyncio.Event:
         stop = asyncio.Event()
-        self._tasks.append((stop, asyncio.create_task(run_edge(config, stop, handle_signals=False))))
+
+        async def run() -> None:
+            await self.ensure_site(config.edge_id)
+            await run_edge(config, stop, handle_signals=False)
+
+        self._tasks.append((stop, asyncio.create_task(run())))
         return stop
 
     # subprocess services
@@ -117,6 +143,7 @@ class Topology:
     async def spawn_hub(self, config: HubConfig, name: str = "hub") -> ManagedProcess:
         env = {**os.environ, "VIGIL_HUB_DATABASE_URL": config.database_url, "VIGIL_HUB_NATS_URL": config.nats_url,
                "VIGIL_HUB_HTTP_PORT": str(config.http_port), "VIGIL_HUB_LOG_LEVEL": "INFO",
+               "VIGIL_HUB_NATS_USER": config.nats_user, "VIGIL_HUB_NATS_PASSWORD_FILE": config.nats_password_file,
                "VIGIL_HUB_AUTH_SECRET_FILE": config.auth.secret_file,
                "VIGIL_HUB_AUTH_MASTER_EMAIL": config.auth.master_email,
                "VIGIL_HUB_AUTH_MASTER_PASSWORD": config.auth.master_password}
@@ -127,8 +154,11 @@ class Topology:
         return proc
 
     async def spawn_edge(self, config: EdgeConfig, name: str = "edge", **extra_env: str) -> ManagedProcess:
+        await self.ensure_site(config.edge_id)
         env = {**os.environ, "VIGIL_EDGE_EDGE_ID": config.edge_id, "VIGIL_EDGE_DATA_DIR": config.data_dir,
-               "VIGIL_EDGE_NATS_URL": config.nats_url, "VIGIL_EDGE_HTTP_PORT": str(config.http_port), **extra_env}
+               "VIGIL_EDGE_NATS_URL": config.nats_url, "VIGIL_EDGE_HTTP_PORT": str(config.http_port),
+               "VIGIL_EDGE_NATS_USER": config.nats_user, "VIGIL_EDGE_NATS_PASSWORD_FILE": config.nats_password_file,
+               **extra_env}
         proc = ManagedProcess(name, [sys.executable, "-m", "edge", "run"], log_path=self.root / "run" / f"{name}.log", env=env)
         proc.start()
         self._procs.append(proc)
@@ -163,8 +193,10 @@ class EdgeHarness:
         self._n = 0
 
     async def start(self) -> "EdgeHarness":
+        await self.topology.ensure_site(self.config.edge_id)
         self.journal = await Journal.open(self.config.journal_path, max_bytes=self.config.journal.max_bytes, retention_s=3600)
-        self.nc = await nats.connect(self.config.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        self.nc = await nats.connect(self.config.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2,
+                                     **local_nats_login(self.config))  # type: ignore[arg-type]
         self.forwarder = Forwarder(self.config.edge_id, self.journal, self.signer, self.nc,
                                    ForwarderSettings(**self._settings))  # type: ignore[arg-type]
         self.forwarder.start()

@@ -1,0 +1,72 @@
+"""Who may connect to the hub's NATS server, as the include file the server reads
+(docs/architecture.md §4.1).
+
+Three kinds of user: the hub's own service user (any subject, client connections only), the system
+user (the hub reloads this file and drops revoked leaf nodes with it), and one user per enrolled
+edge (`edge-<edge id>`, leaf-node connections only) that may publish into the hub only its own
+subjects and inbox and receives only those: its PubAcks, notices and commands. No `$JS.>` API, no
+shared `_INBOX.>`: an edge cannot read, purge or acknowledge anything of the hub's streams, nor see
+another edge's traffic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from shared.nats_server import (HUB_ACCOUNT, SYSTEM_ACCOUNT, NatsConfigError, NatsUser, is_password_hash,
+                                render_account)
+from shared.private_file import write_private_file
+from shared.subjects import edge_inbox_prefix, edge_subjects, valid_edge_id
+
+
+def leaf_user_name(edge_id: str) -> str:
+    """The NATS user an edge's leaf connection authenticates as."""
+    return f"edge-{edge_id}"
+
+
+@dataclass(frozen=True)
+class EdgeLeafUser:
+    """An edge allowed a leaf connection, with the bcrypt hash of its leaf password (what the hub
+    keeps; the password itself went to the box once)."""
+
+    edge_id: str
+    password_bcrypt: str
+
+    def __post_init__(self) -> None:
+        if not valid_edge_id(self.edge_id):
+            raise NatsConfigError(f"edge id {self.edge_id!r} is not a valid edge id")
+        if not is_password_hash(self.password_bcrypt):
+            raise NatsConfigError(f"edge {self.edge_id}: the leaf password must be given as its bcrypt hash")
+
+    def nats_user(self) -> NatsUser:
+        own = (edge_subjects(self.edge_id), f"{edge_inbox_prefix(self.edge_id)}.>")
+        return NatsUser(leaf_user_name(self.edge_id), self.password_bcrypt, publish=own, subscribe=own,
+                        connection_types=("LEAFNODE",))
+
+
+def edge_leaf_users(rows: Iterable[tuple[str, str]]) -> list[EdgeLeafUser]:
+    """(edge id, bcrypt hash) pairs, as the edges registry lists them, as leaf users."""
+    return [EdgeLeafUser(edge_id, password_bcrypt) for edge_id, password_bcrypt in rows]
+
+
+def render_users(hub_user: str, hub_password_hash: str, system_user: str, system_password_hash: str,
+                 edges: Iterable[EdgeLeafUser]) -> str:
+    """The include file of the hub's server: its two accounts and every user. Refuses an edge
+    listed twice."""
+    edge_users = [e.nats_user() for e in sorted(edges, key=lambda e: e.edge_id)]
+    hub = NatsUser(hub_user, hub_password_hash, connection_types=("STANDARD",))
+    system = NatsUser(system_user, system_password_hash, connection_types=("STANDARD",))
+    return "\n".join([
+        "# Written by the hub (hub.nats_access): edits are lost at the next enrolment or revocation.",
+        "accounts {",
+        *render_account(HUB_ACCOUNT, [hub, *edge_users], jetstream=True),
+        *render_account(SYSTEM_ACCOUNT, [system], jetstream=False),
+        "}",
+        "",
+    ])
+
+
+def write_users_file(path: Path, text: str) -> None:
+    """Replace the include file atomically (0600): the server never reads half of it."""
+    write_private_file(path, text)
