@@ -21,6 +21,9 @@ from typing import Any
 import msgspec
 
 from edge.agent import run_edge
+from edge.check import render, run_checks
+from edge.enrolment import EnrolFailed, EnrolOptions, HubTrust, enrol, next_steps, unit_spec
+from edge.install.units import write_units
 from edge.config import EdgeConfig, load_edge_config
 from edge.discovery import UNENROLLED, Advertisement, Advertiser, DiscoveryError, hardware_id
 from edge.journal import JournalError
@@ -32,6 +35,8 @@ from edge.support_bundle import write_bundle
 from shared import eventloop
 from shared.config import ConfigError
 from shared.logs import setup_logging
+from shared.nats_server import NatsConfigError
+from shared.pki import PkiError
 from shared.signing import KeyFileError, b64url, create_key_file, load_key_file
 
 _API_TIMEOUT_S = 15.0  # a release waits for the link's request in flight (≤ request_timeout_s)
@@ -46,11 +51,13 @@ def _local_url(config: EdgeConfig) -> str:
     return f"http://{host}:{config.http_port}"
 
 
-def call_local_api(base_url: str, path: str, token: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """POST `body` as JSON to the agent's local API with its on-box `token` (edge.local_auth);
-    returns the JSON answer or raises ApiCallFailed with the API's error message."""
+def call_local_api(base_url: str, path: str, token: str, body: dict[str, Any] | None = None,
+                   method: str = "POST") -> Any:
+    """Call the agent's local API with its on-box `token` (edge.local_auth), `body` as JSON for a
+    POST; returns the JSON answer or raises ApiCallFailed with the API's error message."""
+    data = json.dumps(body or {}).encode() if method == "POST" else None
     request = urllib.request.Request(
-        base_url.rstrip("/") + path, data=json.dumps(body or {}).encode(), method="POST",
+        base_url.rstrip("/") + path, data=data, method=method,
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     try:
@@ -92,7 +99,93 @@ def _parser() -> argparse.ArgumentParser:
                                                           "(default: <data_dir>/local-api.token)")
     _accounts_parser(sub)
     _advertise_parser(sub)
+    _enrolment_parsers(sub)
     return p
+
+
+# --- python -m edge enroll | check | units -------------------------------------------------------
+
+
+def _enrolment_parsers(sub: argparse._SubParsersAction) -> None:
+    enroll = sub.add_parser("enroll", help="join this box to a hub with the one-time token an admin created")
+    enroll.add_argument("--hub", required=True, help="the hub's https:// URL, as printed with the token")
+    enroll.add_argument("--token", required=True, help="the one-time enrolment token")
+    trust = enroll.add_mutually_exclusive_group(required=True)
+    trust.add_argument("--fingerprint", help="the hub certificate's SHA256:… fingerprint, printed with the token")
+    trust.add_argument("--ca-file", type=Path, help="the hub CA certificate (PEM), instead of a fingerprint")
+    enroll.add_argument("--config-dir", type=Path, default=Path("/etc/vigil-edge"),
+                        help="where the config and credentials go (default /etc/vigil-edge)")
+    enroll.add_argument("--data-dir", type=Path, default=Path("/var/lib/vigil-edge"),
+                        help="journal, keys, site accounts (default /var/lib/vigil-edge)")
+    enroll.add_argument("--units-dir", type=Path, help="write systemd units here (e.g. /etc/systemd/system)")
+    enroll.add_argument("--http-host", default="127.0.0.1", help="local page address (the LAN interface to serve it)")
+    enroll.add_argument("--http-port", type=int, default=8081)
+    enroll.add_argument("--nats-port", type=int, default=4223, help="the site's nats-server client port")
+    enroll.add_argument("--nats-http-port", type=int, default=8223, help="its monitoring port")
+    enroll.add_argument("--site-admin", default="admin", help="the first local page account (role admin)")
+    enroll.add_argument("--site-admin-password-file", type=Path,
+                        help="take (or make, 0600) its password in this file instead of printing a new one")
+    enroll.add_argument("--service-user", default="vigil", help="the user the services run as")
+    enroll.add_argument("--replace", action="store_true",
+                        help="enrol an enrolled box again with a new key (after the hub revoked it)")
+    check = sub.add_parser("check", help="test every link (hub, leaf credential, local NATS, panels, disk)")
+    check.add_argument("--url", help="the agent's local API (default: from the edge config)")
+    check.add_argument("--token-file", type=Path, help="the running agent's local API token")
+    units = sub.add_parser("units", help="write the systemd units for this box's config")
+    units.add_argument("--units-dir", type=Path, required=True)
+    units.add_argument("--service-user", default="vigil")
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    try:
+        options = EnrolOptions(
+            hub_url=args.hub, token=args.token, trust=HubTrust(args.fingerprint, args.ca_file),
+            config_dir=args.config_dir, data_dir=args.data_dir, units_dir=args.units_dir, http_host=args.http_host,
+            http_port=args.http_port, nats_port=args.nats_port, nats_http_port=args.nats_http_port,
+            site_admin=args.site_admin, site_admin_password_file=args.site_admin_password_file,
+            service_user=args.service_user, replace=args.replace)
+        result = enrol(options, lambda line: print(line, flush=True))
+    except EnrolFailed as exc:
+        print(f"vigil edge: enrolment failed: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, KeyFileError, AccountError, AccountStoreError, NatsConfigError, PkiError) as exc:
+        print(f"vigil edge: enrolment failed on this box: {exc}", file=sys.stderr)
+        return 1
+    print()
+    print(next_steps(result))
+    return 0
+
+
+def _check(args: argparse.Namespace, config: EdgeConfig) -> int:
+    base = args.url or _local_url(config)
+
+    async def agent_links() -> list[dict[str, Any]] | None:
+        try:
+            token = read_cli_token(args.token_file or token_path(config.data_dir))
+        except TokenFileError:
+            return None  # no agent running (it writes the token at start)
+        try:
+            answer = await asyncio.to_thread(call_local_api, base, "/api/v1/links/satel", token, None, "GET")
+        except ApiCallFailed:
+            return None  # a token left by a killed agent: nobody answers, so probe the panels
+        return list(answer)
+
+    rows = asyncio.run(run_checks(config, agent_links))
+    print(render(rows, colour=sys.stdout.isatty()))
+    return 0 if all(r.ok for r in rows) else 1
+
+
+def _units(args: argparse.Namespace, config: EdgeConfig) -> int:
+    if args.config is None:
+        print("vigil edge: units needs --config (the file the units will run with)", file=sys.stderr)
+        return 2
+    try:
+        written = write_units(unit_spec(args.config, config, args.service_user), args.units_dir)
+    except (ValueError, OSError) as exc:
+        print(f"vigil edge: units not written: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(str(p) for p in written))
+    return 0
 
 
 # --- python -m edge accounts ---------------------------------------------------------------------
@@ -220,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         return _advertise(args)
     if args.command in ("release", "resume"):
         return _release_or_resume(args)
+    if args.command == "enroll":
+        return _enroll(args)
     try:
         config = load_edge_config(args.config)
     except ConfigError as exc:
@@ -227,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "accounts":
         return _accounts(args, config)
+    if args.command == "check":
+        return _check(args, config)
+    if args.command == "units":
+        return _units(args, config)
     if args.command == "diagnostics":
         try:
             token: str | None = read_cli_token(args.token_file or token_path(config.data_dir))

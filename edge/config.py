@@ -173,6 +173,21 @@ class SatelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError(f"panel ids must be unique; repeated: {', '.join(duplicates)}")
 
 
+class HubLinkSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """How this box reaches its hub, as `edge enroll` wrote it (`edge check` tests each): the hub's
+    HTTPS URL and CA, the folder with the leaf credential (user and password, client certificate
+    and key, hub CA) and the leaf nats-server's config made from it."""
+
+    url: str = ""  # https://hub.example:8443
+    ca_file: str = ""  # the hub CA (PEM)
+    credentials_dir: str = ""
+    nats_config_file: str = ""
+
+    def __post_init__(self) -> None:
+        if self.url and not self.url.startswith("https://"):
+            raise ValueError(f"hub.url must be an https:// URL, got {self.url!r}")
+
+
 class EdgeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     edge_id: str
     data_dir: str = "var/edge"
@@ -190,6 +205,7 @@ class EdgeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     demo: DemoSettings = msgspec.field(default_factory=DemoSettings)
     discovery: DiscoverySettings = msgspec.field(default_factory=DiscoverySettings)
     satel: SatelSettings = msgspec.field(default_factory=SatelSettings)
+    hub: HubLinkSettings = msgspec.field(default_factory=HubLinkSettings)
 
     def __post_init__(self) -> None:
         if not valid_edge_id(self.edge_id):

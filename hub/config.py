@@ -80,6 +80,25 @@ class NatsAccessSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
                              f"got {self.leaf_url!r}")
 
 
+class EnrolmentSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Enrolling edge boxes (hub.edges): served on the HTTPS listener, with the CA in
+    `nats_access.ca_dir` and the leaf URL in `nats_access.leaf_url`. What a new edge is told to
+    run with comes from here."""
+
+    public_url: str = ""  # the https:// URL boxes reach; empty: https://<https_host>:<https_port>
+    token_ttl_h: float = 24.0
+    journal_max_bytes: int = 512 * 1024 * 1024
+    journal_retention_hours: float = 72.0
+    forwarder_window: int = 8
+    segment_max_events: int = 256
+
+    def __post_init__(self) -> None:
+        if self.public_url and not self.public_url.startswith("https://"):
+            raise ValueError(f"enrolment.public_url must be an https:// URL, got {self.public_url!r}")
+        if not 5 / 60 <= self.token_ttl_h <= 30 * 24:
+            raise ValueError(f"enrolment.token_ttl_h must be 5 minutes .. 30 days, got {self.token_ttl_h}")
+
+
 class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     database_url: str = "postgresql://127.0.0.1:5432/vigil"
     nats_url: str = "nats://127.0.0.1:4222"
@@ -89,12 +108,18 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     nats_password_file: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # The HTTPS listener (the same API and console; enrolment only here). 0: none.
+    https_host: str = "0.0.0.0"
+    https_port: int = 0
+    https_cert_file: str = ""  # PEM, e.g. the server certificate of the hub CA
+    https_key_file: str = ""  # 0600
     log_level: str = "INFO"
     db_pool_size: int = 8
     ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
     alarms: AlarmSettings = msgspec.field(default_factory=AlarmSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     nats_access: NatsAccessSettings = msgspec.field(default_factory=NatsAccessSettings)
+    enrolment: EnrolmentSettings = msgspec.field(default_factory=EnrolmentSettings)
 
     def __post_init__(self) -> None:
         if self.nats_access.users_file and not self.nats_password_file:
@@ -102,6 +127,10 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError("nats_password_file is required when nats_access.users_file is set")
         if not 0 <= self.http_port <= 65535:
             raise ValueError(f"http_port must be 0..65535, got {self.http_port}")
+        if not 0 <= self.https_port <= 65535:
+            raise ValueError(f"https_port must be 0..65535, got {self.https_port}")
+        if self.https_port and not (self.https_cert_file and self.https_key_file):
+            raise ValueError("https_cert_file and https_key_file are required when https_port is set")
         if not self.database_url.startswith(("postgresql://", "postgres://")):
             raise ValueError(f"database_url must be a postgresql:// URL, got {self.database_url!r}")
 

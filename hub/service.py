@@ -14,6 +14,7 @@ from prometheus_client import Gauge
 
 from hub.config import HubConfig
 from hub.db.pool import create_pool
+from hub.edges.setup import build_enrolment, https_context
 from hub.edges.status import listen_for_status
 from hub.ingest.edge_keys import EdgeKeyCache
 from hub.edges.registry import leaf_users
@@ -100,12 +101,18 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
 
     stream = HubStream(pool, config.database_url)
     await stream.start()
-    runner = web.AppRunner(build_http(pool, auth.authenticator, [auth.router, stream_router(stream)], box),
-                           access_log=None)
+    enrolment = build_enrolment(config, pool, access)
+    runner = web.AppRunner(build_http(pool, auth.authenticator, [auth.router, stream_router(stream)], box,
+                                      enrolment=enrolment), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.http_host, config.http_port)
     await site.start()
     log.info("hub listening on http://%s:%d", config.http_host, config.http_port)
+    tls = https_context(config)
+    if tls is not None:
+        await web.TCPSite(runner, config.https_host, config.https_port, ssl_context=tls).start()
+        log.info("hub listening on https://%s:%d (enrolment %s)", config.https_host, config.https_port,
+                 "open" if enrolment is not None else "off: needs nats_access.ca_dir, leaf_url and users_file")
 
     owner_task = asyncio.create_task(owner.run(), name="partition-owner")
     gaps_task = asyncio.create_task(_watch_gaps(pool, stop), name="gap-watch")

@@ -85,9 +85,22 @@ class HubNatsAuth:
                                        "ca_dir": str(self.ca.key.parent), "leaf_url": leaf_url}
         return settings
 
-    def hub_env(self) -> dict[str, str]:
-        """The same as VIGIL_HUB_* variables, for a hub subprocess that does not manage users."""
-        return {"VIGIL_HUB_NATS_USER": HUB_USER, "VIGIL_HUB_NATS_PASSWORD_FILE": str(self.hub_password_file)}
+    def hub_env(self, *, manage_users: bool = False, leaf_url: str = "") -> dict[str, str]:
+        """The same as VIGIL_HUB_* variables, for a hub subprocess."""
+        env = {"VIGIL_HUB_NATS_USER": HUB_USER, "VIGIL_HUB_NATS_PASSWORD_FILE": str(self.hub_password_file)}
+        if manage_users:
+            env |= {"VIGIL_HUB_NATS_ACCESS_USERS_FILE": str(self.users_file),
+                    "VIGIL_HUB_NATS_ACCESS_SYSTEM_USER": SYSTEM_USER,
+                    "VIGIL_HUB_NATS_ACCESS_SYSTEM_PASSWORD_FILE": str(self.system_password_file),
+                    "VIGIL_HUB_NATS_ACCESS_CA_DIR": str(self.ca.key.parent),
+                    "VIGIL_HUB_NATS_ACCESS_LEAF_URL": leaf_url}
+        return env
+
+    @property
+    def server_tls(self) -> TlsFiles:
+        """The server certificate of the hub CA (the leaf listener's, and the hub's HTTPS)."""
+        assert self._tls is not None, "prepare() first"
+        return self._tls
 
     def sign(self, edge_id: str, csr_pem: str) -> str:
         """The client certificate the hub gives an edge at enrolment, from the edge's CSR."""
@@ -111,11 +124,15 @@ class EdgeNatsAuth:
         edge's key, kept here; returns what the hub must apply for this edge."""
         password = new_password()
         cert_pem = hub.sign(self.edge_id, make_csr(self.key, leaf_user_name(self.edge_id)))
-        credential = LeafCredential(leaf_url, leaf_user_name(self.edge_id), password)
-        write_private_file(self.credentials, msgspec.json.encode(credential).decode())
-        write_private_file(self.ca, hub.ca.cert_pem())
-        write_private_file(self.cert, cert_pem)
+        self.store(LeafCredential(leaf_url, leaf_user_name(self.edge_id), password), hub.ca.cert_pem(), cert_pem)
         return EdgeLeafUser(self.edge_id, hash_password(password))
+
+    def store(self, credential: LeafCredential, ca_pem: str, cert_pem: str) -> None:
+        """Keep what the hub gave this edge at enrolment: the leaf credential, the hub's CA and
+        the client certificate for the key in this folder."""
+        write_private_file(self.credentials, msgspec.json.encode(credential).decode())
+        write_private_file(self.ca, ca_pem)
+        write_private_file(self.cert, cert_pem)
 
     @property
     def enrolled(self) -> bool:

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import asyncpg
 
-from edge.site_accounts import AccountStore, create_account
-from hub.ingest.edge_keys import add_edge
-from hub.db.migrate import migrate
+from provisioning.demo_site import HubApi, HubApiError, create_edge, ensure_object, ensure_panel
 from provisioning.embedded_pg import EmbeddedPostgres
 from provisioning.secure_nats import EdgeNatsAuth, HubNatsAuth
 from shared.eventloop import stop_on_signals
@@ -28,7 +26,7 @@ from shared.nats_server import NatsConfigError, NatsServer
 from shared.pki import PkiError
 from shared.process import ManagedProcess, ProcessFailed, port_is_free, tcp_port_open
 from shared.private_file import create_private_file, read_private_file
-from shared.signing import KeyFileError, create_key_file, load_key_file
+from shared.signing import KeyFileError
 
 HOST = "127.0.0.1"
 
@@ -46,6 +44,7 @@ PORTS = [
     PortSpec("VIGIL_RUN_HUB_NATS_HTTP_PORT", 18222, "hub NATS monitoring"),
     PortSpec("VIGIL_RUN_PG_PORT", 15432, "embedded PostgreSQL"),
     PortSpec("VIGIL_RUN_HUB_HTTP_PORT", 8080, "hub HTTP (API and console)"),
+    PortSpec("VIGIL_RUN_HUB_HTTPS_PORT", 8443, "hub HTTPS (API, console and edge enrolment)"),
     PortSpec("VIGIL_RUN_EDGE_NATS_PORT", 14223, "edge leaf NATS clients"),
     PortSpec("VIGIL_RUN_EDGE_NATS_HTTP_PORT", 18223, "edge leaf NATS monitoring"),
     PortSpec("VIGIL_RUN_EDGE_HTTP_PORT", 8081, "edge local page"),
@@ -62,22 +61,6 @@ MASTER_EMAIL = "master@vigil.local"
 #: The demo box's site admin for its local page (what `python -m edge enroll` makes on a real box).
 EDGE_ADMIN = "admin"
 
-SQL_DEMO_OBJECT = """
-INSERT INTO objects (name, address, type) SELECT 'Demo site', 'ul. Przykładowa 1, Kraków', 'OFFICE'
-WHERE NOT EXISTS (SELECT 1 FROM panels WHERE edge_id = $1 AND source = $2)
-RETURNING id
-"""
-SQL_DEMO_PANEL = "INSERT INTO panels (object_id, edge_id, source, model) VALUES ($1, $2, $3, 'INTEGRA (emulated)')"
-
-
-async def seed_demo_site(conn: asyncpg.Connection, edge_id: str, panel_id: str) -> None:
-    """Give the emulated panel an object, once, so its alarms reach operators under a name."""
-    async with conn.transaction():
-        object_id = await conn.fetchval(SQL_DEMO_OBJECT, edge_id, panel_id)
-        if object_id is not None:
-            await conn.execute(SQL_DEMO_PANEL, object_id, edge_id, panel_id)
-
-
 def master_password(path: Path) -> str:
     """This installation's MASTER password for the demo login: generated once (never a shipped
     default), kept in a 0600 file under the data folder."""
@@ -86,13 +69,23 @@ def master_password(path: Path) -> str:
     return read_private_file(path, "master password file", StackError)
 
 
-def edge_site_admin(data_dir: Path, password_file: Path) -> str:
-    """The demo box's site admin: made on the first run with a password generated like the
-    MASTER's (kept in `password_file`, 0600); returns that password."""
-    password = master_password(password_file)
-    if AccountStore(data_dir).get(EDGE_ADMIN) is None:
-        create_account(data_dir, EDGE_ADMIN, password, "admin")
-    return password
+@dataclass(frozen=True)
+class BoxPaths:
+    """Where the demo box keeps what enrolment wrote (a real box: /etc/vigil-edge, /var/lib/vigil-edge)."""
+
+    root: Path
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_dir / "edge.toml"
 
 
 class StackError(Exception):
@@ -143,12 +136,10 @@ class Stack:
     async def start(self) -> None:
         edge_dir = self.root / "edge" / self.edge_id
         # Every NATS port needs credentials (docs/architecture.md §4.1): the hub's CA, users and
-        # passwords under hub/nats; the demo box gets fresh leaf credentials at each start, as an
-        # enrolment would give them, and its leaf user is in the users file from the hub's first start.
+        # passwords under hub/nats. The hub owns the users file and keeps it in step with the
+        # edges it enrols; the demo box joins through enrolment, as a real one does.
         nats_auth = HubNatsAuth(self.root / "hub" / "nats")
         nats_auth.prepare(["localhost"], [HOST])
-        edge_auth = EdgeNatsAuth(edge_dir / "nats", self.edge_id)
-        nats_auth.write_users([edge_auth.enrol(nats_auth, f"tls://{HOST}:{self._p('VIGIL_RUN_HUB_LEAF_PORT')}")])
         hub_nats = NatsServer(
             nats_auth.server_config("vigil-hub-nats", HOST, self._p("VIGIL_RUN_HUB_NATS_PORT"),
                                     self._p("VIGIL_RUN_HUB_LEAF_PORT"), self._p("VIGIL_RUN_HUB_NATS_HTTP_PORT"),
@@ -167,35 +158,33 @@ class Stack:
             dsn = await pg.ensure_database("vigil")
         self.dsn = dsn
 
-        key_path = edge_dir / "edge.key"
-        if not key_path.exists():
-            # The first run enrols the demo box, as an installer does with `python -m edge keygen`;
-            # later runs keep its key (the agent itself never makes one).
-            create_key_file(key_path)
-        signer = load_key_file(key_path)
-        conn = await asyncpg.connect(dsn)
-        try:
-            await migrate(conn)
-            await add_edge(conn, self.edge_id, signer.public_raw)
-            await seed_demo_site(conn, self.edge_id, SATEL_PANEL_ID)
-        finally:
-            await conn.close()
-
         self.master_password = master_password(self.root / "hub" / "master-password")
         python = sys.executable
+        leaf_url = f"tls://{HOST}:{self._p('VIGIL_RUN_HUB_LEAF_PORT')}"
+        tls = nats_auth.server_tls
         hub_env = {**os.environ, "VIGIL_HUB_DATABASE_URL": dsn, "VIGIL_HUB_NATS_URL": hub_nats.url,
                    "VIGIL_HUB_HTTP_HOST": HOST, "VIGIL_HUB_HTTP_PORT": str(self._p("VIGIL_RUN_HUB_HTTP_PORT")),
+                   "VIGIL_HUB_HTTPS_HOST": HOST, "VIGIL_HUB_HTTPS_PORT": str(self._p("VIGIL_RUN_HUB_HTTPS_PORT")),
+                   "VIGIL_HUB_HTTPS_CERT_FILE": str(tls.cert), "VIGIL_HUB_HTTPS_KEY_FILE": str(tls.key),
                    "VIGIL_HUB_AUTH_SECRET_FILE": str(self.root / "hub" / "secret.key"),
                    "VIGIL_HUB_AUTH_MASTER_EMAIL": MASTER_EMAIL, "VIGIL_HUB_AUTH_MASTER_PASSWORD": self.master_password,
-                   **nats_auth.hub_env()}
+                   **nats_auth.hub_env(manage_users=True, leaf_url=leaf_url)}
         hub = ManagedProcess("hub", [python, "-m", "hub", "serve"], log_path=self.logs / "hub.log", env=hub_env)
         hub.start()
         self.started.append(("hub", hub))
-        await hub.wait_ready(lambda: tcp_port_open(HOST, self._p("VIGIL_RUN_HUB_HTTP_PORT")), 60)
+        await hub.wait_ready(lambda: tcp_port_open(HOST, self._p("VIGIL_RUN_HUB_HTTPS_PORT")), 60)
 
+        satel_port, control_port = self._p("VIGIL_RUN_SATEL_PORT"), self._p("VIGIL_RUN_SATEL_CONTROL_PORT")
+        self.box = BoxPaths(edge_dir)
+        self.edge_admin_file = self.root / "edge" / f"{self.edge_id}-admin-password"
+        await self._demo_site(satel_port)
+        self.edge_admin_password = read_private_file(self.edge_admin_file, "site admin password file", StackError)
+
+        # The box's leaf server, from the credential enrolment kept.
+        edge_auth = EdgeNatsAuth(self.box.config_dir, self.edge_id)
         edge_nats = NatsServer(
             edge_auth.server_config(f"vigil-edge-{self.edge_id}-nats", HOST, self._p("VIGIL_RUN_EDGE_NATS_PORT"),
-                                    self._p("VIGIL_RUN_EDGE_NATS_HTTP_PORT"), edge_dir / "jetstream",
+                                    self._p("VIGIL_RUN_EDGE_NATS_HTTP_PORT"), self.box.data_dir / "jetstream",
                                     f"edge-{self.edge_id}"),
             self.logs,
         )
@@ -203,7 +192,6 @@ class Stack:
         self.started.append(("edge NATS (leaf)", edge_nats))
         await edge_nats.wait_leaf()
 
-        satel_port, control_port = self._p("VIGIL_RUN_SATEL_PORT"), self._p("VIGIL_RUN_SATEL_CONTROL_PORT")
         satel = ManagedProcess(
             "satel emulator",
             [python, "-m", "firmware_bridges.satel.emulator", "--host", HOST, "--port", str(satel_port),
@@ -216,18 +204,43 @@ class Stack:
         # starts before the control endpoint does.
         await satel.wait_ready(lambda: tcp_port_open(HOST, control_port), 30)
 
-        self.edge_admin_file = self.root / "edge" / f"{self.edge_id}-admin-password"
-        self.edge_admin_password = await asyncio.to_thread(edge_site_admin, edge_dir, self.edge_admin_file)
-        # The panel replaces the demo source: its events are the real kinds the hub handles.
+        # The agent runs with the config enrolment wrote; the emulated panel is added here, as an
+        # installer adds the site's panels after enrolling.
         panels = [{"id": SATEL_PANEL_ID, "host": HOST, "port": satel_port}]
-        edge_env = {**os.environ, "VIGIL_EDGE_EDGE_ID": self.edge_id, "VIGIL_EDGE_DATA_DIR": str(edge_dir),
-                    "VIGIL_EDGE_NATS_URL": edge_nats.url, "VIGIL_EDGE_HTTP_HOST": HOST,
-                    "VIGIL_EDGE_HTTP_PORT": str(self._p("VIGIL_RUN_EDGE_HTTP_PORT")),
-                    "VIGIL_EDGE_SATEL_PANELS": json.dumps(panels), **edge_auth.edge_env()}
-        edge = ManagedProcess("edge", [python, "-m", "edge", "run"], log_path=self.logs / f"edge-{self.edge_id}.log", env=edge_env)
+        edge_env = {**os.environ, "VIGIL_EDGE_SATEL_PANELS": json.dumps(panels)}
+        edge = ManagedProcess("edge", [python, "-m", "edge", "--config", str(self.box.config_path), "run"],
+                              log_path=self.logs / f"edge-{self.edge_id}.log", env=edge_env)
         edge.start()
         self.started.append(("edge agent", edge))
         await edge.wait_ready(lambda: tcp_port_open(HOST, self._p("VIGIL_RUN_EDGE_HTTP_PORT")), 60)
+
+    async def _demo_site(self, satel_port: int) -> None:
+        """The demo object, edge and panel, made through the hub's API as an admin would; the box
+        enrolled with `python -m edge enroll` and the token, the first time only."""
+        api = HubApi(f"http://{HOST}:{self._p('VIGIL_RUN_HUB_HTTP_PORT')}")
+        await asyncio.to_thread(api.login, MASTER_EMAIL, self.master_password)
+        object_id = await asyncio.to_thread(ensure_object, api)
+        if not self.box.config_path.exists():
+            created = await asyncio.to_thread(create_edge, api, self.edge_id, object_id)
+            await self._enrol(created["token"], created["fingerprint"])
+        await asyncio.to_thread(ensure_panel, api, object_id, self.edge_id, SATEL_PANEL_ID, HOST, satel_port)
+
+    async def _enrol(self, token: str, fingerprint: str) -> None:
+        print(f"enrolling the demo box as edge {self.edge_id} (python -m edge enroll) …", flush=True)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "edge", "enroll", "--hub", f"https://{HOST}:{self._p('VIGIL_RUN_HUB_HTTPS_PORT')}",
+            "--token", token, "--fingerprint", fingerprint, "--config-dir", str(self.box.config_dir),
+            "--data-dir", str(self.box.data_dir), "--http-port", str(self._p("VIGIL_RUN_EDGE_HTTP_PORT")),
+            "--nats-port", str(self._p("VIGIL_RUN_EDGE_NATS_PORT")),
+            "--nats-http-port", str(self._p("VIGIL_RUN_EDGE_NATS_HTTP_PORT")),
+            "--site-admin", EDGE_ADMIN, "--site-admin-password-file", str(self.edge_admin_file),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await proc.communicate()
+        text = out.decode(errors="replace")
+        (self.logs / "edge-enroll.log").write_text(text)
+        if proc.returncode != 0:
+            raise StackError(f"enrolling the demo box failed:\n{text}")
+        print("\n".join(f"  {line}" for line in text.splitlines() if line.startswith("[")), flush=True)
 
     def summary(self) -> str:
         p = self._p
@@ -308,7 +321,8 @@ async def main() -> int:
             print(f"vigil run: {problem}", file=sys.stderr)
             return 1
         return 0
-    except (ProcessFailed, OSError, asyncpg.PostgresError, RuntimeError, KeyFileError, PkiError, NatsConfigError) as exc:
+    except (ProcessFailed, OSError, asyncpg.PostgresError, RuntimeError, KeyFileError, PkiError, NatsConfigError,
+            HubApiError, StackError) as exc:
         print(f"vigil run: could not start: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -5,6 +5,7 @@ Errors name the key, the value and where it came from, so an admin on call knows
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -122,3 +123,33 @@ def _explain(message: str, data: Mapping[str, Any], env_sources: Mapping[str, st
     where = f"environment variable {env_sources[dotted]}" if dotted in env_sources else origin
     shown = "missing" if value is None and "required" in reason else repr(value)
     return f"config key `{prefix.lower()}.{dotted}` = {shown} (from {where}): {reason}"
+
+
+def dump_toml(data: Mapping[str, Any]) -> str:
+    """`data` as a TOML document, for config files our tools write (e.g. `edge enroll`): scalars
+    first, then each sub-table; strings JSON-escaped, which TOML basic strings accept."""
+    lines: list[str] = []
+
+    def scalar(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if isinstance(value, str):
+            return json.dumps(value, ensure_ascii=False)
+        if isinstance(value, list):
+            return "[" + ", ".join(scalar(v) for v in value) + "]"
+        raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+    def table(prefix: str, body: Mapping[str, Any]) -> None:
+        subs = {k: v for k, v in body.items() if isinstance(v, Mapping)}
+        if prefix and (len(subs) < len(body) or not body):
+            lines.append(f"\n[{prefix}]")
+        for key, value in body.items():
+            if key not in subs and value is not None:
+                lines.append(f"{key} = {scalar(value)}")
+        for key, value in subs.items():
+            table(f"{prefix}.{key}" if prefix else key, value)
+
+    table("", data)
+    return "\n".join(lines).lstrip("\n") + "\n"

@@ -80,7 +80,10 @@ async def test_make_run_starts_everything_and_ctrl_c_leaves_no_orphans(tmp_path:
     assert "PostgreSQL" in output and "embedded" in output
     children = psutil.Process(proc.pid).children(recursive=True)
     names = " ".join(" ".join(c.cmdline()) for c in children)
-    for part in ("nats-server", "postgres", "-m hub serve", "-m edge run"):
+    # The demo box joined through the installer's flow: a token from the hub's API, then
+    # `python -m edge enroll` over HTTPS; the agent runs with the config enrolment wrote.
+    assert "enrolling the demo box" in output and "[3/7] presenting the token" in output, output
+    for part in ("nats-server", "postgres", "-m hub serve", "-m edge --config", "edge.toml run"):
         assert part in names, f"{part} not running under the launcher: {names}"
 
     # The emulated panel's events travel edge → leaf → hub → PostgreSQL.
@@ -99,6 +102,16 @@ async def test_make_run_starts_everything_and_ctrl_c_leaves_no_orphans(tmp_path:
     armed = await asyncio.to_thread(subprocess.run, arm, shell=True, capture_output=True, text=True, timeout=30)
     assert json.loads(armed.stdout)["result"] == "ACK", (armed.stdout, armed.stderr)
 
+    proc.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(proc.wait(), 90) == 0
+    await wait_until(lambda: not _alive(children), timeout=30, what="every child process to exit")
+
+    # A second run keeps the enrolment: no new token, the same box, events flow again.
+    proc, lines = await _start(env)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert "enrolling the demo box" not in "".join(lines)
+    await wait_until(lambda: _ingested(env["VIGIL_RUN_HUB_HTTP_PORT"]) >= 1, timeout=60,
+                     what="events committed after the restart")
     proc.send_signal(signal.SIGINT)
     assert await asyncio.wait_for(proc.wait(), 90) == 0
     await wait_until(lambda: not _alive(children), timeout=30, what="every child process to exit")
