@@ -29,8 +29,8 @@ from hub.service import run_hub
 from provisioning.secure_nats import EdgeNatsAuth
 from shared import subjects
 from shared.config import ConfigError
-from shared.nats_server import (AGENT_USER, LeafRemote, NatsConfigError, NatsUser, TlsFiles, hash_password,
-                                nats_server_binary)
+from shared.nats_server import (AGENT_USER, LeafRemote, NatsConfigError, NatsServer, NatsUser, TlsFiles,
+                                hash_password, nats_server_binary)
 from shared.pki import ensure_ca, make_csr, sign_csr
 from shared.process import ManagedProcess, free_port, tcp_port_open
 from support.secure_nats import HOST, SecureNats
@@ -336,6 +336,34 @@ async def test_the_agent_may_only_use_its_own_subjects_on_the_site(boundary: Sec
     finally:
         await agent.close()
         await admin.close()
+
+
+async def test_a_robot_may_only_use_its_own_robot_subjects(boundary: SecureNats) -> None:
+    site = boundary.site("site-r")
+    site.server = NatsServer(dataclasses.replace(site.server.config, robots=(("r1", hash_password("robot-1")),)),
+                             site.server.run_dir)
+    robot = await nats.connect((await boundary.ensure_site("site-r")).server.url, user="r1", password="robot-1")
+    admin = await boundary.connect_site_admin("site-r")
+    got: list[str] = []
+
+    async def collect(msg: nats.aio.msg.Msg) -> None:
+        got.append(msg.subject)
+
+    try:
+        await admin.subscribe(">", cb=collect)
+        await admin.flush()
+        for subject in ("robots.status.r2", subjects.edge_events("site-r"), "robots.status.r1"):
+            await robot.publish(subject, b"x")
+        await robot.flush()
+        await wait_until(lambda: "robots.status.r1" in got, timeout=10, what="the robot's own publish")
+        assert got == ["robots.status.r1"]
+        assert "Authorization Violation" in await _refused(site.server.url, user="r1", password="guess")
+    finally:
+        await robot.close()
+        await admin.close()
+    for bad in ("agent", "r.1", ""):
+        with pytest.raises(NatsConfigError, match="robot id"):
+            dataclasses.replace(site.server.config, robots=((bad, hash_password("x")),)).render()
 
 
 # --- revocation and changes ------------------------------------------------------------------
