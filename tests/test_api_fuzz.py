@@ -22,7 +22,7 @@ def _login(port: int) -> str:
 
 
 async def test_no_endpoint_answers_500_to_generated_requests(topology: Topology) -> None:
-    config = topology.hub_config(auth={"secret_file": str(topology.root / "hub-secret.key"),
+    config = topology.enrolling_hub_config(auth={"secret_file": str(topology.root / "hub-secret.key"),
                                        "master_email": MASTER[0], "master_password": MASTER[1]})
     await topology.spawn_hub(config)
     token = await asyncio.to_thread(_login, config.http_port)

@@ -87,6 +87,15 @@ class Topology:
             "database_url": self.dsn, "nats_url": self.hub_nats.url, "http_port": free_port(),
             "auth": {"secret_file": str(self.root / "hub-secret.key")}, **self.nats.auth.hub_settings(), **overrides})
 
+    def enrolling_hub_config(self, **overrides: object) -> HubConfig:
+        """A hub that enrols edges: HTTPS with the hub CA's server certificate, and the NATS users
+        managed by the hub itself (edges enrolled by hand through `enrol` are then not allowed)."""
+        tls = self.nats.auth.server_tls
+        return self.hub_config(
+            https_host=HOST, https_port=free_port(), https_cert_file=str(tls.cert), https_key_file=str(tls.key),
+            **self.nats.auth.hub_settings(manage_users=True, leaf_url=f"tls://{HOST}:{self.hub_nats.config.leaf_port}"),
+            **overrides)
+
     def edge_config(self, edge_id: str = DEFAULT_EDGE, **overrides: object) -> EdgeConfig:
         site = self.site(edge_id)
         return load_edge_config(env={}, overrides={
@@ -147,6 +156,15 @@ class Topology:
                "VIGIL_HUB_AUTH_SECRET_FILE": config.auth.secret_file,
                "VIGIL_HUB_AUTH_MASTER_EMAIL": config.auth.master_email,
                "VIGIL_HUB_AUTH_MASTER_PASSWORD": config.auth.master_password}
+        if config.https_port:
+            env |= {"VIGIL_HUB_HTTPS_HOST": config.https_host, "VIGIL_HUB_HTTPS_PORT": str(config.https_port),
+                    "VIGIL_HUB_HTTPS_CERT_FILE": config.https_cert_file, "VIGIL_HUB_HTTPS_KEY_FILE": config.https_key_file}
+        access = config.nats_access
+        if access.users_file:
+            env |= {"VIGIL_HUB_NATS_ACCESS_USERS_FILE": access.users_file,
+                    "VIGIL_HUB_NATS_ACCESS_SYSTEM_USER": access.system_user,
+                    "VIGIL_HUB_NATS_ACCESS_SYSTEM_PASSWORD_FILE": access.system_password_file,
+                    "VIGIL_HUB_NATS_ACCESS_CA_DIR": access.ca_dir, "VIGIL_HUB_NATS_ACCESS_LEAF_URL": access.leaf_url}
         proc = ManagedProcess(name, [sys.executable, "-m", "hub", "serve"], log_path=self.root / "run" / f"{name}.log", env=env)
         proc.start()
         self._procs.append(proc)
