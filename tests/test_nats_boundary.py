@@ -23,7 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from hub.config import load_hub_config
 from hub.ingest.consumer import ensure_streams
-from hub.nats_access import EdgeLeafUser, NatsAccessError, leaf_user_name, render_users
+from hub.nats_access import EdgeLeafUser, NatsAccessError, NatsRefused, leaf_user_name, render_users
 from hub.nats_access import access as access_module
 from hub.service import run_hub
 from provisioning.secure_nats import EdgeNatsAuth
@@ -406,11 +406,35 @@ async def test_a_new_leaf_password_drops_the_connection_made_with_the_old_one(bo
     assert list((await boundary.access.leaf_users()).values()) == [leaf_user_name(B)]
 
 
+async def test_a_revocation_while_the_server_cannot_be_asked_holds_after_its_restart(boundary: SecureNats) -> None:
+    """The server is down: apply says so (it is not a refusal), and the file keeps the change, so
+    the server starts without the revoked edge; NatsAccess finds the restarted server again."""
+    site_a, site_b = boundary.sites[A], boundary.sites[B]
+    boundary.hub.stop()
+    violations = site_a.server.process.log_path.read_text().count("Authorization Violation")
+    with pytest.raises(NatsAccessError) as failed:
+        await boundary.access.revoke(A, [site_b.leaf_user])
+    assert not isinstance(failed.value, NatsRefused)
+    assert leaf_user_name(A) not in boundary.auth.users_file.read_text()
+    await boundary.hub.start()
+    await wait_until(lambda: _leaf_refused_after(boundary, A, violations), timeout=30,
+                     what="the revoked edge refused by the restarted server")
+
+    async def only_b() -> bool:
+        try:
+            return list((await boundary.access.leaf_users()).values()) == [leaf_user_name(B)]
+        except NatsAccessError:  # the system connection is still coming back
+            return False
+
+    await wait_until(only_b, timeout=30, what="B back, alone, and the restarted server found")
+    await boundary.access.apply([site_b.leaf_user])
+
+
 async def test_a_file_the_server_refuses_is_rolled_back_and_said(boundary: SecureNats,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     before = boundary.auth.users_file.read_text()
     monkeypatch.setattr(access_module, "render_users", lambda *args: "accounts { VIGIL: { users: [ { user: ")
-    with pytest.raises(NatsAccessError, match="refused RELOAD"):
+    with pytest.raises(NatsRefused, match="refused RELOAD"):
         await boundary.access.apply([boundary.sites[B].leaf_user])
     assert boundary.auth.users_file.read_text() == before
     assert sorted(u or "" for u in (await boundary.access.leaf_users()).values()) == [leaf_user_name(A),

@@ -40,6 +40,11 @@ class NatsAccessError(Exception):
     """The hub's NATS server did not take the users, or could not be asked; the message says why."""
 
 
+class NatsRefused(NatsAccessError):
+    """The server answered, with an error (a users file it will not load, a connection it does
+    not have)."""
+
+
 def hub_nats_login(config: HubConfig) -> dict[str, str]:
     """`nats.connect` keyword arguments for the hub's service user; none when no password file is
     set (an open development server). Raises ConfigError when the file cannot be read."""
@@ -90,12 +95,20 @@ class NatsAccess:
                 error_cb=_log_error)
         except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
             raise NatsAccessError(f"cannot connect to {self.nats_url} as the system user {self.system_user!r}: {exc}") from exc
-        # The hub manages one server (the one its users file belongs to): ask its id once.
+        try:
+            await self._locate()
+        except NatsAccessError:
+            await self.close()
+            raise
+
+    async def _locate(self) -> None:
+        """Ask the server its id, which the system API addresses it by. The hub manages one server
+        (the one its users file belongs to); a restarted server has a new id, so every use asks."""
+        assert self._nc is not None
         try:
             msg = await self._nc.request("$SYS.REQ.SERVER.PING.IDZ", b"", timeout=_REQUEST_TIMEOUT_S)
             self._server_id = json.loads(msg.data)["id"]
         except (nats.errors.Error, asyncio.TimeoutError, ValueError, KeyError) as exc:
-            await self.close()
             raise NatsAccessError(f"the NATS server at {self.nats_url} did not say its id: {exc}") from exc
 
     async def close(self) -> None:
@@ -105,8 +118,7 @@ class NatsAccess:
 
     async def _request(self, verb: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """A request to this server's system API; its `data`, or NatsAccessError with its error."""
-        if self._nc is None:
-            raise NatsAccessError("NatsAccess is not started")
+        assert self._nc is not None, "NatsAccess is not started"
         subject = f"$SYS.REQ.SERVER.{self._server_id}.{verb}"
         try:
             msg = await self._nc.request(subject, json.dumps(body or {}).encode(), timeout=_REQUEST_TIMEOUT_S)
@@ -114,7 +126,7 @@ class NatsAccess:
             raise NatsAccessError(f"NATS server did not answer {verb}: {exc}") from exc
         answer = json.loads(msg.data)
         if "error" in answer:
-            raise NatsAccessError(f"NATS server refused {verb}: {answer['error'].get('description', answer['error'])}")
+            raise NatsRefused(f"NATS server refused {verb}: {answer['error'].get('description', answer['error'])}")
         return answer.get("data") or {}
 
     async def apply(self, edges: list[EdgeLeafUser]) -> None:
@@ -122,22 +134,24 @@ class NatsAccess:
         reload it, and drop every leaf connection of any other user or of a changed password.
 
         If the server refuses the new file, the previous one is put back (so a restart still
-        finds a file it takes) and NatsAccessError says why."""
+        finds a file it takes) and NatsRefused says why. If the server cannot be asked, the new
+        file stays (a restart loads it) and NatsAccessError says so: call again."""
         text = render_users(self.hub_user, self._hub_hash, self.system_user, self._system_hash, edges)
         async with self._lock:
             previous = self.users_file.read_text() if self.users_file.exists() else None
             write_users_file(self.users_file, text)
             try:
+                await self._locate()
                 await self._request("RELOAD")
-            except NatsAccessError:
+            except NatsRefused:
                 if previous is not None:
                     write_users_file(self.users_file, previous)
                 raise
             wanted = {leaf_user_name(e.edge_id): e.password_bcrypt for e in edges}
             changed = {user for user, hashed in wanted.items()
                        if user in self._applied and self._applied[user] != hashed}
+            kicked = await self._drop_leaves(set(wanted) - changed, changed)
             self._applied = wanted
-            kicked = await self._drop_leaves(set(wanted) - changed)
         log.info("NATS users applied: %d edges, %d leaf connections dropped", len(edges), kicked,
                  extra={"edges": len(edges), "dropped": kicked})
 
@@ -152,6 +166,7 @@ class NatsAccess:
     async def leaf_users(self) -> dict[int, str | None]:
         """Every leaf-node connection of the server (its connection id) with the user it
         authenticated as, or None when the server does not say."""
+        await self._locate()
         leafz = await self._request("LEAFZ")
         cids = [leaf["id"] for leaf in leafz.get("leafs") or []]
         users: dict[int, str] = {}
@@ -167,16 +182,17 @@ class NatsAccess:
                 break
         return {cid: users.get(cid) for cid in cids}
 
-    async def _drop_leaves(self, allowed: set[str]) -> int:
-        """Drop every leaf connection whose user is not in `allowed` (or is not known)."""
+    async def _drop_leaves(self, allowed: set[str], changed: set[str]) -> int:
+        """Drop every leaf connection whose user is not in `allowed` (or is not known); `changed`
+        are the users among the others whose password changed, for the log."""
         kicked = 0
         for cid, user in (await self.leaf_users()).items():
             if user in allowed:
                 continue
-            why = "unknown_user" if user is None else "not_allowed"
+            why = "unknown_user" if user is None else "password_changed" if user in changed else "not_allowed"
             try:
                 await self._request("KICK", {"cid": cid})
-            except NatsAccessError as exc:
+            except NatsRefused as exc:
                 # Gone between the listing and the kick: nothing left to drop.
                 log.info("leaf connection %d (%s) not dropped: %s", cid, user, exc)
                 continue
