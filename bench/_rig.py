@@ -37,7 +37,8 @@ from edge.journal import Journal
 from hub.ingest.edge_keys import add_edge
 from hub.nats_access import EdgeLeafUser, NatsAccess
 from provisioning.scratch_db import ScratchServer
-from provisioning.secure_nats import EdgeNatsAuth, HubNatsAuth
+from edge.leaf_credentials import EdgeNatsAuth
+from provisioning.secure_nats import HubNatsAuth, enrol_by_hand
 from shared import eventloop
 from shared.nats_server import NatsServer
 from shared.process import ManagedProcess, free_port, tcp_port_open
@@ -191,7 +192,7 @@ class Rig:
         edge enrolled with the rig's CA, its leaf user applied at the hub."""
         assert self.hub_nats is not None and self._access is not None, "start the hub's NATS first"
         auth = EdgeNatsAuth(self.root / f"{edge_id}-nats-auth", edge_id)
-        self._leaf_users.append(auth.enrol(self.nats_auth, f"tls://{HOST}:{self.hub_nats.config.leaf_port}"))
+        self._leaf_users.append(enrol_by_hand(auth, self.nats_auth, f"tls://{HOST}:{self.hub_nats.config.leaf_port}"))
         await self._access.apply(self._leaf_users)
         server = NatsServer(
             auth.server_config(f"{edge_id}-nats", HOST, free_port(), free_port(), self.root / f"{edge_id}-js", edge_id),

@@ -28,7 +28,7 @@ import nats.errors
 from edge.config import EdgeConfig, SatelPanelSettings
 from edge.links.satel.connection import Connection, LinkLost
 from firmware_bridges.satel.protocol import ModuleVersionAnswer, ReadModuleVersion
-from provisioning.secure_nats import EdgeNatsAuth
+from edge.leaf_credentials import EdgeNatsAuth
 from shared.nats_server import LeafRemote, NatsConfigError
 from shared.signing import KeyFileError, load_key_file
 
@@ -122,10 +122,21 @@ def _check_leaf(config: EdgeConfig) -> Row:
 
 async def _check_local_nats(config: EdgeConfig, password: str | None) -> Row:
     name = "local NATS (agent)"
+    errors: list[Exception] = []
+
+    async def keep(exc: Exception) -> None:
+        errors.append(exc)
+
     try:
-        nc = await nats.connect(config.nats_url, user=config.nats_user or None, password=password,
-                                connect_timeout=TIMEOUT_S, max_reconnect_attempts=0, allow_reconnect=False)
-    except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
+        # nats-py keeps retrying a refused first connect; the deadline is ours.
+        nc = await asyncio.wait_for(nats.connect(
+            config.nats_url, user=config.nats_user or None, password=password, connect_timeout=TIMEOUT_S,
+            max_reconnect_attempts=0, allow_reconnect=False, error_cb=keep), TIMEOUT_S)
+    except asyncio.TimeoutError:
+        reason = errors[-1] if errors else "no answer"
+        return Row(name, False, f"{config.nats_url}: {reason}",
+                   "start the box's nats-server (`systemctl start vigil-edge-nats`) and check its log")
+    except (OSError, nats.errors.Error) as exc:
         return Row(name, False, f"{config.nats_url}: {exc or type(exc).__name__}",
                    "start the box's nats-server (`systemctl start vigil-edge-nats`) and check its log")
     await nc.close()

@@ -33,7 +33,7 @@ from edge.config import EdgeConfig
 from edge.discovery import hardware_id
 from edge.install.units import UnitSpec, write_units
 from edge.site_accounts import AccountExists, create_account
-from provisioning.secure_nats import EdgeNatsAuth
+from edge.leaf_credentials import EdgeNatsAuth
 from shared import enrolment as wire
 from shared.config import dump_toml
 from shared.nats_server import nats_server_binary

@@ -3,23 +3,18 @@
 
 `HubNatsAuth` keeps, in one folder, what the hub's nats-server and the hub need: the hub CA and
 the leaf listener's certificate, the hub's and the system user's passwords and the users include
-file. `EdgeNatsAuth` keeps, in one folder, what an edge's leaf server and agent need: the leaf key
-(its CSR is signed by the hub's CA), the hub's CA, the leaf credentials and the agent's local
-password. `EdgeNatsAuth.enrol` does by hand here what enrolment does between a box and the hub.
+file. `enrol_by_hand` does in one process what enrolment does between a box (its credentials in
+edge.leaf_credentials.EdgeNatsAuth) and the hub.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
-
+from edge.leaf_credentials import EdgeNatsAuth
 from hub.nats_access import EdgeLeafUser, NatsAccess, leaf_user_name, render_users, write_users_file
 from shared.enrolment import LeafCredential
-from shared.nats_server import (AGENT_USER, EdgeNatsConfig, HubNatsConfig, LeafRemote, NatsConfigError, NatsUser,
-                                TlsFiles, ensure_password_file, hash_password, new_password)
+from shared.nats_server import HubNatsConfig, TlsFiles, ensure_password_file, hash_password, new_password
 from shared.pki import CaPaths, ensure_ca, ensure_server_cert, make_csr, sign_csr
-from shared.private_file import read_private_file, write_private_file
-from shared.subjects import edge_inbox_prefix
 
 HUB_USER = "hub"
 SYSTEM_USER = "sys"
@@ -107,63 +102,11 @@ class HubNatsAuth:
         return sign_csr(self.ca, csr_pem, leaf_user_name(edge_id))
 
 
-class EdgeNatsAuth:
-    """One edge's leaf key, certificate, credentials and agent password, under `directory`."""
-
-    def __init__(self, directory: Path, edge_id: str) -> None:
-        self.directory = directory
-        self.edge_id = edge_id
-        self.key = directory / "leaf.key"
-        self.cert = directory / "leaf.pem"
-        self.ca = directory / "hub-ca.pem"
-        self.credentials = directory / "leaf.json"
-        self.agent_password_file = directory / "agent.password"
-
-    def enrol(self, hub: HubNatsAuth, leaf_url: str) -> EdgeLeafUser:
-        """Enrolment by hand: a fresh leaf password and a client certificate from `hub` for this
-        edge's key, kept here; returns what the hub must apply for this edge."""
-        password = new_password()
-        cert_pem = hub.sign(self.edge_id, make_csr(self.key, leaf_user_name(self.edge_id)))
-        self.store(LeafCredential(leaf_url, leaf_user_name(self.edge_id), password), hub.ca.cert_pem(), cert_pem)
-        return EdgeLeafUser(self.edge_id, hash_password(password))
-
-    def store(self, credential: LeafCredential, ca_pem: str, cert_pem: str) -> None:
-        """Keep what the hub gave this edge at enrolment: the leaf credential, the hub's CA and
-        the client certificate for the key in this folder."""
-        write_private_file(self.credentials, msgspec.json.encode(credential).decode())
-        write_private_file(self.ca, ca_pem)
-        write_private_file(self.cert, cert_pem)
-
-    @property
-    def enrolled(self) -> bool:
-        return self.credentials.exists()
-
-    def remote(self) -> LeafRemote:
-        """The leaf connection the kept credentials describe."""
-        raw = read_private_file(self.credentials, "leaf credentials", NatsConfigError)
-        try:
-            creds = msgspec.json.decode(raw, type=LeafCredential)
-        except msgspec.ValidationError as exc:
-            raise NatsConfigError(f"leaf credentials {self.credentials} are damaged: {exc}") from None
-        return LeafRemote(creds.url, creds.user, creds.password, TlsFiles(self.cert, self.key, self.ca))
-
-    def server_config(self, name: str, host: str, port: int, http_port: int, store_dir: Path, domain: str,
-                      extra_users: tuple[NatsUser, ...] = ()) -> EdgeNatsConfig:
-        """The edge's leaf server: the agent's user (its password made the first time), the
-        leaf remote with the kept credentials."""
-        agent_hash = hash_password(ensure_password_file(self.agent_password_file))
-        return EdgeNatsConfig(name, host, port, http_port, store_dir, domain, self.edge_id, self.remote(), agent_hash,
-                              extra_users=extra_users)
-
-    def agent_login(self) -> dict[str, str]:
-        """`nats.connect` keyword arguments for the agent's user (and the inbox its permissions allow)."""
-        return {"user": AGENT_USER, "password": ensure_password_file(self.agent_password_file),
-                "inbox_prefix": edge_inbox_prefix(self.edge_id)}
-
-    def edge_settings(self) -> dict[str, str]:
-        """The agent's NATS settings (load_edge_config overrides)."""
-        return {"nats_user": AGENT_USER, "nats_password_file": str(self.agent_password_file)}
-
-    def edge_env(self) -> dict[str, str]:
-        """The same as VIGIL_EDGE_* variables, for an agent subprocess."""
-        return {"VIGIL_EDGE_NATS_USER": AGENT_USER, "VIGIL_EDGE_NATS_PASSWORD_FILE": str(self.agent_password_file)}
+def enrol_by_hand(edge: EdgeNatsAuth, hub: HubNatsAuth, leaf_url: str) -> EdgeLeafUser:
+    """What enrolment does between a box and the hub, done here in one process (tests, benchmarks):
+    a fresh leaf password and a client certificate from `hub` for the edge's key, kept in the
+    edge's folder; returns what the hub must apply for this edge."""
+    password = new_password()
+    cert_pem = hub.sign(edge.edge_id, make_csr(edge.key, leaf_user_name(edge.edge_id)))
+    edge.store(LeafCredential(leaf_url, leaf_user_name(edge.edge_id), password), hub.ca.cert_pem(), cert_pem)
+    return EdgeLeafUser(edge.edge_id, hash_password(password))

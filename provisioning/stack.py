@@ -20,7 +20,8 @@ import asyncpg
 
 from provisioning.demo_site import HubApi, HubApiError, create_edge, ensure_object, ensure_panel
 from provisioning.embedded_pg import EmbeddedPostgres
-from provisioning.secure_nats import EdgeNatsAuth, HubNatsAuth
+from edge.leaf_credentials import EdgeNatsAuth
+from provisioning.secure_nats import HubNatsAuth
 from shared.eventloop import stop_on_signals
 from shared.nats_server import NatsConfigError, NatsServer
 from shared.pki import PkiError

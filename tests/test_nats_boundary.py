@@ -26,7 +26,7 @@ from hub.ingest.consumer import ensure_streams
 from hub.nats_access import EdgeLeafUser, NatsAccessError, NatsRefused, leaf_user_name, render_users
 from hub.nats_access import access as access_module
 from hub.service import run_hub
-from provisioning.secure_nats import EdgeNatsAuth
+from edge.leaf_credentials import EdgeNatsAuth
 from shared import subjects
 from shared.config import ConfigError
 from shared.nats_server import (AGENT_USER, LeafRemote, NatsConfigError, NatsServer, NatsUser, TlsFiles,

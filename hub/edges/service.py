@@ -11,14 +11,10 @@ from datetime import datetime, timedelta
 import asyncpg
 from hub.edges import registry
 from hub.edges.enrolment import EnrolmentError, NewToken
+from hub.nats_access import leaf_user_name
 from shared.enrolment import EdgeSettings, EnrolRequest, EnrolResponse, LeafCredential
 from shared.pki import PkiError
 from shared.signing import b64url_decode
-
-
-def leaf_user(edge_id: str) -> str:
-    """The NATS user an edge's leaf connection authenticates as."""
-    return f"edge-{edge_id}"
 
 
 @dataclass
@@ -54,7 +50,7 @@ class EnrolmentService:
 
         def issue_cert(edge_id: str) -> str:
             try:
-                return self.sign_csr(request.csr_pem, leaf_user(edge_id))
+                return self.sign_csr(request.csr_pem, leaf_user_name(edge_id))
             except PkiError as exc:
                 raise EnrolmentError(f"csr_pem: {exc}") from None
 
@@ -62,7 +58,7 @@ class EnrolmentService:
                                                request.hardware_id, now, ip, issue_cert)
         await self.access_changed()
         return EnrolResponse(edge_id=enrolled.edge_id, key_id=enrolled.key_id, hub_url=self.hub_url,
-                             leaf=LeafCredential(self.leaf_url, leaf_user(enrolled.edge_id), password),
+                             leaf=LeafCredential(self.leaf_url, leaf_user_name(enrolled.edge_id), password),
                              ca_pem=self.ca_pem, client_cert_pem=enrolled.client_cert_pem, settings=self.settings)
 
     async def revoke(self, conn: asyncpg.Connection, edge_id: str, actor: str, now: datetime,

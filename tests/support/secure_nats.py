@@ -9,7 +9,8 @@ from pathlib import Path
 import nats
 
 from hub.nats_access import EdgeLeafUser
-from provisioning.secure_nats import EdgeNatsAuth, HubNatsAuth
+from edge.leaf_credentials import EdgeNatsAuth
+from provisioning.secure_nats import HubNatsAuth, enrol_by_hand
 from shared.nats_server import NatsServer, NatsUser, ensure_password_file, hash_password
 from shared.process import free_port
 
@@ -67,7 +68,7 @@ class SecureNats:
         `leaf_port` (default: the hub's leaf port) lets it go through a proxy."""
         if edge_id not in self.sites:
             auth = EdgeNatsAuth(self.root / "edge-nats" / edge_id, edge_id)
-            leaf_user = auth.enrol(self.auth, f"tls://{HOST}:{leaf_port or self.hub.config.leaf_port}")
+            leaf_user = enrol_by_hand(auth, self.auth, f"tls://{HOST}:{leaf_port or self.hub.config.leaf_port}")
             admin_password = ensure_password_file(auth.directory / "site-admin.password")
             admin = NatsUser(SITE_ADMIN, hash_password(admin_password))
             server = NatsServer(auth.server_config(f"{edge_id}-nats", HOST, free_port(), free_port(),
