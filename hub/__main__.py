@@ -15,7 +15,9 @@ import asyncpg
 
 from hub.config import load_hub_config
 from hub.ingest import quarantine
-from hub.ingest.edge_keys import EdgeAdminError, add_edge, revoke_edge
+from hub.edges import registry
+from hub.edges.enrolment import EnrolmentError
+from hub.ingest.edge_keys import EdgeAdminError, add_edge
 from hub.nats_access import NatsAccessError
 from hub.auth import BootstrapError, KeyRingError
 from hub.db.migrate import MigrationError, migrate
@@ -37,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     add = edge.add_parser("add", help="enrol an edge with its public key (re-keying clears a revocation)")
     add.add_argument("edge_id")
     add.add_argument("public_key", help="base64url Ed25519 public key, as `python -m edge pubkey` prints it")
-    rev = edge.add_parser("revoke", help="revoke an edge: its segments are refused from now on")
+    rev = edge.add_parser("revoke", help="revoke an edge: its segments are refused and its leaf link dropped "
+                                         "(audited); the console and POST /api/v1/edges/{id}/revoke do the same")
     rev.add_argument("edge_id")
     edge.add_parser("list", help="list edges with their seq status")
     q = sub.add_parser("quarantine", help="segments ingest refused: list, replay, drop").add_subparsers(
@@ -95,8 +98,15 @@ async def _admin(args: argparse.Namespace, dsn: str) -> int:
             kid = await add_edge(conn, args.edge_id, raw)
             print(json.dumps({"edge_id": args.edge_id, "key_id": kid}))
         elif args.edge_command == "revoke":
-            if not await revoke_edge(conn, args.edge_id):
-                print(f"edge {args.edge_id!r} is unknown or already revoked", file=sys.stderr)
+            # The running hub notices within seconds and drops the edge's leaf link
+            # (hub.edges.setup.keep_access_in_step).
+            try:
+                revoked = await registry.revoke_edge(conn, args.edge_id, f"cli:{getpass.getuser()}",
+                                                     datetime.now(timezone.utc), None)
+            except EnrolmentError as exc:
+                raise EdgeAdminError(str(exc)) from None
+            if not revoked:
+                print(f"edge {args.edge_id!r} is already revoked", file=sys.stderr)
                 return 1
             print(json.dumps({"edge_id": args.edge_id, "revoked": True}))
         else:

@@ -14,7 +14,7 @@ from prometheus_client import Gauge
 
 from hub.config import HubConfig
 from hub.db.pool import create_pool
-from hub.edges.setup import build_enrolment, https_context
+from hub.edges.setup import build_enrolment, https_context, keep_access_in_step
 from hub.edges.status import listen_for_status
 from hub.ingest.edge_keys import EdgeKeyCache
 from hub.edges.registry import leaf_users
@@ -116,6 +116,8 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
 
     owner_task = asyncio.create_task(owner.run(), name="partition-owner")
     gaps_task = asyncio.create_task(_watch_gaps(pool, stop), name="gap-watch")
+    access_task = asyncio.create_task(keep_access_in_step(pool, access, stop), name="nats-access") \
+        if access is not None else None
     housekeeping_task = asyncio.create_task(run_housekeeping(
         pool, stop, maintain=auth.maintain, planned_stop_grace=timedelta(seconds=config.alarms.planned_stop_grace_s)), name="housekeeping")
     await stop.wait()
@@ -124,6 +126,8 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     await owner_task
     await ingest.close()
     await gaps_task
+    if access_task is not None:
+        await access_task
     await stream.close()  # before the HTTP server: live clients get a clean 1001 close
     await housekeeping_task
     await runner.cleanup()

@@ -25,7 +25,8 @@ from edge.journal import Journal
 from edge.status_report import StatusReporter
 from hub.api.server import build_http
 from hub.edges.status import DROP_REASONS, Dropped, listen_for_status, store_report, verify_report
-from hub.ingest.edge_keys import EdgeKeyCache, add_edge, revoke_edge
+from hub.edges.registry import revoke_edge
+from hub.ingest.edge_keys import EdgeKeyCache, add_edge
 from hub.ingest.verify import EdgeKey
 from hub.secret_box import SecretBox
 from shared import subjects
@@ -214,7 +215,7 @@ async def test_edges_api_shows_object_connection_report_and_refusals(db: asyncpg
     async with db.acquire() as conn:
         for edge, signer in signers.items():
             await add_edge(conn, edge, signer.public_raw)
-        await revoke_edge(conn, "site-3")
+        await revoke_edge(conn, "site-3", "user:1", datetime.now(timezone.utc), None)
     await db.execute("UPDATE edges SET object_id = $1 WHERE edge_id = 'site-1'", bank)
     await db.execute("INSERT INTO edges (edge_id, object_id, created_at) VALUES ('site-2', $1, now())", depot)
     now = datetime.now(timezone.utc)
@@ -388,7 +389,7 @@ async def test_forged_misdirected_and_older_reports_change_nothing(
     async with db.acquire() as conn:
         for edge, signer in (("site-1", site1), ("site-2", site2), ("site-3", site3)):
             await add_edge(conn, edge, signer.public_raw)
-        await revoke_edge(conn, "site-3")
+        await revoke_edge(conn, "site-3", "user:1", datetime.now(timezone.utc), None)
     nc, _sub = await _listen(topology, db)
     caplog.set_level(logging.INFO, logger="vigil")
 

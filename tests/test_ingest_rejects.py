@@ -105,7 +105,9 @@ async def test_forged_segments_are_rejected_recorded_and_counted(topology: Topol
 
 
 async def test_a_revoked_edge_is_refused(topology: Topology, hub_js: nats.NATS) -> None:
-    from hub.ingest.edge_keys import revoke_edge
+    from datetime import datetime, timezone
+
+    from hub.edges.registry import revoke_edge
 
     site1 = topology.edge_config("site-1")
     signer = await topology.enrol(site1)
@@ -117,7 +119,7 @@ async def test_a_revoked_edge_is_refused(topology: Topology, hub_js: nats.NATS) 
     await topology.wait_events(1, timeout=30)
 
     async with topology.pool.acquire() as conn:
-        assert await revoke_edge(conn, "site-1")
+        assert await revoke_edge(conn, "site-1", "user:1", datetime.now(timezone.utc), None)
     seg2 = build_segment("site-1", EPOCH, "evt", _rows(2, 1), signer)
     await _publish(hub_js, "site-1", "evt", seg2.payload, seg2.headers)
 

@@ -2,6 +2,8 @@
 signs edges' client certificates, and the NATS users kept in step with the edges table."""
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 from datetime import timedelta
 from pathlib import Path
@@ -11,10 +13,13 @@ import asyncpg
 from hub.config import HubConfig
 from hub.edges.registry import leaf_users
 from hub.edges.service import EnrolmentService
-from hub.nats_access import NatsAccess, edge_leaf_users
+from hub.nats_access import EdgeLeafUser, NatsAccess, NatsAccessError, edge_leaf_users
+from shared.backoff import sleep_or_stop
 from shared import pki
 from shared.enrolment import EdgeSettings
 from shared.nats_server import hash_password
+
+log = logging.getLogger("vigil.hub.edges")
 
 
 def https_context(config: HubConfig) -> ssl.SSLContext | None:
@@ -55,3 +60,19 @@ def build_enrolment(config: HubConfig, pool: asyncpg.Pool, access: NatsAccess | 
                               enrolment.forwarder_window, enrolment.segment_max_events),
         sign_csr=lambda csr, cn: pki.sign_csr(ca, csr, cn), hash_password=hash_password,
         access_changed=access_changed, ttl=timedelta(hours=enrolment.token_ttl_h))
+
+
+async def keep_access_in_step(pool: asyncpg.Pool, access: NatsAccess, stop: asyncio.Event,
+                              interval_s: float = 3.0) -> None:
+    """Apply the edges table's leaf users whenever they differ from what was last applied: a
+    revocation made elsewhere (`python -m hub edge revoke`, another hub process) drops the edge's
+    leaf link within `interval_s`, and a failed apply is retried."""
+    applied: list[EdgeLeafUser] | None = None
+    while not await sleep_or_stop(interval_s, stop):
+        try:
+            wanted = edge_leaf_users(await leaf_users(pool))
+            if applied is None or wanted != applied:
+                await access.apply(wanted)
+                applied = wanted
+        except (NatsAccessError, OSError, asyncpg.PostgresError) as exc:
+            log.warning("NATS users not applied, retrying: %s", exc)

@@ -18,7 +18,6 @@ INSERT INTO edges (edge_id, public_key, key_id, enrolled_at) VALUES ($1, $2, $3,
 ON CONFLICT (edge_id) DO UPDATE SET public_key = excluded.public_key, key_id = excluded.key_id, revoked_at = NULL,
     enrolled_at = now()
 """
-SQL_REVOKE_EDGE = "UPDATE edges SET revoked_at = now() WHERE edge_id = $1 AND revoked_at IS NULL"
 
 
 class EdgeAdminError(Exception):
@@ -34,11 +33,6 @@ async def add_edge(conn: asyncpg.Connection, edge_id: str, public_key: bytes) ->
     kid = compute_key_id(public_key)
     await conn.execute(SQL_ADD_EDGE, edge_id, public_key, kid)
     return kid
-
-
-async def revoke_edge(conn: asyncpg.Connection, edge_id: str) -> bool:
-    """Revoke an edge; returns False if it was unknown or already revoked."""
-    return (await conn.execute(SQL_REVOKE_EDGE, edge_id)) == "UPDATE 1"
 
 
 class EdgeKeyCache:
