@@ -34,8 +34,10 @@ def _api(port: int, method: str, path: str, token: str = "", body: dict | None =
 
 
 def _edge_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installer's tool as the README shows it: the `vigil-edge` console script."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-    return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=120, env=env)
+    script = Path(sys.executable).parent / "vigil-edge"
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 def _leafs(http_port: int) -> int:
