@@ -11,13 +11,15 @@ import asyncpg
 from aiohttp import web
 
 CHUNK_ROWS = 500
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        # Spreadsheets would run it as a formula (CSV injection); a leading quote keeps it text.
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+        # Spreadsheets would run it as a formula (CSV injection; OWASP lists tab and CR too, which
+        # some spreadsheets skip before a formula); a leading quote keeps it text.
         return "'" + value
     return value
 

@@ -94,7 +94,7 @@ async def list_secrets(call: Call) -> list[SecretOut]:
 
 
 @router.post("/api/v1/secrets/{id}/reveal", body=RevealBody, response=Revealed, permission="secrets.reveal",
-             tags=("secrets",))
+             carries_secret=True, tags=("secrets",))
 async def reveal_secret(call: Call) -> Revealed:
     """Show a secret for 60 s. Needs a reason; limited per role per hour; always audited."""
     secret_id = call.path_int("id")

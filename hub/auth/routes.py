@@ -52,7 +52,8 @@ def auth_router(login: LoginService, users: UserStore, keyring: KeyRing) -> Rout
         """The calling user."""
         return await users.get(call.user.user_id)
 
-    @router.post(PASSWORD_PATH, permission="self", body=PasswordChangeIn, response=TokenPair, tags=TAGS)
+    @router.post(PASSWORD_PATH, permission="self", body=PasswordChangeIn, response=TokenPair, carries_secret=True,
+                 tags=TAGS)
     async def change_password(call: Call) -> TokenPair:
         """Change your own password; every session ends and a new token pair is returned."""
         return await login.change_password(call.user, call.body.current_password, call.body.new_password,

@@ -120,7 +120,7 @@ def stream_router(stream: HubStream) -> Router:
     router = Router()
     settings = stream.settings
 
-    @router.post("/api/v1/auth/ws-ticket", permission="self", response=WsTicket, tags=("stream",))
+    @router.post("/api/v1/auth/ws-ticket", permission="self", response=WsTicket, carries_secret=True, tags=("stream",))
     async def ws_ticket(call: Call) -> WsTicket:
         """A single-use ticket for opening the live WebSocket within 30 seconds."""
         return WsTicket(await stream.tickets.issue(call.user), stream.tickets.ttl_s)
