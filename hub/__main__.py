@@ -20,6 +20,7 @@ from hub.edges.enrolment import EnrolmentError
 from hub.ingest.edge_keys import EdgeAdminError, add_edge
 from hub.nats_access import NatsAccessError
 from hub.auth import BootstrapError, KeyRingError
+from hub.auth.audit import audit
 from hub.db.migrate import MigrationError, migrate
 from hub.secret_box import SecretFileError
 from hub.service import run_hub
@@ -95,7 +96,10 @@ async def _admin(args: argparse.Namespace, dsn: str) -> int:
                 raw = b64url_decode(args.public_key)
             except ValueError as exc:
                 raise EdgeAdminError(str(exc)) from None
-            kid = await add_edge(conn, args.edge_id, raw)
+            async with conn.transaction():
+                kid = await add_edge(conn, args.edge_id, raw)
+                await audit(conn, datetime.now(timezone.utc), f"cli:{getpass.getuser()}", "edge.keyed", "edge",
+                            args.edge_id, None, key_id=kid)
             print(json.dumps({"edge_id": args.edge_id, "key_id": kid}))
         elif args.edge_command == "revoke":
             # The running hub notices within seconds and drops the edge's leaf link

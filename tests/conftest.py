@@ -7,8 +7,12 @@ from typing import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient
 
+from hub.api.server import build_http
+from hub.secret_box import SecretBox
 from provisioning.scratch_db import DatabaseUnavailable, ScratchServer
+from support.api import HeaderAuthenticator, start_client
 from support.topology import Topology
 
 @pytest.fixture(scope="session")
@@ -56,3 +60,13 @@ async def topology(tmp_path: Path, db: asyncpg.Pool, db_dsn: str) -> AsyncIterat
         yield topo
     finally:
         await topo.stop()
+
+
+@pytest.fixture
+async def api_client(db: asyncpg.Pool) -> AsyncIterator[TestClient]:
+    """The hub's HTTP app on the test database, callers named by support.api.as_role headers."""
+    client = await start_client(build_http(db, HeaderAuthenticator(), [], SecretBox.generate()))
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -3,34 +3,22 @@ routes refuse `Idempotency-Key` with a clear 400, so a replay can skip no audit 
 limit and no assignment check, and no plaintext ends up in `idempotency_keys`."""
 from __future__ import annotations
 
-from typing import AsyncIterator
-
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
 from hub.api.csv_stream import _cell
-from hub.api.server import CORE_ROUTERS, build_http
+from hub.api.server import CORE_ROUTERS
 from hub.auth.routes import auth_router
-from hub.secret_box import SecretBox
 from hub.stream.hub_stream import HubStream
 from hub.stream.routes import stream_router
-from support.api import HeaderAuthenticator, as_role, json_of, start_client
+from support.api import as_role, json_of
 
 ADMIN = as_role("ADMIN", 2)
 OPERATOR = as_role("OPERATOR", 3)
 SECRET = "nvr-pa55word-XYZ"
 # What a response type carries that must never sit in the database in clear.
 CREDENTIAL_RESPONSES = {"Revealed", "TokenPair", "WsTicket", "EdgeCreated"}
-
-
-@pytest.fixture
-async def client(db: asyncpg.Pool) -> AsyncIterator[TestClient]:
-    c = await start_client(build_http(db, HeaderAuthenticator(), [], SecretBox.generate()))
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 async def _text_anywhere(db: asyncpg.Pool, needle: str) -> list[str]:
@@ -49,22 +37,22 @@ async def _text_anywhere(db: asyncpg.Pool, needle: str) -> list[str]:
     return found
 
 
-async def test_a_reveal_with_an_idempotency_key_is_refused_and_nothing_is_kept(client: TestClient,
+async def test_a_reveal_with_an_idempotency_key_is_refused_and_nothing_is_kept(api_client: TestClient,
                                                                                   db: asyncpg.Pool) -> None:
-    obj = await json_of(await client.post("/api/v1/objects", json={"name": "Bank"}, headers=ADMIN))
-    secret = await json_of(await client.post(f"/api/v1/objects/{obj['id']}/secrets",
+    obj = await json_of(await api_client.post("/api/v1/objects", json={"name": "Bank"}, headers=ADMIN))
+    secret = await json_of(await api_client.post(f"/api/v1/objects/{obj['id']}/secrets",
                                              json={"label": "NVR", "secret": SECRET}, headers=ADMIN))
     url = f"/api/v1/secrets/{secret['id']}/reveal"
     body = {"reason": "alarm 42: checking the recorder"}
     for _ in range(2):
-        resp = await client.post(url, json=body, headers={**OPERATOR, "Idempotency-Key": "reveal-1"})
+        resp = await api_client.post(url, json=body, headers={**OPERATOR, "Idempotency-Key": "reveal-1"})
         error = (await json_of(resp))["error"]
         assert resp.status == 400 and error["code"] == "idempotency_not_allowed"
         assert "never stored" in error["message"]
     assert await db.fetchval("SELECT count(*) FROM idempotency_keys") == 0
     # Without a key each reveal runs its checks and is audited, every time.
     for _ in range(2):
-        assert (await client.post(url, json=body, headers=OPERATOR)).status == 200
+        assert (await api_client.post(url, json=body, headers=OPERATOR)).status == 200
     assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'secret.reveal'") == 2
     assert await _text_anywhere(db, SECRET) == []
 

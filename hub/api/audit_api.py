@@ -42,7 +42,7 @@ async def audit_log(call: Call) -> web.StreamResponse | dict[str, Any]:
     q: AuditQuery = call.query
     args = (q.actor, q.action, q.target_type, q.target_id, q.since, q.until)
     if q.format == "csv":
-        return await stream_csv(call.request, deps(call).pool, "audit-log.csv", COLUMNS, SQL_AUDIT, *args)
+        return await stream_csv(call, "audit-log.csv", COLUMNS, SQL_AUDIT, *args)
     rows = await deps(call).pool.fetch(SQL_AUDIT + " LIMIT $7 OFFSET $8", *args, q.capped_limit, q.offset)
     return {"items": [record(r) | {"details": msgspec.json.decode(r["details"])} for r in rows],
             "limit": q.capped_limit, "offset": q.offset}

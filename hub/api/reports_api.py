@@ -73,7 +73,7 @@ async def alarm_history(call: Call) -> web.StreamResponse | dict:
     q: ReportQuery = call.query
     args = (q.since, q.until, q.object_id, object_filter(call.user))
     if q.format == "csv":
-        return await stream_csv(call.request, deps(call).pool, "alarm-history.csv", HISTORY_COLUMNS, SQL_HISTORY, *args)
+        return await stream_csv(call, "alarm-history.csv", HISTORY_COLUMNS, SQL_HISTORY, *args)
     rows = await deps(call).pool.fetch(SQL_HISTORY + f" LIMIT {JSON_LIMIT + 1}", *args)
     return {"items": [record(r) for r in rows[:JSON_LIMIT]], "truncated": len(rows) > JSON_LIMIT}
 
@@ -84,6 +84,6 @@ async def response_times(call: Call) -> web.StreamResponse | dict:
     q: ReportQuery = call.query
     args = (q.since, q.until, q.object_id, object_filter(call.user))
     if q.format == "csv":
-        return await stream_csv(call.request, deps(call).pool, "response-times.csv", RESPONSE_COLUMNS,
+        return await stream_csv(call, "response-times.csv", RESPONSE_COLUMNS,
                                 SQL_RESPONSE_TIMES, *args)
     return {"items": [record(r) for r in await deps(call).pool.fetch(SQL_RESPONSE_TIMES, *args)]}
