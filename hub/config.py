@@ -10,6 +10,8 @@ from shared.config import load_config
 
 class IngestSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     batch: int = 512
+    # Ingest's own connections: the API can never take them (slow exports, a burst of requests).
+    db_pool_size: int = 8
     key_cache_s: float = 5.0
     rebalance_s: float = 1.0
     stream_max_bytes: int = -1
@@ -20,6 +22,8 @@ class IngestSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     def __post_init__(self) -> None:
         if not 1 <= self.batch <= 10_000:
             raise ValueError(f"ingest.batch must be 1..10000, got {self.batch}")
+        if not 1 <= self.db_pool_size <= 100:
+            raise ValueError(f"ingest.db_pool_size must be 1..100, got {self.db_pool_size}")
         if not 1 <= self.clock_tolerance_s <= 86_400:
             raise ValueError(f"ingest.clock_tolerance_s must be 1..86400, got {self.clock_tolerance_s}")
 
@@ -114,7 +118,11 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     https_cert_file: str = ""  # PEM, e.g. the server certificate of the hub CA
     https_key_file: str = ""  # 0600
     log_level: str = "INFO"
-    db_pool_size: int = 8
+    db_pool_size: int = 8  # the API's, housekeeping's and the stream's connections
+    # An API statement running longer is cancelled; an API transaction idle longer (an export
+    # whose client stopped reading) is ended by PostgreSQL and its connection freed.
+    db_statement_timeout_s: float = 30.0
+    db_idle_in_transaction_timeout_s: float = 60.0
     ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
     alarms: AlarmSettings = msgspec.field(default_factory=AlarmSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)

@@ -77,7 +77,9 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     finally:
         await conn.close()
 
-    pool = await create_pool(config.database_url, config.db_pool_size)
+    pool = await create_pool(config.database_url, config.db_pool_size, statement_timeout_s=config.db_statement_timeout_s,
+                             idle_in_transaction_timeout_s=config.db_idle_in_transaction_timeout_s)
+    ingest_pool = await create_pool(config.database_url, config.ingest.db_pool_size, min_size=1)
     await ensure_partitions(pool)
     box = SecretBox.from_file(Path(config.auth.secret_file))
     auth = await build_auth(pool, config.auth, box=box)
@@ -93,9 +95,9 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
         # The users file may predate enrolments and revocations made while this hub was down.
         await access.apply(edge_leaf_users(await leaf_users(pool)))
     await ensure_streams(nc, config.ingest.stream_max_bytes)
-    keys = EdgeKeyCache(pool, config.ingest.key_cache_s)
+    keys = EdgeKeyCache(ingest_pool, config.ingest.key_cache_s)
     await listen_for_status(nc, pool, keys)  # edges' status reports (hub/edges/status.py)
-    ingest = Ingest(nc, pool, keys, batch=config.ingest.batch,
+    ingest = Ingest(nc, ingest_pool, keys, batch=config.ingest.batch,
                     clock_tolerance=timedelta(seconds=config.ingest.clock_tolerance_s))
     owner = PartitionOwner(config.database_url, ingest.acquire, ingest.release, interval_s=config.ingest.rebalance_s)
 
@@ -135,6 +137,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     if access is not None:
         await access.close()
     await pool.close()
+    await ingest_pool.close()
     log.info("hub stopped")
 
 
