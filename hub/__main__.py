@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
-from hub.config import load_hub_config
+from hub.config import HubConfig, load_hub_config
 from hub.ingest import quarantine
 from hub.edges import registry
 from hub.edges.enrolment import EnrolmentError
@@ -22,7 +22,8 @@ from hub.nats_access import NatsAccessError
 from hub.auth import BootstrapError, KeyRingError
 from hub.auth.audit import audit
 from hub.db.migrate import MigrationError, migrate
-from hub.secret_box import SecretFileError
+from hub.secret_box import SecretBox, SecretBoxError, SecretFileError, add_current_key, drop_keys
+from hub.secret_rotation import key_ids_in_use, reseal_all
 from hub.service import run_hub
 from shared import eventloop
 from shared.config import ConfigError
@@ -44,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
                                          "(audited); the console and POST /api/v1/edges/{id}/revoke do the same")
     rev.add_argument("edge_id")
     edge.add_parser("list", help="list edges with their seq status")
+    secrets = sub.add_parser("secrets", help="the hub's secret file: rotate its key, prune old keys").add_subparsers(
+        dest="secrets_command", required=True)
+    secrets.add_parser("rotate", help="add a new current key and seal every stored secret again under it")
+    secrets.add_parser("prune", help="remove earlier keys that no stored secret uses any more")
     q = sub.add_parser("quarantine", help="segments ingest refused: list, replay, drop").add_subparsers(
         dest="quarantine_command", required=True)
     ls = q.add_parser("list", help="quarantined segments, oldest first")
@@ -83,7 +88,27 @@ async def _quarantine(args: argparse.Namespace, conn: asyncpg.Connection) -> int
     return 0
 
 
-async def _admin(args: argparse.Namespace, dsn: str) -> int:
+async def _secrets(args: argparse.Namespace, conn: asyncpg.Connection, path: Path) -> int:
+    if args.secrets_command == "rotate":
+        kid = add_current_key(path)
+        counts = await reseal_all(conn, SecretBox.from_file(path))
+        await audit(conn, datetime.now(timezone.utc), f"cli:{getpass.getuser()}", "secrets.rotated", "secret_file",
+                    kid, None, resealed=counts)
+        print(json.dumps({"key_id": kid, "resealed": counts,
+                          "next": "restart nothing; run `secrets prune` once every hub has the new file"}))
+        return 0
+    used = await key_ids_in_use(conn)
+    if None in used:
+        print(f"{used[None]} stored secrets are from before key ids: run `python -m hub secrets rotate` first",
+              file=sys.stderr)
+        return 1
+    removed = drop_keys(path, {kid for kid in used if kid})
+    print(json.dumps({"removed": removed, "in_use": {k: n for k, n in used.items() if k}}))
+    return 0
+
+
+async def _admin(args: argparse.Namespace, config: HubConfig) -> int:
+    dsn = config.database_url
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn)
@@ -91,6 +116,8 @@ async def _admin(args: argparse.Namespace, dsn: str) -> int:
             return 0
         if args.command == "quarantine":
             return await _quarantine(args, conn)
+        if args.command == "secrets":
+            return await _secrets(args, conn, Path(config.auth.secret_file))
         if args.edge_command == "add":
             try:
                 raw = b64url_decode(args.public_key)
@@ -134,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             eventloop.run(run_hub(config))
             return 0
-        return asyncio.run(_admin(args, config.database_url))
-    except (EdgeAdminError, MigrationError, SecretFileError, KeyRingError, BootstrapError,
+        return asyncio.run(_admin(args, config))
+    except (EdgeAdminError, MigrationError, SecretFileError, SecretBoxError, KeyRingError, BootstrapError,
             quarantine.QuarantineError, ConfigError, NatsAccessError) as exc:
         print(f"vigil hub: {exc}", file=sys.stderr)
         return 2

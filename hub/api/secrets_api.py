@@ -62,7 +62,7 @@ WHERE actor = $1 AND action = 'secret.reveal' AND at > now() - interval '1 hour'
 SQL_USER_LOCK = "SELECT pg_advisory_xact_lock(hashtext('secret-reveal:' || $1))"
 
 
-def _aad(object_id: int) -> bytes:
+def object_secret_aad(object_id: int) -> bytes:
     # Binds the ciphertext to its object: a row copied under another object does not decrypt.
     return f"object_secret:{object_id}".encode()
 
@@ -78,7 +78,7 @@ async def create_secret(call: Call) -> SecretOut:
     object_id = call.path_int("id")
     await visible_object(call, object_id)
     body: SecretIn = call.body
-    sealed = _box(call).encrypt(body.secret.encode(), _aad(object_id))
+    sealed = _box(call).encrypt(body.secret.encode(), object_secret_aad(object_id))
     async with deps(call).pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(SQL_INSERT, object_id, body.label, body.username, sealed)
         await audit(conn, call, "secret.create", "object_secret", row["id"], {"object_id": object_id, "label": body.label})
@@ -123,7 +123,7 @@ async def reveal_secret(call: Call) -> Revealed:
         if refusal is not None:
             raise refusal
     try:
-        secret = _box(call).decrypt(bytes(row["secret_enc"]), _aad(row["object_id"])).decode()
+        secret = _box(call).decrypt(bytes(row["secret_enc"]), object_secret_aad(row["object_id"])).decode()
     except SecretBoxError:
         raise ApiError(500, "secret_unreadable", "the secret cannot be decrypted with this hub's secret file") from None
     return Revealed(secret_id, row["label"], row["username"], secret, REVEAL_SECONDS)

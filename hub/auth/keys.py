@@ -65,7 +65,7 @@ def thumbprint_kid(public_key: rsa.RSAPublicKey) -> str:
     return b64url(hashlib.sha256(canonical.encode()).digest())
 
 
-def _aad(kid: str) -> bytes:
+def signing_key_aad(kid: str) -> bytes:
     return b"vigil/auth_signing_keys/" + kid.encode()
 
 
@@ -202,7 +202,7 @@ class KeyRing:
         kid = thumbprint_kid(private_key.public_key())
         der = private_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption())
-        await conn.execute(SQL_INSERT, kid, self._box.encrypt(der, _aad(kid)), self._clock.now())
+        await conn.execute(SQL_INSERT, kid, self._box.encrypt(der, signing_key_aad(kid)), self._clock.now())
         return kid
 
     def _key_from_row(self, row: asyncpg.Record) -> SigningKey:
@@ -211,7 +211,7 @@ class KeyRing:
         if cached is not None:  # decrypting and parsing again would give the same key
             return SigningKey(kid, cached.private_key, row["retire_after"])
         try:
-            der = self._box.decrypt(bytes(row["private_key_enc"]), _aad(kid))
+            der = self._box.decrypt(bytes(row["private_key_enc"]), signing_key_aad(kid))
         except SecretBoxError as exc:
             raise KeyRingError(f"cannot open signing key {kid}: {exc}; is auth.secret_file the one the other "
                                "hub processes use?") from None
