@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -29,6 +30,7 @@ from hub.secret_box import SecretBox
 from hub.stream import HubStream, stream_router
 from shared.backoff import sleep_or_stop
 from shared.eventloop import stop_on_signals
+from shared.supervise import Supervisor
 
 log = logging.getLogger("vigil.hub")
 
@@ -100,12 +102,16 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     ingest = Ingest(nc, ingest_pool, keys, batch=config.ingest.batch,
                     clock_tolerance=timedelta(seconds=config.ingest.clock_tolerance_s))
     owner = PartitionOwner(config.database_url, ingest.acquire, ingest.release, interval_s=config.ingest.rebalance_s)
+    ingest.fence_of = owner.fence
 
+    # Every background loop runs under the supervisor: an unforeseen error restarts it (logged,
+    # counted, backed off) instead of ending it, and /readyz names a task that keeps failing.
+    supervisor = Supervisor(stop)
     stream = HubStream(pool, config.database_url)
-    await stream.start()
+    await stream.start(supervisor)
     enrolment = build_enrolment(config, pool, access)
     runner = web.AppRunner(build_http(pool, auth.authenticator, [auth.router, stream_router(stream)], box,
-                                      enrolment=enrolment), access_log=None)
+                                      enrolment=enrolment, supervisor=supervisor), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.http_host, config.http_port)
     await site.start()
@@ -116,12 +122,12 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
         log.info("hub listening on https://%s:%d (enrolment %s)", config.https_host, config.https_port,
                  "open" if enrolment is not None else "off: needs nats_access.ca_dir, leaf_url and users_file")
 
-    owner_task = asyncio.create_task(owner.run(), name="partition-owner")
-    gaps_task = asyncio.create_task(_watch_gaps(pool, stop), name="gap-watch")
-    access_task = asyncio.create_task(keep_access_in_step(pool, access, stop), name="nats-access") \
+    owner_task = supervisor.spawn("partition-owner", owner.run)
+    gaps_task = supervisor.spawn("gap-watch", lambda: _watch_gaps(pool, stop))
+    access_task = supervisor.spawn("nats-access", partial(keep_access_in_step, pool, access, stop)) \
         if access is not None else None
-    housekeeping_task = asyncio.create_task(run_housekeeping(
-        pool, stop, maintain=auth.maintain, planned_stop_grace=timedelta(seconds=config.alarms.planned_stop_grace_s)), name="housekeeping")
+    housekeeping_task = supervisor.spawn("housekeeping", lambda: run_housekeeping(
+        pool, stop, maintain=auth.maintain, planned_stop_grace=timedelta(seconds=config.alarms.planned_stop_grace_s)))
     await stop.wait()
     log.info("hub stopping: finishing in-flight batches")
     owner.stop()

@@ -15,8 +15,10 @@ from hub.api.routing import Router
 from hub.console.routes import console_routes
 from hub.edges.service import EnrolmentService
 from hub.secret_box import SecretBox
+from shared.supervise import Supervisor
 
 POOL_KEY = web.AppKey("pool", asyncpg.Pool)
+SUPERVISOR_KEY = web.AppKey("supervisor", Supervisor)
 
 CORE_ROUTERS: list[Router] = [
     meta_api.router, alarms_api.router, objects_api.router, panels_api.router, reports_api.router,
@@ -33,22 +35,42 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """200 when PostgreSQL answers and no background task keeps failing; otherwise 503 naming
+    what is wrong, so a load balancer stops sending work to a hub that only looks alive."""
+    problems: dict[str, str] = {}
+    try:
+        await request.app[POOL_KEY].fetchval("SELECT 1")
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        problems["database"] = f"PostgreSQL is unreachable: {exc}"
+    supervisor = request.app.get(SUPERVISOR_KEY)
+    tasks = supervisor.health() if supervisor is not None else {}
+    problems.update({name: str(t["last_error"]) for name, t in tasks.items() if t["state"] == "failing"})
+    if problems:
+        return web.json_response({"status": "not_ready", "failing": problems, "tasks": tasks}, status=503)
+    return web.json_response({"status": "ready", "tasks": tasks})
+
+
 async def metrics(_request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def build_http(pool: asyncpg.Pool, authenticator: Authenticator, extra_routers: list[Router],
-               secret_box: SecretBox, enrolment: EnrolmentService | None = None) -> web.Application:
+               secret_box: SecretBox, enrolment: EnrolmentService | None = None,
+               supervisor: Supervisor | None = None) -> web.Application:
     """The application: every router's routes, the OpenAPI document built from them, and the
     unauthenticated monitoring endpoints. Without `enrolment` (no CA, no HTTPS listener) the
-    enrolment routes answer 503."""
+    enrolment routes answer 503; /readyz reports `supervisor`'s tasks."""
     routers = CORE_ROUTERS + extra_routers
     extra = {meta_api.OPENAPI_KEY: build_openapi(routers), secrets_api.SECRET_BOX_KEY: secret_box}
     if enrolment is not None:
         extra[enrol_api.ENROLMENT_KEY] = enrolment
     app = build_api(routers, pool, authenticator, extra)
     app[POOL_KEY] = pool
+    if supervisor is not None:
+        app[SUPERVISOR_KEY] = supervisor
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     console_routes(app)
     return app

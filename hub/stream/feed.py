@@ -18,6 +18,7 @@ from hub.stream.messages import Row
 from hub.stream.metrics import FEED_RECONNECTS, FEED_ROWS
 from hub.stream.ring import Ring
 from shared.backoff import Backoff, sleep_or_stop, wait_any
+from shared.supervise import Supervisor
 
 log = logging.getLogger("vigil.hub.stream")
 
@@ -75,14 +76,19 @@ class OutboxFeed:
         self._tasks: list[asyncio.Task[None]] = []
         self._listen_conn: asyncpg.Connection | None = None
 
-    async def start(self) -> None:
-        """Fill the ring with the newest rows, then start listening and polling."""
+    async def start(self, supervisor: Supervisor | None = None) -> None:
+        """Fill the ring with the newest rows, then start listening and polling (under
+        `supervisor` when given, so an unforeseen error restarts a loop rather than ending it)."""
         newest = rows_of(await self._pool.fetch(SQL_NEWEST, self.ring.size))[::-1]
         self.ring.extend(newest)
         # With an empty outbox the head is the counter (0 on a new hub, or past rows since purged).
         self.head = newest[-1].seq if newest else await self._pool.fetchval(SQL_HEAD)
-        self._tasks = [asyncio.create_task(self._listen_loop(), name="stream-listen"),
-                       asyncio.create_task(self._pull_loop(), name="stream-pull")]
+        if supervisor is not None:
+            self._tasks = [supervisor.spawn("stream-listen", self._listen_loop),
+                           supervisor.spawn("stream-pull", self._pull_loop)]
+        else:
+            self._tasks = [asyncio.create_task(self._listen_loop(), name="stream-listen"),
+                           asyncio.create_task(self._pull_loop(), name="stream-pull")]
         log.info("outbox feed started at sequence %d", self.head)
 
     async def close(self) -> None:

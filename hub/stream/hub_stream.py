@@ -16,6 +16,7 @@ from hub.stream.settings import StreamSettings
 from hub.stream.tickets import Tickets
 from shared.backoff import sleep_or_stop
 from shared.clock import SYSTEM_CLOCK, Clock
+from shared.supervise import Supervisor
 
 log = logging.getLogger("vigil.hub.stream")
 
@@ -52,9 +53,12 @@ class HubStream:
         self._clients: set[asyncio.Task[object]] = set()
         self._review: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        await self.feed.start()
-        self._review = asyncio.create_task(self._review_loop(), name="stream-access-review")
+    async def start(self, supervisor: Supervisor | None = None) -> None:
+        """Start the feed and the access review; under `supervisor` (the hub's) an unforeseen
+        error restarts a loop instead of ending it."""
+        await self.feed.start(supervisor)
+        self._review = supervisor.spawn("stream-access-review", self._review_loop) if supervisor is not None \
+            else asyncio.create_task(self._review_loop(), name="stream-access-review")
 
     async def close(self) -> None:
         """Close every client (they may reconnect to another hub process), then stop the feed."""
