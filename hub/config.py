@@ -1,6 +1,7 @@
 """The hub's settings: defaults < TOML file < VIGIL_HUB_* environment."""
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import msgspec
@@ -51,6 +52,11 @@ class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     master_email: str = "master@vigil.local"
     # Empty: the first start generates a one-time password, prints it once and forces a change.
     master_password: str = ""
+    # A session (its refresh family) ends this long after its login, however often refreshed.
+    session_max_age_days: int = 30
+    # IPs/CIDRs of reverse proxies whose X-Forwarded-For names the client; from any other peer
+    # the header is ignored (anyone could forge it to dodge the per-address throttle).
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not 60 <= self.access_ttl_s <= 3600:
@@ -61,6 +67,13 @@ class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError(f"auth.key_rotation_days must be 1..365, got {self.key_rotation_days}")
         if not self.secret_file:
             raise ValueError("auth.secret_file must name a file")
+        if not 1 <= self.session_max_age_days <= 365:
+            raise ValueError(f"auth.session_max_age_days must be 1..365, got {self.session_max_age_days}")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"auth.trusted_proxies: {proxy!r} is not an IP address or CIDR") from None
 
 
 class NatsAccessSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -77,7 +77,7 @@ async def build_auth(pool: asyncpg.Pool, settings: AuthSettings, clock: Clock = 
     await keyring.start()
     tokens = AccessTokens(keyring, clock, issuer=settings.issuer, audience=settings.audience,
                           ttl_s=settings.access_ttl_s)
-    sessions = Sessions(clock, settings.refresh_ttl_s)
+    sessions = Sessions(clock, settings.refresh_ttl_s, settings.session_max_age_days * 86_400)
     throttle = Throttle(clock)
     login = LoginService(pool, clock, passwords, throttle, sessions, tokens)
     users = UserStore(pool, clock, passwords, sessions)
@@ -85,5 +85,5 @@ async def build_auth(pool: asyncpg.Pool, settings: AuthSettings, clock: Clock = 
         settings=settings, pool=pool, clock=clock, passwords=passwords, keyring=keyring, tokens=tokens,
         sessions=sessions, throttle=throttle, login=login, users=users,
         authenticator=TokenAuthenticator(pool, tokens, PASSWORD_CHANGE_PATHS),
-        router=auth_router(login, users, keyring),
+        router=auth_router(login, users, keyring, settings.trusted_proxies),
     )

@@ -1,9 +1,10 @@
 """Login, refresh, logout and password change: the flows that hand out and take back tokens.
 
 A login that fails answers the same (401 `invalid_credentials`, one Argon2 verification) whether
-the email is unknown, the password wrong, the account deactivated or locked, so the answer tells
-nothing about which accounts exist. Only the IP block answers differently (429): it is about the
-caller's address, not an account.
+the email is unknown, the password wrong, the account deactivated or delayed for the caller's
+address, so the answer tells nothing about which accounts exist. Only the address block answers
+differently (429): it is about the caller's address, not an account. The address's attempt is
+reserved before Argon2 runs (hub.auth.throttle), so parallel attempts cannot outrun the block.
 """
 from __future__ import annotations
 
@@ -19,17 +20,20 @@ from hub.auth.audit import audit, user_actor
 from hub.auth.passwords import PasswordPolicyError, Passwords, check_policy
 from hub.auth.schemas import TokenPair
 from hub.auth.sessions import Outcome, Sessions
-from hub.auth.throttle import Throttle
+from hub.auth.throttle import AddressBlocked, Throttle
 from hub.auth.tokens import AccessTokens
 from shared.clock import Clock
 
 log = logging.getLogger("vigil.hub.auth")
 
+# With the delay of this (account, caller address), if any: other addresses' failures do not matter.
 SQL_USER_BY_EMAIL = """
-SELECT id, email, role, password_hash, active, locked_until, must_change_password FROM users WHERE email = $1
+SELECT u.id, u.email, u.role, u.password_hash, u.active, u.must_change_password, f.delayed_until
+FROM users u LEFT JOIN auth_account_failures f ON f.user_id = u.id AND f.ip = $2
+WHERE u.email = $1
 """
 SQL_USER_BY_ID = """
-SELECT id, email, role, password_hash, active, locked_until, must_change_password FROM users WHERE id = $1
+SELECT id, email, role, password_hash, active, must_change_password FROM users WHERE id = $1
 """
 SQL_REHASH = "UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3"
 SQL_SET_OWN_PASSWORD = """
@@ -68,10 +72,8 @@ class LoginService:
 
     async def login(self, email: str, password: str, ip: str) -> TokenPair:
         """A new session for valid credentials; raises 401 invalid_credentials or 429."""
-        until = await self._throttle.ip_blocked_until(self._pool, ip)
-        if until is not None:
-            raise too_many_attempts(until, self._clock.now())
-        user = await self._pool.fetchrow(SQL_USER_BY_EMAIL, normalise_email(email))
+        reservation = await self._reserve(ip)
+        user = await self._pool.fetchrow(SQL_USER_BY_EMAIL, normalise_email(email), ip)
         verified = await self._passwords.verify(user["password_hash"] if user else None, password)
         reason = self._refusal(user, verified)
         now = self._clock.now()
@@ -86,7 +88,7 @@ class LoginService:
         assert user is not None
         async with self._pool.acquire() as conn:
             async with conn.transaction():
-                await self._throttle.record_success(conn, user["id"])
+                await self._throttle.record_success(conn, reservation, user["id"], ip)
                 session_id, refresh = await self._sessions.open(conn, user["id"], ip)
                 await audit(conn, now, user_actor(user["id"]), "auth.login", "user", user["id"], ip,
                             session=str(session_id))
@@ -128,9 +130,7 @@ class LoginService:
 
     async def change_password(self, principal: Principal, current: str, new: str, ip: str) -> TokenPair:
         """Set the caller's own password, end every session they have, and open a new one."""
-        until = await self._throttle.ip_blocked_until(self._pool, ip)
-        if until is not None:
-            raise too_many_attempts(until, self._clock.now())
+        reservation = await self._reserve(ip)
         user = await self._pool.fetchrow(SQL_USER_BY_ID, principal.user_id)
         if user is None:
             raise unauthorized("the account no longer exists")
@@ -141,6 +141,8 @@ class LoginService:
                     await audit(conn, self._clock.now(), principal.actor, "auth.password.change_failed", "user",
                                 user["id"], ip)
             raise ApiError(403, "invalid_credentials", "the current password is wrong")
+        # The password was right: a refusal of the new one below is no guess at it.
+        await self._throttle.release(self._pool, reservation)
         try:
             check_policy(new, user["email"])
         except PasswordPolicyError as exc:
@@ -152,7 +154,7 @@ class LoginService:
         async with self._pool.acquire() as conn:
             async with conn.transaction():
                 await conn.execute(SQL_SET_OWN_PASSWORD, user["id"], new_hash, now)
-                await self._throttle.record_success(conn, user["id"])
+                await self._throttle.record_success(conn, reservation, user["id"], ip)
                 ended = await self._sessions.revoke_user(conn, user["id"], "password_changed")
                 session_id, refresh = await self._sessions.open(conn, user["id"], ip)
                 await audit(conn, now, principal.actor, "auth.password.changed", "user", user["id"], ip,
@@ -168,9 +170,16 @@ class LoginService:
             return "wrong_password"
         if not user["active"]:
             return "inactive"
-        if self._throttle.locked(user["locked_until"]):
-            return "locked"
+        if self._throttle.delayed(user["delayed_until"]):
+            return "delayed"
         return None
+
+    async def _reserve(self, ip: str) -> int:
+        """The address's attempt, taken before any password is verified; raises 429 when blocked."""
+        try:
+            return await self._throttle.reserve(self._pool, ip)
+        except AddressBlocked as exc:
+            raise too_many_attempts(exc.until, self._clock.now()) from None
 
     def _pair(self, access: str, refresh: str, must_change: bool) -> TokenPair:
         return TokenPair(access_token=access, refresh_token=refresh, expires_in=self._tokens.ttl_s,

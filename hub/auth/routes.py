@@ -1,6 +1,9 @@
 """The auth and user-management routes."""
 from __future__ import annotations
 
+import ipaddress
+from typing import Sequence
+
 from aiohttp import web
 
 from hub.api.routing import Call, Router
@@ -17,29 +20,57 @@ JWKS_MAX_AGE_S = 60
 TAGS = ("auth",)
 
 
-def client_ip(request: web.Request) -> str:
-    """The caller's address as the throttle and the audit log record it."""
-    return request.remote or "unknown"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def auth_router(login: LoginService, users: UserStore, keyring: KeyRing) -> Router:
-    """The router for /api/v1/auth/*, /api/v1/users* and the JWKS document."""
+def _trusted(address: str, proxies: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
+def client_ip(request: web.Request, proxies: Sequence[Network] = ()) -> str:
+    """The caller's address as the throttle and the audit log record it: the socket's peer, or,
+    when that peer is a trusted proxy, the nearest X-Forwarded-For hop that is not one. Hops are
+    read right to left because only those appended by our own proxies can be believed; whatever
+    the client wrote to the left of them is its own claim."""
+    address = request.remote or "unknown"
+    if not _trusted(address, proxies):
+        return address
+    hops = [hop.strip() for value in request.headers.getall("X-Forwarded-For", []) for hop in value.split(",")]
+    for hop in reversed(hops):
+        try:
+            address = str(ipaddress.ip_address(hop))
+        except ValueError:
+            break  # a garbled hop: stop at the last proxy we trust rather than guess
+        if not _trusted(address, proxies):
+            break
+    return address
+
+
+def auth_router(login: LoginService, users: UserStore, keyring: KeyRing,
+                trusted_proxies: Sequence[str] = ()) -> Router:
+    """The router for /api/v1/auth/*, /api/v1/users* and the JWKS document. X-Forwarded-For is
+    honoured only from a peer in `trusted_proxies` (IPs or CIDRs)."""
     router = Router()
+    proxies = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
 
     @router.post("/api/v1/auth/login", public=True, body=LoginIn, response=TokenPair, tags=TAGS)
     async def log_in(call: Call) -> TokenPair:
         """Exchange email and password for an access and a refresh token."""
-        return await login.login(call.body.email, call.body.password, client_ip(call.request))
+        return await login.login(call.body.email, call.body.password, client_ip(call.request, proxies))
 
     @router.post("/api/v1/auth/refresh", public=True, body=RefreshIn, response=TokenPair, tags=TAGS)
     async def refresh(call: Call) -> TokenPair:
         """Spend a refresh token for a new pair (a spent token ends its whole session)."""
-        return await login.refresh(call.body.refresh_token, client_ip(call.request))
+        return await login.refresh(call.body.refresh_token, client_ip(call.request, proxies))
 
     @router.post("/api/v1/auth/logout", public=True, body=RefreshIn, status=204, tags=TAGS)
     async def log_out(call: Call) -> None:
         """End the session the refresh token belongs to, with its access tokens."""
-        await login.logout(call.body.refresh_token, client_ip(call.request))
+        await login.logout(call.body.refresh_token, client_ip(call.request, proxies))
 
     @router.get("/api/v1/auth/jwks", public=True, tags=TAGS)
     @router.get("/.well-known/jwks.json", public=True, tags=TAGS)
@@ -57,7 +88,7 @@ def auth_router(login: LoginService, users: UserStore, keyring: KeyRing) -> Rout
     async def change_password(call: Call) -> TokenPair:
         """Change your own password; every session ends and a new token pair is returned."""
         return await login.change_password(call.user, call.body.current_password, call.body.new_password,
-                                           client_ip(call.request))
+                                           client_ip(call.request, proxies))
 
     @router.get("/api/v1/users", permission="users.manage", response=list[UserOut], tags=("users",))
     async def list_users(call: Call) -> list[UserOut]:
@@ -68,7 +99,7 @@ def auth_router(login: LoginService, users: UserStore, keyring: KeyRing) -> Rout
                  tags=("users",))
     async def create_user(call: Call) -> UserOut:
         """Create a user with an initial password they must change at first login."""
-        return await users.create(call.user, call.body, client_ip(call.request))
+        return await users.create(call.user, call.body, client_ip(call.request, proxies))
 
     @router.get("/api/v1/users/{id}", permission="users.manage", response=UserOut, tags=("users",))
     async def get_user(call: Call) -> UserOut:
@@ -79,12 +110,12 @@ def auth_router(login: LoginService, users: UserStore, keyring: KeyRing) -> Rout
                   tags=("users",))
     async def patch_user(call: Call) -> UserOut:
         """Change a user's role, active flag or display name, or reset their password (at `version`)."""
-        return await users.patch(call.user, call.path_int("id"), call.body, client_ip(call.request))
+        return await users.patch(call.user, call.path_int("id"), call.body, client_ip(call.request, proxies))
 
     @router.put("/api/v1/users/{id}/objects", permission="users.manage", body=ObjectsIn, response=UserOut,
                 tags=("users",))
     async def set_objects(call: Call) -> UserOut:
         """Replace the objects a TECHNICIAN or FIELD_WORKER is assigned to (at `version`)."""
-        return await users.set_objects(call.user, call.path_int("id"), call.body, client_ip(call.request))
+        return await users.set_objects(call.user, call.path_int("id"), call.body, client_ip(call.request, proxies))
 
     return router

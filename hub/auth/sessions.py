@@ -4,7 +4,9 @@ A refresh token is 256 random bits, handed out once and stored only as its SHA-2
 that much entropy cannot be guessed back, so a slow hash adds nothing). Every use spends it and
 issues its successor in the same family. Presenting a spent token means two parties hold the
 family (a stolen token was used): the whole family is revoked, the newest token included, and
-so are the access tokens that name it (the authenticator checks the family).
+so are the access tokens that name it (the authenticator checks the family). A family also has an
+absolute lifetime from its login (`auth.session_max_age_days`): past it no token of it rotates,
+however recently it was refreshed, so a stolen family cannot be kept alive for ever.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ INSERT INTO auth_refresh_tokens (token_hash, session_id, issued_at, expires_at) 
 """
 # Locks the family too, so a spend and a reuse-revocation of the same family never interleave.
 SQL_FIND = """
-SELECT t.session_id, t.expires_at, t.used_at, s.user_id, s.revoked_at, u.role, u.active, u.must_change_password
+SELECT t.session_id, t.expires_at, t.used_at, s.user_id, s.created_at, s.revoked_at, u.role, u.active, u.must_change_password
 FROM auth_refresh_tokens t
 JOIN auth_sessions s ON s.id = t.session_id
 JOIN users u ON u.id = s.user_id
@@ -82,9 +84,10 @@ class Rotation:
 class Sessions:
     """Opens, rotates and revokes session families."""
 
-    def __init__(self, clock: Clock, ttl_s: int) -> None:
+    def __init__(self, clock: Clock, ttl_s: int, max_age_s: int = 30 * 86_400) -> None:
         self._clock = clock
         self.ttl_s = ttl_s
+        self.max_age_s = max_age_s
 
     async def open(self, conn: asyncpg.Connection, user_id: int, ip: str) -> tuple[uuid.UUID, str]:
         """A new family for `user_id` and its first refresh token."""
@@ -109,7 +112,7 @@ class Sessions:
         if row["used_at"] is not None:
             await conn.execute(SQL_REVOKE, row["session_id"], now, "refresh_reuse")
             return Rotation(Outcome.REUSED, **found)
-        if row["expires_at"] <= now:
+        if row["expires_at"] <= now or row["created_at"] + timedelta(seconds=self.max_age_s) <= now:
             return Rotation(Outcome.EXPIRED, **found)
         if not row["active"]:
             await conn.execute(SQL_REVOKE, row["session_id"], now, "deactivated")

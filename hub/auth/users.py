@@ -27,8 +27,10 @@ USERS_LOCK_KEY = 0x56494755  # "VIGU": serialises user changes, so two cannot re
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 SQL_USER_OUT = """
-SELECT u.id, u.email, u.display_name, u.role, u.active, u.must_change_password, u.locked_until, u.version,
+SELECT u.id, u.email, u.display_name, u.role, u.active, u.must_change_password, u.version,
        u.created_at, u.updated_at,
+       -- The longest login delay any address has earned (hub.auth.throttle): only those addresses wait.
+       (SELECT max(f.delayed_until) FROM auth_account_failures f WHERE f.user_id = u.id) AS locked_until,
        ARRAY(SELECT a.object_id FROM user_object_assignments a WHERE a.user_id = u.id ORDER BY a.object_id) AS objects
 FROM users u
 """
@@ -47,10 +49,10 @@ SQL_OTHER_ACTIVE_MASTERS = "SELECT count(*) FROM users WHERE role = 'MASTER' AND
 SQL_UPDATE = """
 UPDATE users SET role = $2, active = $3, display_name = $4, version = version + 1, updated_at = $5 WHERE id = $1
 """
-# A reset password is one the admin knows: the user must change it, and any lockout ends.
+# A reset password is one the admin knows: the user must change it, and every address's login delay ends.
 SQL_RESET_PASSWORD = """
-UPDATE users SET password_hash = $2, must_change_password = true, failed_logins = 0, locked_until = NULL
-WHERE id = $1
+WITH forgotten AS (DELETE FROM auth_account_failures WHERE user_id = $1)
+UPDATE users SET password_hash = $2, must_change_password = true WHERE id = $1
 """
 SQL_BUMP = "UPDATE users SET version = version + 1, updated_at = $2 WHERE id = $1"
 SQL_ASSIGNED = "SELECT object_id FROM user_object_assignments WHERE user_id = $1"
@@ -64,7 +66,7 @@ INSERT INTO user_object_assignments (user_id, object_id) SELECT $1, unnest($2::b
 def _to_out(row: asyncpg.Record, clock: Clock) -> UserOut:
     data = dict(row)
     if data["locked_until"] is not None and data["locked_until"] <= clock.now():
-        data["locked_until"] = None  # an ended lock is no longer news
+        data["locked_until"] = None  # an ended delay is no longer news
     data["objects"] = list(data["objects"])
     return UserOut(**data)
 
