@@ -102,6 +102,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     ingest = Ingest(nc, ingest_pool, keys, batch=config.ingest.batch,
                     clock_tolerance=timedelta(seconds=config.ingest.clock_tolerance_s))
     owner = PartitionOwner(config.database_url, ingest.acquire, ingest.release, interval_s=config.ingest.rebalance_s)
+    ingest.fence_of = owner.fence
 
     # Every background loop runs under the supervisor: an unforeseen error restarts it (logged,
     # counted, backed off) instead of ending it, and /readyz names a task that keeps failing.

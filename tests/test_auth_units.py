@@ -29,7 +29,7 @@ def test_secret_box_round_trip_and_binding() -> None:
     tampered = sealed[:-1] + bytes([sealed[-1] ^ 1])
     with pytest.raises(SecretBoxError):
         box.decrypt(tampered, b"object_secrets:1")
-    for junk in (b"", b"\x01short", b"\x02" + sealed[1:]):
+    for junk in (b"", b"\x01short", b"\x02short", b"\x03" + sealed[1:]):  # empty, truncated, unknown format
         with pytest.raises(SecretBoxError):
             box.decrypt(junk, b"object_secrets:1")
 

@@ -19,6 +19,7 @@ from hub.alarms.apply import IngestedEvent, apply_lifecycle, raise_system_alarms
 from hub.alarms.classify import Meaning, classify
 from hub.db.bulk import rows_json
 from hub.db.outbox import OutboxItem, write_outbox
+from hub.ingest.partitions import Fence, PartitionLost
 from hub.ingest.verify import Accepted, Rejected
 from shared.envelope import Envelope
 
@@ -31,6 +32,11 @@ EPOCH_SHIFT = 40
 # windows and partition placement.
 DEFAULT_CLOCK_TOLERANCE = timedelta(minutes=5)
 
+# An advisory lock on one bigint key shows in pg_locks as classid = high 32 bits, objid = low.
+SQL_FENCE = """
+SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $2
+               AND classid = ($1::bigint >> 32)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1)
+"""
 # Edge rows are locked in a fixed order first: two lanes' batches touching the same edges would
 # otherwise lock them in arbitrary order and could deadlock.
 SQL_LOCK_EDGES = "SELECT edge_id FROM edges WHERE edge_id = ANY($1::text[]) ORDER BY edge_id FOR UPDATE"
@@ -206,13 +212,19 @@ def order_key(ordinal: int, seq: int) -> int:
 
 async def commit_batch(
     conn: asyncpg.Connection, accepted: list[Accepted], rejects: list[RejectRecord], now: datetime | None = None,
-    *, clock_tolerance: timedelta = DEFAULT_CLOCK_TOLERANCE,
+    *, clock_tolerance: timedelta = DEFAULT_CLOCK_TOLERANCE, fence: Fence | None = None,
 ) -> BatchResult:
     """Insert the accepted envelopes, apply the lifecycle to the new ones, quarantine the rejects
-    and write the outbox, all in one transaction."""
+    and write the outbox, all in one transaction. With a `fence`, the transaction first checks
+    that this process still holds the partition (raises PartitionLost, committing nothing)."""
     now = now or datetime.now(timezone.utc)
     result = BatchResult()
     async with conn.transaction():
+        # A hub whose lock connection dropped may still be finishing a batch while another hub
+        # took the partition over: it must not commit. (Identity de-duplication would keep the
+        # data single anyway; the fence keeps the order of application single too.)
+        if fence is not None and not await conn.fetchval(SQL_FENCE, fence.key, fence.pid):
+            raise PartitionLost(f"the lock of this partition is no longer held by backend {fence.pid}")
         outbox: list[OutboxItem] = []
         if accepted:
             await conn.execute(SQL_LOCK_EDGES, sorted({s.edge_id for s in accepted}))

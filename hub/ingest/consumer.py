@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import asyncpg
@@ -30,7 +31,7 @@ from nats.js.api import (
 from prometheus_client import Counter, Gauge, Histogram
 
 from hub.ingest.edge_keys import EdgeKeyCache
-from hub.ingest.partitions import Unit
+from hub.ingest.partitions import Fence, PartitionLost, Unit
 from hub.ingest.pull import PullStream
 from hub.ingest.commit import DEFAULT_CLOCK_TOLERANCE, BatchResult, RejectRecord, commit_batch
 from hub.ingest.verify import Accepted, Rejected, verify_segment
@@ -98,6 +99,8 @@ class Ingest:
         self._keys = keys
         self._batch = batch
         self._workers: dict[Unit, tuple[asyncio.Event, asyncio.Task[None]]] = {}
+        # PartitionOwner.fence, once the owner exists: each commit proves the unit is still held.
+        self.fence_of: Callable[[Unit], Fence | None] | None = None
 
     async def acquire(self, unit: Unit) -> None:
         stop = asyncio.Event()
@@ -152,8 +155,12 @@ class Ingest:
                 while not stop.is_set():
                     msgs = await pull.next_batch(wait_s=0.5)
                     if msgs:
-                        await self.handle_batch(msgs)
+                        await self.handle_batch(msgs, unit)
                         backoff.reset()
+            except PartitionLost as exc:
+                # Another hub may own it now: stop without acking; JetStream redelivers to it.
+                log.warning("ingest %s/%d: %s; this worker stops", lane, partition, exc)
+                break
             except Exception as exc:  # a worker must never die silently: log, back off, resume
                 ERRORS.inc()
                 delay = backoff.next_delay()
@@ -171,7 +178,7 @@ class Ingest:
                     except nats.errors.Error:
                         pass
 
-    async def handle_batch(self, msgs: list[Msg]) -> None:
+    async def handle_batch(self, msgs: list[Msg], unit: Unit | None = None) -> None:
         """Verify, commit and acknowledge one batch of segment messages, in their order.
 
         A refused segment is quarantined (hub.ingest.quarantine) in the same transaction and
@@ -181,6 +188,11 @@ class Ingest:
         envelope never condemns its segment nor blocks its partition.
         """
         started = time.perf_counter()
+        fence = None
+        if unit is not None and self.fence_of is not None:
+            fence = self.fence_of(unit)
+            if fence is None:
+                raise PartitionLost(f"partition {unit[0]}/{unit[1]} is no longer held by this process")
         edges = {parsed[0] for m in msgs if (parsed := subjects.parse_stored_subject(m.subject))}
         keys = await self._keys.keys_for(edges)
         accepted: list[Accepted] = []
@@ -192,11 +204,11 @@ class Ingest:
             else:
                 accepted.append(verdict)
         try:
-            result = await self._commit(accepted, rejects)
+            result = await self._commit(accepted, rejects, fence)
         except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
             if len(msgs) > 1:
                 for msg in msgs:
-                    await self.handle_batch([msg])
+                    await self.handle_batch([msg], unit)
                 return
             if not accepted:
                 # Only the quarantine row itself can be refused here, and its text is made
@@ -213,9 +225,10 @@ class Ingest:
         await self._after_quarantine(rejects, result.quarantine_ids)
         BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def _commit(self, accepted: list[Accepted], rejects: list[RejectRecord]) -> BatchResult:
+    async def _commit(self, accepted: list[Accepted], rejects: list[RejectRecord],
+                      fence: Fence | None = None) -> BatchResult:
         async with self._pool.acquire() as conn:
-            return await commit_batch(conn, accepted, rejects, clock_tolerance=self._clock_tolerance)
+            return await commit_batch(conn, accepted, rejects, clock_tolerance=self._clock_tolerance, fence=fence)
 
     async def _store_alone(self, msg: Msg, segment: Accepted, exc: Exception) -> BatchResult:
         """Store a verified segment PostgreSQL refused whole, envelope by envelope; quarantine the

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 import asyncpg
@@ -32,6 +33,19 @@ ALL_UNITS: list[Unit] = [(lane, p) for lane in subjects.LANES for p in range(sub
 
 def lock_key(unit: Unit) -> int:
     return LOCK_BASE + ALL_UNITS.index(unit)
+
+
+class PartitionLost(Exception):
+    """This process no longer holds the partition it was about to commit for."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Proof of ownership a commit checks inside its transaction: the unit's advisory lock is
+    held, granted, by the owner's lock connection (its backend pid)."""
+
+    key: int
+    pid: int
 
 
 def fair_share(units: int, live_hubs: int) -> int:
@@ -111,6 +125,12 @@ class PartitionOwner:
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
+
+    def fence(self, unit: Unit) -> Fence | None:
+        """The fence for committing `unit`'s batches, or None when this process does not hold it."""
+        if unit not in self.held or self._conn is None or self._conn.is_closed():
+            return None
+        return Fence(lock_key(unit), self._conn.get_server_pid())
 
     def stop(self) -> None:
         self._stop.set()
