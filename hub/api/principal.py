@@ -1,8 +1,10 @@
 """Who is calling: the authenticated user as every permission check sees it."""
 from __future__ import annotations
 
+import uuid
+
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
@@ -26,6 +28,9 @@ class Principal:
     email: str
     role: Role
     objects: frozenset[int] | None = None
+    # The sign-in session the caller acts in (None for internal callers). Not part of equality:
+    # two principals are the same caller with the same rights whatever session they came by.
+    session_id: uuid.UUID | None = field(default=None, compare=False)
 
     @property
     def actor(self) -> str:

@@ -7,6 +7,8 @@ assignments are read there too, so a role change applies to the next request.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 
 import asyncpg
@@ -63,4 +65,5 @@ class TokenAuthenticator:
             raise unauthorized("the account is deactivated")
         if row["must_change_password"] and request.path not in self._password_change_paths:
             raise ApiError(403, "password_change_required", "change your password first (POST /api/v1/auth/password)")
-        return principal_for(claims.user_id, row["email"], row["role"], row["objects"])
+        return dataclasses.replace(principal_for(claims.user_id, row["email"], row["role"], row["objects"]),
+                                   session_id=claims.session_id)

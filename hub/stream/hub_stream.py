@@ -26,6 +26,9 @@ SELECT u.id, u.email, u.role, u.active, u.must_change_password,
        ARRAY(SELECT a.object_id FROM user_object_assignments a WHERE a.user_id = u.id) AS objects
 FROM users u WHERE u.id = ANY($1::int8[])
 """
+# Of the sessions the open streams were opened in, those that ended (logout, password change,
+# refresh-token reuse, the absolute lifetime).
+SQL_ENDED_SESSIONS = "SELECT id FROM auth_sessions WHERE id = ANY($1::uuid[]) AND revoked_at IS NOT NULL"
 
 
 def _still_allowed(principal: Principal, user: asyncpg.Record | None) -> bool:
@@ -91,15 +94,18 @@ class HubStream:
 
     async def review_access(self) -> int:
         """End the streams of users who were deactivated, must change their password, or whose
-        role or assigned objects changed since they connected (their clients reload from REST
+        role or assigned objects changed since they connected, and of sessions that ended (their clients reload from REST
         under what they may see now, or find they may not); returns how many were ended."""
         queues = [q for q in self.feed.subscribers if isinstance(q, ClientQueue) and not q.access_changed]
         if not queues:
             return 0
         rows = {r["id"]: r for r in await self.pool.fetch(SQL_ACCESS, sorted({q.principal.user_id for q in queues}))}
+        sessions = sorted({q.principal.session_id for q in queues if q.principal.session_id is not None})
+        ended_sessions = {r["id"] for r in await self.pool.fetch(SQL_ENDED_SESSIONS, sessions)} if sessions else set()
         ended = 0
         for queue in queues:
-            if not _still_allowed(queue.principal, rows.get(queue.principal.user_id)):
+            if (not _still_allowed(queue.principal, rows.get(queue.principal.user_id))
+                    or queue.principal.session_id in ended_sessions):
                 log.info("ending the stream of user %d: their access changed", queue.principal.user_id,
                          extra={"user_id": queue.principal.user_id})
                 queue.end_for_access_change()

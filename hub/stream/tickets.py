@@ -6,6 +6,8 @@ up in proxy logs for its whole lifetime; a ticket in the URL is worth one connec
 """
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import secrets
 from datetime import timedelta
@@ -18,16 +20,19 @@ from hub.api.principal import Principal
 from shared.clock import Clock
 
 SQL_FORGET_EXPIRED = "DELETE FROM ws_tickets WHERE user_id = $1 AND expires_at <= $2"
-SQL_ISSUE = "INSERT INTO ws_tickets (ticket_hash, user_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)"
+SQL_ISSUE = """
+INSERT INTO ws_tickets (ticket_hash, user_id, issued_at, expires_at, session_id) VALUES ($1, $2, $3, $4, $5)
+"""
 # The UPDATE's WHERE is the whole check: of two hub processes redeeming one ticket at once,
 # exactly one gets the row back.
 SQL_REDEEM = """
 WITH t AS (
     UPDATE ws_tickets SET used_at = $2
     WHERE ticket_hash = $1 AND used_at IS NULL AND expires_at > $2
-    RETURNING user_id
+    RETURNING user_id, session_id
 )
-SELECT u.id, u.email, u.role, u.active, u.must_change_password,
+SELECT u.id, u.email, u.role, u.active, u.must_change_password, t.session_id,
+       NOT EXISTS (SELECT 1 FROM auth_sessions s WHERE s.id = t.session_id AND s.revoked_at IS NOT NULL) AS session_live,
        ARRAY(SELECT a.object_id FROM user_object_assignments a WHERE a.user_id = u.id) AS objects
 FROM t JOIN users u ON u.id = t.user_id
 """
@@ -53,7 +58,8 @@ class Tickets:
         ticket = secrets.token_urlsafe(32)
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(SQL_FORGET_EXPIRED, principal.user_id, now)
-            await conn.execute(SQL_ISSUE, _hash(ticket), principal.user_id, now, now + timedelta(seconds=self.ttl_s))
+            await conn.execute(SQL_ISSUE, _hash(ticket), principal.user_id, now, now + timedelta(seconds=self.ttl_s),
+                               principal.session_id)
         return ticket
 
     async def redeem(self, ticket: str | None) -> Principal:
@@ -68,6 +74,9 @@ class Tickets:
             raise unauthorized("the ticket is unknown, used or expired; ask for a new one")
         if not row["active"]:
             raise unauthorized("the account is deactivated")
+        if not row["session_live"]:
+            raise unauthorized("the session that asked for the ticket has ended; log in again")
         if row["must_change_password"]:
             raise ApiError(403, "password_change_required", "change your password first (POST /api/v1/auth/password)")
-        return principal_for(row["id"], row["email"], row["role"], row["objects"])
+        return dataclasses.replace(principal_for(row["id"], row["email"], row["role"], row["objects"]),
+                                   session_id=row["session_id"])
