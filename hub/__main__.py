@@ -21,7 +21,8 @@ from hub.ingest.edge_keys import EdgeAdminError, add_edge
 from hub.nats_access import NatsAccessError
 from hub.auth import BootstrapError, KeyRingError
 from hub.auth.audit import audit
-from hub.db.migrate import MigrationError, migrate
+from hub.db.migrate import MigrationError
+from hub.db.roles import DatabaseRoleError, prepare_database
 from hub.secret_box import SecretBox, SecretBoxError, SecretFileError, add_current_key, drop_keys
 from hub.secret_rotation import key_ids_in_use, reseal_all
 from hub.service import run_hub
@@ -108,12 +109,11 @@ async def _secrets(args: argparse.Namespace, conn: asyncpg.Connection, path: Pat
 
 
 async def _admin(args: argparse.Namespace, config: HubConfig) -> int:
-    dsn = config.database_url
-    conn = await asyncpg.connect(dsn)
+    await prepare_database(config.database_url, config.database_owner_url)
+    if args.command == "migrate":
+        return 0
+    conn = await asyncpg.connect(config.database_url)
     try:
-        await migrate(conn)
-        if args.command == "migrate":
-            return 0
         if args.command == "quarantine":
             return await _quarantine(args, conn)
         if args.command == "secrets":
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return asyncio.run(_admin(args, config))
     except (EdgeAdminError, MigrationError, SecretFileError, SecretBoxError, KeyRingError, BootstrapError,
-            quarantine.QuarantineError, ConfigError, NatsAccessError) as exc:
+            quarantine.QuarantineError, ConfigError, NatsAccessError, DatabaseRoleError) as exc:
         print(f"vigil hub: {exc}", file=sys.stderr)
         return 2
     except (OSError, asyncpg.PostgresError) as exc:

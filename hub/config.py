@@ -117,7 +117,11 @@ class EnrolmentSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
 
 
 class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # The role the hub runs as. With `database_owner_url` set it must own no table: migrations
+    # run as the owner and the hub grants this role row access only (hub/db/roles.py), so the
+    # audit log stays append-only against the hub itself. Empty owner URL: one role does both.
     database_url: str = "postgresql://127.0.0.1:5432/vigil"
+    database_owner_url: str = ""
     nats_url: str = "nats://127.0.0.1:4222"
     nats_user: str = "hub"
     # 0600 file with the hub's NATS password; empty: connect without credentials (an open
@@ -154,6 +158,8 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError("https_cert_file and https_key_file are required when https_port is set")
         if not self.database_url.startswith(("postgresql://", "postgres://")):
             raise ValueError(f"database_url must be a postgresql:// URL, got {self.database_url!r}")
+        if self.database_owner_url and not self.database_owner_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("database_owner_url must be a postgresql:// URL or empty")
 
 
 def load_hub_config(path: Path | None = None, **kwargs: object) -> HubConfig:

@@ -15,6 +15,7 @@ from prometheus_client import Gauge
 
 from hub.config import HubConfig
 from hub.db.pool import create_pool
+from hub.db.roles import prepare_database
 from hub.edges.setup import build_enrolment, https_context, keep_access_in_step
 from hub.edges.status import listen_for_status
 from hub.ingest.edge_keys import EdgeKeyCache
@@ -23,7 +24,6 @@ from hub.housekeeping import ensure_partitions, run_housekeeping
 from hub.api.server import build_http
 from hub.auth import build_auth
 from hub.ingest.consumer import Ingest, ensure_streams
-from hub.db.migrate import migrate
 from hub.ingest.partitions import PartitionOwner
 from hub.nats_access import NatsAccess, edge_leaf_users, hub_nats_login
 from hub.secret_box import SecretBox
@@ -71,14 +71,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     if handle_signals:
         stop_on_signals(stop)
 
-    conn = await asyncpg.connect(config.database_url)
-    try:
-        applied = await migrate(conn)
-        if applied:
-            log.info("migrations applied: %s", ", ".join(applied))
-    finally:
-        await conn.close()
-
+    await prepare_database(config.database_url, config.database_owner_url)
     pool = await create_pool(config.database_url, config.db_pool_size, statement_timeout_s=config.db_statement_timeout_s,
                              idle_in_transaction_timeout_s=config.db_idle_in_transaction_timeout_s)
     ingest_pool = await create_pool(config.database_url, config.ingest.db_pool_size, min_size=1)

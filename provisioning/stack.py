@@ -19,6 +19,7 @@ from pathlib import Path
 import asyncpg
 
 from provisioning.demo_site import HubApi, HubApiError, create_edge, ensure_object, ensure_panel
+from provisioning.db_roles import ensure_runtime_role
 from provisioning.embedded_pg import EmbeddedPostgres
 from edge.leaf_credentials import EdgeNatsAuth
 from provisioning.secure_nats import HubNatsAuth
@@ -152,18 +153,21 @@ class Stack:
 
         if self.external_db:
             dsn = self.external_db
+            db_env = {}  # the hub reads VIGIL_HUB_DATABASE_URL (and _OWNER_URL if set) from the environment
         else:
             pg = EmbeddedPostgres(self.root / "hub" / "postgres", self._p("VIGIL_RUN_PG_PORT"), log_dir=self.logs)
             await pg.start()
             self.started.append(("PostgreSQL", pg))
             dsn = await pg.ensure_database("vigil")
+            # The hub runs as a role that owns no table; migrations as the owner (hub/db/roles.py).
+            db_env = {"VIGIL_HUB_DATABASE_URL": await ensure_runtime_role(dsn), "VIGIL_HUB_DATABASE_OWNER_URL": dsn}
         self.dsn = dsn
 
         self.master_password = master_password(self.root / "hub" / "master-password")
         python = sys.executable
         leaf_url = f"tls://{HOST}:{self._p('VIGIL_RUN_HUB_LEAF_PORT')}"
         tls = nats_auth.server_tls
-        hub_env = {**os.environ, "VIGIL_HUB_DATABASE_URL": dsn, "VIGIL_HUB_NATS_URL": hub_nats.url,
+        hub_env = {**os.environ, **db_env, "VIGIL_HUB_NATS_URL": hub_nats.url,
                    "VIGIL_HUB_HTTP_HOST": HOST, "VIGIL_HUB_HTTP_PORT": str(self._p("VIGIL_RUN_HUB_HTTP_PORT")),
                    "VIGIL_HUB_HTTPS_HOST": HOST, "VIGIL_HUB_HTTPS_PORT": str(self._p("VIGIL_RUN_HUB_HTTPS_PORT")),
                    "VIGIL_HUB_HTTPS_CERT_FILE": str(tls.cert), "VIGIL_HUB_HTTPS_KEY_FILE": str(tls.key),

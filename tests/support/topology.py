@@ -21,6 +21,7 @@ from edge.journal import Journal
 from hub.config import HubConfig, load_hub_config
 from hub.ingest.edge_keys import add_edge
 from hub.service import run_hub
+from provisioning.db_roles import ensure_runtime_role
 from shared.bodies import DemoTick
 from shared.envelope import Priority, new_envelope
 from shared.nats_server import NatsServer
@@ -39,7 +40,8 @@ class Topology:
 
     def __init__(self, root: Path, dsn: str, pool: asyncpg.Pool) -> None:
         self.root = root
-        self.dsn = dsn
+        self.dsn = dsn  # the owner role's: migrations, and tests looking at the rows
+        self.runtime_dsn = ""  # the hub's own role (owns no table), made by start()
         self.pool = pool
         self.nats = SecureNats(root)
         self.hub_nats = self.nats.hub
@@ -49,6 +51,7 @@ class Topology:
         self._procs: list[ManagedProcess] = []
 
     async def start(self) -> None:
+        self.runtime_dsn = await ensure_runtime_role(self.dsn)
         await self.nats.start()
         self.proxy = TcpProxy(HOST, self.hub_nats.config.leaf_port)
         await self.proxy.start()
@@ -84,7 +87,7 @@ class Topology:
 
     def hub_config(self, **overrides: object) -> HubConfig:
         return load_hub_config(env={}, overrides={
-            "database_url": self.dsn, "nats_url": self.hub_nats.url, "http_port": free_port(),
+            "database_url": self.runtime_dsn, "database_owner_url": self.dsn, "nats_url": self.hub_nats.url, "http_port": free_port(),
             "auth": {"secret_file": str(self.root / "hub-secret.key")}, **self.nats.auth.hub_settings(), **overrides})
 
     def enrolling_hub_config(self, **overrides: object) -> HubConfig:
@@ -150,7 +153,8 @@ class Topology:
     # subprocess services
 
     async def spawn_hub(self, config: HubConfig, name: str = "hub") -> ManagedProcess:
-        env = {**os.environ, "VIGIL_HUB_DATABASE_URL": config.database_url, "VIGIL_HUB_NATS_URL": config.nats_url,
+        env = {**os.environ, "VIGIL_HUB_DATABASE_URL": config.database_url,
+               "VIGIL_HUB_DATABASE_OWNER_URL": config.database_owner_url, "VIGIL_HUB_NATS_URL": config.nats_url,
                "VIGIL_HUB_HTTP_PORT": str(config.http_port), "VIGIL_HUB_LOG_LEVEL": "INFO",
                "VIGIL_HUB_NATS_USER": config.nats_user, "VIGIL_HUB_NATS_PASSWORD_FILE": config.nats_password_file,
                "VIGIL_HUB_AUTH_SECRET_FILE": config.auth.secret_file,
