@@ -29,7 +29,12 @@ SELECT e.edge_id, e.key_id, e.created_at, e.enrolled_at, e.revoked_at, e.last_ev
        (e.revoked_at IS NULL AND st.received_at > now() - make_interval(secs => $2 * st.interval_s))
            IS TRUE AS connected,
        greatest(e.last_event_at, st.received_at) AS last_seen_at,
-       (SELECT count(*) FROM ingest_quarantine q WHERE q.status = 'HELD' AND q.edge_header = e.edge_id) AS refused
+       (SELECT count(*) FROM ingest_quarantine q WHERE q.status = 'HELD' AND q.edge_header = e.edge_id) AS refused,
+       -- One box can run panels of several objects: an assigned-only caller sees the report's links
+       -- of their objects' panels only (NULL: every link).
+       CASE WHEN $1::int8[] IS NULL THEN NULL
+            ELSE ARRAY(SELECT p.source FROM panels p WHERE p.edge_id = e.edge_id AND p.object_id = ANY($1))
+       END AS visible_links
 FROM edges e
 JOIN edge_seq_status s USING (edge_id)
 LEFT JOIN objects o ON o.id = e.object_id
@@ -105,9 +110,11 @@ def _report(row: Any) -> EdgeReport | None:
     if row["report"] is None:
         return None
     r = decode_report(row["report"].encode())
+    visible = row["visible_links"]
+    links = r.links if visible is None else [link for link in r.links if link.id in visible]
     return EdgeReport(reported_at=row["reported_at"].isoformat(), received_at=row["received_at"].isoformat(),
                       age_s=round(row["report_age_s"], 3), clock_skew_s=round(row["report_clock_skew_s"], 3),
-                      interval_s=r.interval_s, epoch=r.epoch, run=r.run, n=r.n, lanes=r.lanes, links=r.links,
+                      interval_s=r.interval_s, epoch=r.epoch, run=r.run, n=r.n, lanes=r.lanes, links=links,
                       journal_bytes=r.journal_bytes, version=r.version)
 
 
@@ -119,10 +126,11 @@ def _epoch(row: Any) -> EdgeEpoch:
 
 @router.get("/api/v1/edges", permission="objects.view", response=EdgeList, tags=("edges",))
 async def edges_status(call: Call) -> EdgeList:
-    """Every edge (assigned-only roles: those of their objects): its object, enrolled key and
-    enrolment, whether it is connected, when last seen, its latest status report, how many of its
-    segments wait in quarantine, its current journal epoch's highest contiguous committed seq, how
-    many seqs are missing over all its epochs, and its epochs.
+    """Every edge (assigned-only roles: those of their objects, and of each report only the links
+    of their objects' panels): its object, enrolled key and enrolment, whether it is connected,
+    when last seen, its latest status report, how many of its segments wait in quarantine, its
+    current journal epoch's highest contiguous committed seq, how many seqs are missing over all
+    its epochs, and its epochs.
 
     `connected` means a status report arrived within 2.5 report intervals (and the edge is not
     revoked). Reports travel only over the edge's leaf link, so this is an honest "leaf link
