@@ -116,6 +116,20 @@ class EnrolmentSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
             raise ValueError(f"enrolment.token_ttl_h must be 5 minutes .. 30 days, got {self.token_ttl_h}")
 
 
+class SupervisorSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """When /readyz reports a background task as failing (shared.supervise.Supervisor): after
+    `failure_threshold` failures within `window_s`."""
+
+    failure_threshold: int = 3
+    window_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.failure_threshold <= 1000:
+            raise ValueError(f"supervisor.failure_threshold must be 1..1000, got {self.failure_threshold}")
+        if not 1 <= self.window_s <= 86_400:
+            raise ValueError(f"supervisor.window_s must be 1..86400, got {self.window_s}")
+
+
 class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # The role the hub runs as. With `database_owner_url` set it must own no table: migrations
     # run as the owner and the hub grants this role row access only (hub/db/roles.py), so the
@@ -145,6 +159,7 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     nats_access: NatsAccessSettings = msgspec.field(default_factory=NatsAccessSettings)
     enrolment: EnrolmentSettings = msgspec.field(default_factory=EnrolmentSettings)
+    supervisor: SupervisorSettings = msgspec.field(default_factory=SupervisorSettings)
 
     def __post_init__(self) -> None:
         if self.nats_access.users_file and not self.nats_password_file:

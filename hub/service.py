@@ -99,7 +99,8 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
 
     # Every background loop runs under the supervisor: an unforeseen error restarts it (logged,
     # counted, backed off) instead of ending it, and /readyz names a task that keeps failing.
-    supervisor = Supervisor(stop)
+    supervisor = Supervisor(stop, failure_threshold=config.supervisor.failure_threshold,
+                            window_s=config.supervisor.window_s)
     stream = HubStream(pool, config.database_url)
     await stream.start(supervisor)
     enrolment = build_enrolment(config, pool, access)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -15,10 +16,12 @@ from prometheus_client import REGISTRY
 from hub import housekeeping
 from hub.alarms import repository as alarms
 from hub.api.server import build_http
+from hub.config import load_hub_config
 from hub.housekeeping import run_housekeeping
 from hub.secret_box import SecretBox
 from shared.backoff import Backoff
 from shared.clock import FakeClock
+from shared.config import ConfigError
 from shared.supervise import Supervisor
 from support.api import HeaderAuthenticator, json_of, start_client
 from support.site import T0, Site
@@ -86,6 +89,22 @@ async def test_a_task_that_always_fails_is_not_restarted_once_the_stop_event_is_
     assert calls == 1
 
 
+def _sweep_failing_once(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make housekeeping's next sweep raise an error it does not catch; the list counts the
+    failures so far."""
+    real_sweep = alarms.sweep
+    failures = [0]
+
+    async def sweep_failing_once(conn: asyncpg.Connection, now: object) -> int:
+        if failures[0] == 0:
+            failures[0] += 1
+            raise RuntimeError("not a database error")  # housekeeping's own except does not catch this
+        return await real_sweep(conn, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(housekeeping, "sweep", sweep_failing_once)
+    return failures
+
+
 async def test_the_reaper_still_reverts_lapsed_claims_after_an_unforeseen_error(
         db: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
     site = await Site(db).setup({"panel-1": "Bank"})
@@ -94,17 +113,7 @@ async def test_the_reaper_still_reverts_lapsed_claims_after_an_unforeseen_error(
     async with db.acquire() as conn:
         await alarms.transition(conn, bundle["id"], "claim", "ann", bundle["version"], T0)
 
-    real_sweep = alarms.sweep
-    failures = 0
-
-    async def sweep_failing_once(conn: asyncpg.Connection, now: object) -> int:
-        nonlocal failures
-        if failures == 0:
-            failures += 1
-            raise RuntimeError("not a database error")  # housekeeping's own except does not catch this
-        return await real_sweep(conn, now)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(housekeeping, "sweep", sweep_failing_once)
+    failures = _sweep_failing_once(monkeypatch)
     stop = asyncio.Event()
     supervisor = Supervisor(stop, backoff=lambda: Backoff(base=0.01, cap=0.02))
     clock = FakeClock(T0 + timedelta(minutes=1))  # the claim lapsed 30 s after T0
@@ -112,7 +121,7 @@ async def test_the_reaper_still_reverts_lapsed_claims_after_an_unforeseen_error(
     try:
         status = await wait_until(
             lambda: _status_if_reverted(db, bundle["id"]), timeout=10, what="the lapsed claim to revert")
-        assert status == "NEW" and failures == 1
+        assert status == "NEW" and failures == [1]
         assert supervisor.health()["housekeeping"]["restarts"] == 1
     finally:
         stop.set()
@@ -169,3 +178,29 @@ async def test_the_hub_runs_every_background_loop_supervised_and_reports_them_on
     assert {"partition-owner", "gap-watch", "housekeeping", "stream-listen", "stream-pull",
             "stream-access-review"} <= set(body["tasks"])
     assert all(t["state"] == "ok" for t in body["tasks"].values())
+
+
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("failure_threshold", 0, "supervisor.failure_threshold must be 1..1000, got 0"),
+    ("window_s", 0.5, "supervisor.window_s must be 1..86400, got 0.5"),
+])
+def test_a_bad_supervisor_setting_is_refused_naming_it(setting: str, value: float, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_hub_config(env={}, overrides={"supervisor": {setting: value}})
+
+
+async def test_readyz_counts_failures_against_the_configured_threshold(
+        topology: Topology, monkeypatch: pytest.MonkeyPatch) -> None:
+    _sweep_failing_once(monkeypatch)
+    # One failure is "failing" only because the configuration says so: the default needs three.
+    config = topology.hub_config(supervisor={"failure_threshold": 1, "window_s": 600})
+    await topology.run_hub(config)
+    async with aiohttp.ClientSession() as http:
+        async def readyz_after_the_restart() -> tuple[int, dict[str, Any]] | None:
+            async with http.get(f"http://127.0.0.1:{config.http_port}/readyz") as resp:
+                body = await resp.json()
+            return (resp.status, body) if body["tasks"]["housekeeping"]["restarts"] >= 1 else None
+
+        status, body = await wait_until(readyz_after_the_restart, timeout=30, what="housekeeping restarted")
+    assert status == 503, body
+    assert body["failing"] == {"housekeeping": "RuntimeError: not a database error"}
