@@ -102,6 +102,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     supervisor = Supervisor(stop, failure_threshold=config.supervisor.failure_threshold,
                             window_s=config.supervisor.window_s)
     stream = HubStream(pool, config.database_url)
+    auth.sessions.on_ended(stream.end_sessions)  # this process's streams end with their session at once
     await stream.start(supervisor)
     enrolment = build_enrolment(config, pool, access)
     runner = web.AppRunner(build_http(pool, auth.authenticator, [auth.router, stream_router(stream)], box,

@@ -60,6 +60,7 @@ async def running_hub(db: asyncpg.Pool, dsn: str, tmp_path: Path, settings: Stre
                       clock: Clock = SYSTEM_CLOCK) -> AsyncIterator[Hub]:
     auth = await build_auth(db, auth_settings(tmp_path), passwords=cheap_passwords())
     stream = HubStream(db, dsn, settings, clock=clock)
+    auth.sessions.on_ended(stream.end_sessions)
     await stream.start()
     app = build_http(db, auth.authenticator, [auth.router, stream_router(stream)], SecretBox.generate())
     client = TestClient(TestServer(app))

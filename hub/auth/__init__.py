@@ -58,10 +58,12 @@ class Auth:
         return await bootstrap_master(self.pool, self.settings, self.passwords, self.clock, reveal)
 
     async def maintain(self) -> None:
-        """Rotate the signing key when due, retire keys past their grace, forget ended sessions
-        and stale throttle rows. Safe to run from every hub process."""
+        """Rotate the signing key when due, retire keys past their grace, end sessions past their
+        absolute lifetime, forget ended sessions and stale throttle rows. Safe to run from every
+        hub process."""
         await self.keyring.rotate(only_if_due=True)
         await self.keyring.retire()
+        self.sessions.announce(await self.sessions.revoke_aged(self.pool))
         await self.sessions.purge(self.pool)
         await self.throttle.purge(self.pool)
 

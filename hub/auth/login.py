@@ -19,7 +19,7 @@ from hub.api.principal import Principal
 from hub.auth.audit import audit, user_actor
 from hub.auth.passwords import PasswordPolicyError, Passwords, check_policy
 from hub.auth.schemas import TokenPair
-from hub.auth.sessions import Outcome, Sessions
+from hub.auth.sessions import ENDING, Outcome, Sessions
 from hub.auth.throttle import AddressBlocked, Throttle
 from hub.auth.tokens import AccessTokens
 from shared.clock import Clock
@@ -107,6 +107,8 @@ class LoginService:
                     assert rotation.user_id is not None
                     await audit(conn, self._clock.now(), "anonymous", "auth.refresh.reused", "user",
                                 rotation.user_id, ip, session=str(rotation.session_id))
+        if rotation.outcome in ENDING and rotation.session_id is not None:
+            self._sessions.announce([rotation.session_id])
         if rotation.outcome is Outcome.REUSED:
             log.warning("a spent refresh token was presented; its session family is revoked",
                         extra={"ip": ip, "session": str(rotation.session_id)})
@@ -124,9 +126,11 @@ class LoginService:
         async with self._pool.acquire() as conn:
             async with conn.transaction():
                 family = await self._sessions.find_family(conn, token)
-                if family is not None and await self._sessions.revoke(conn, family[0], "logout"):
-                    await audit(conn, self._clock.now(), user_actor(family[1]), "auth.logout", "user", family[1],
-                                ip, session=str(family[0]))
+                if family is None or not await self._sessions.revoke(conn, family[0], "logout"):
+                    return
+                await audit(conn, self._clock.now(), user_actor(family[1]), "auth.logout", "user", family[1],
+                            ip, session=str(family[0]))
+        self._sessions.announce([family[0]])
 
     async def change_password(self, principal: Principal, current: str, new: str, ip: str) -> TokenPair:
         """Set the caller's own password, end every session they have, and open a new one."""
@@ -158,7 +162,8 @@ class LoginService:
                 ended = await self._sessions.revoke_user(conn, user["id"], "password_changed")
                 session_id, refresh = await self._sessions.open(conn, user["id"], ip)
                 await audit(conn, now, principal.actor, "auth.password.changed", "user", user["id"], ip,
-                            sessions_ended=ended)
+                            sessions_ended=len(ended))
+        self._sessions.announce(ended)
         access = await self._tokens.issue(user["id"], user["role"], session_id)
         return self._pair(access.token, refresh, False)
 

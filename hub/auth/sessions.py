@@ -6,20 +6,29 @@ issues its successor in the same family. Presenting a spent token means two part
 family (a stolen token was used): the whole family is revoked, the newest token included, and
 so are the access tokens that name it (the authenticator checks the family). A family also has an
 absolute lifetime from its login (`auth.session_max_age_days`): past it no token of it rotates,
-however recently it was refreshed, so a stolen family cannot be kept alive for ever.
+however recently it was refreshed, so a stolen family cannot be kept alive for ever, and the
+periodic maintenance revokes it.
+
+Whatever holds state bound to a family in this process (the live stream's open streams) listens
+with `on_ended`; the flows that end families `announce` them once their transaction committed.
+Other hub processes learn of it from the database (the stream's access review).
 """
 from __future__ import annotations
 
 import enum
 import hashlib
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable, Iterable
 
 import asyncpg
 
 from shared.clock import Clock
+
+log = logging.getLogger("vigil.hub.auth")
 
 TOKEN_BYTES = 32
 MAX_TOKEN_CHARS = 100
@@ -46,6 +55,11 @@ UPDATE auth_sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND 
 """
 SQL_REVOKE_USER = """
 UPDATE auth_sessions SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL
+RETURNING id
+"""
+SQL_REVOKE_AGED = """
+UPDATE auth_sessions SET revoked_at = $1, revoked_reason = 'max_age' WHERE created_at <= $2 AND revoked_at IS NULL
+RETURNING id
 """
 # A family is kept while any of its tokens is unexpired (so the reuse of a spent one is still
 # recognised), then deleted with its tokens.
@@ -69,6 +83,13 @@ class Outcome(enum.Enum):
     INACTIVE = "inactive"  # the user was deactivated
 
 
+# The outcomes for which `Sessions.rotate` has just revoked the family.
+ENDING = frozenset({Outcome.REUSED, Outcome.INACTIVE})
+
+# Told the ids of families this process ended (after the ending committed).
+EndedListener = Callable[[frozenset[uuid.UUID]], None]
+
+
 @dataclass(frozen=True)
 class Rotation:
     """The result of spending a refresh token; `token` is set only when ROTATED."""
@@ -88,6 +109,25 @@ class Sessions:
         self._clock = clock
         self.ttl_s = ttl_s
         self.max_age_s = max_age_s
+        self._listeners: list[EndedListener] = []
+
+    def on_ended(self, listener: EndedListener) -> None:
+        """Have `listener` told of every family this process ends, once the ending committed."""
+        self._listeners.append(listener)
+
+    def announce(self, ended: Iterable[uuid.UUID]) -> None:
+        """Tell the listeners that the families `ended` have ended; call it after the transaction
+        that revoked them committed (before, a rollback would leave them live)."""
+        ids = frozenset(ended)
+        if not ids:
+            return
+        for listener in self._listeners:
+            try:
+                listener(ids)
+            except Exception:  # noqa: BLE001 - the revocation has committed; the answer must not fail
+                # What the listener failed to drop, its own periodic check still finds in the
+                # database (the stream's access review).
+                log.exception("a listener failed to act on %d ended sessions", len(ids))
 
     async def open(self, conn: asyncpg.Connection, user_id: int, ip: str) -> tuple[uuid.UUID, str]:
         """A new family for `user_id` and its first refresh token."""
@@ -133,10 +173,15 @@ class Sessions:
         result: str = await conn.execute(SQL_REVOKE, session_id, self._clock.now(), reason)
         return result != "UPDATE 0"
 
-    async def revoke_user(self, conn: asyncpg.Connection, user_id: int, reason: str) -> int:
-        """End every family of `user_id`; returns how many were live."""
-        result = await conn.execute(SQL_REVOKE_USER, user_id, self._clock.now(), reason)
-        return int(result.split()[-1])
+    async def revoke_user(self, conn: asyncpg.Connection, user_id: int, reason: str) -> list[uuid.UUID]:
+        """End every family of `user_id`; returns the ids of those that were live."""
+        return [r["id"] for r in await conn.fetch(SQL_REVOKE_USER, user_id, self._clock.now(), reason)]
+
+    async def revoke_aged(self, pool: asyncpg.Pool) -> list[uuid.UUID]:
+        """End the families past their absolute lifetime, so what is bound to them (access
+        tokens, streams) ends too, not just their refresh; returns their ids."""
+        now = self._clock.now()
+        return [r["id"] for r in await pool.fetch(SQL_REVOKE_AGED, now, now - timedelta(seconds=self.max_age_s))]
 
     async def purge(self, pool: asyncpg.Pool) -> int:
         """Delete families none of whose tokens is still unexpired; returns how many."""

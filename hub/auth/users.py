@@ -8,6 +8,7 @@ sessions at once.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import asyncpg
@@ -136,12 +137,15 @@ class UserStore:
                     raise ApiError(409, "last_master", "the last active MASTER cannot be demoted or deactivated")
                 await conn.execute(SQL_UPDATE, user_id, role, active, name, now)
                 await self._audit_changes(conn, actor, row, role, active, name, password_hash is not None, ip)
+                ended: list[uuid.UUID] = []
                 if password_hash is not None:
                     await conn.execute(SQL_RESET_PASSWORD, user_id, password_hash)
-                    await self._sessions.revoke_user(conn, user_id, "password_reset")
+                    ended += await self._sessions.revoke_user(conn, user_id, "password_reset")
                 if not active:
-                    await self._sessions.revoke_user(conn, user_id, "deactivated")
-                return await self.get(user_id, conn)
+                    ended += await self._sessions.revoke_user(conn, user_id, "deactivated")
+                user = await self.get(user_id, conn)
+        self._sessions.announce(ended)
+        return user
 
     async def set_objects(self, actor: Principal, user_id: int, body: ObjectsIn, ip: str) -> UserOut:
         """Replace the objects a TECHNICIAN or FIELD_WORKER is assigned to, at `body.version`."""

@@ -4,6 +4,7 @@ Server-Sent Events, resumable by cursor.
 Wiring, once per hub process, after migrations:
 
     stream = HubStream(pool, config.database_url)
+    auth.sessions.on_ended(stream.end_sessions)  # sessions this process ends close their streams at once
     await stream.start()
     app = build_http(pool, authenticator, [auth.router, stream_router(stream)], box)
     ...

@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import uuid
+from typing import Collection
 
 import asyncpg
 
@@ -26,9 +28,9 @@ SELECT u.id, u.email, u.role, u.active, u.must_change_password,
        ARRAY(SELECT a.object_id FROM user_object_assignments a WHERE a.user_id = u.id) AS objects
 FROM users u WHERE u.id = ANY($1::int8[])
 """
-# Of the sessions the open streams were opened in, those that ended (logout, password change,
-# refresh-token reuse, the absolute lifetime).
-SQL_ENDED_SESSIONS = "SELECT id FROM auth_sessions WHERE id = ANY($1::uuid[]) AND revoked_at IS NOT NULL"
+# Of the sessions the open streams were opened in, those still live; the others ended (logout,
+# password change, refresh-token reuse, deactivation, the absolute lifetime) or were purged.
+SQL_LIVE_SESSIONS = "SELECT id FROM auth_sessions WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL"
 
 
 def _still_allowed(principal: Principal, user: asyncpg.Record | None) -> bool:
@@ -96,21 +98,40 @@ class HubStream:
         """End the streams of users who were deactivated, must change their password, or whose
         role or assigned objects changed since they connected, and of sessions that ended (their clients reload from REST
         under what they may see now, or find they may not); returns how many were ended."""
-        queues = [q for q in self.feed.subscribers if isinstance(q, ClientQueue) and not q.access_changed]
+        queues = self._open_queues()
         if not queues:
             return 0
         rows = {r["id"]: r for r in await self.pool.fetch(SQL_ACCESS, sorted({q.principal.user_id for q in queues}))}
         sessions = sorted({q.principal.session_id for q in queues if q.principal.session_id is not None})
-        ended_sessions = {r["id"] for r in await self.pool.fetch(SQL_ENDED_SESSIONS, sessions)} if sessions else set()
+        live_sessions = {r["id"] for r in await self.pool.fetch(SQL_LIVE_SESSIONS, sessions)} if sessions else set()
         ended = 0
         for queue in queues:
+            session = queue.principal.session_id
             if (not _still_allowed(queue.principal, rows.get(queue.principal.user_id))
-                    or queue.principal.session_id in ended_sessions):
-                log.info("ending the stream of user %d: their access changed", queue.principal.user_id,
-                         extra={"user_id": queue.principal.user_id})
-                queue.end_for_access_change()
+                    or (session is not None and session not in live_sessions)):
+                self._end(queue, "their access changed")
                 ended += 1
         return ended
+
+    def end_sessions(self, session_ids: Collection[uuid.UUID]) -> int:
+        """End at once the streams this process serves in the sign-in sessions `session_ids`,
+        which this process has just ended (a `hub.auth.sessions.Sessions.on_ended` listener);
+        returns how many. Other processes' streams end at their access review."""
+        ended = 0
+        for queue in self._open_queues():
+            if queue.principal.session_id in session_ids:
+                self._end(queue, "their session ended")
+                ended += 1
+        return ended
+
+    def _open_queues(self) -> list[ClientQueue]:
+        return [q for q in self.feed.subscribers if isinstance(q, ClientQueue) and not q.access_changed]
+
+    @staticmethod
+    def _end(queue: ClientQueue, why: str) -> None:
+        log.info("ending the stream of user %d: %s", queue.principal.user_id, why,
+                 extra={"user_id": queue.principal.user_id})
+        queue.end_for_access_change()
 
     async def _review_loop(self) -> None:
         while not await sleep_or_stop(self.settings.access_review_s, self._stop):
