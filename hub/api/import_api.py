@@ -65,7 +65,7 @@ def _rows_from_xlsx(raw: bytes) -> list[dict[str, Any]]:
     except (zipfile.BadZipFile, OSError, ValueError):
         raise ApiError(422, "invalid", "the file is not a readable XLSX workbook (not a zip archive)") from None
     if unpacked > MAX_UNPACKED_BYTES:
-        raise ApiError(413, "file_too_large", f"the workbook unpacks to {unpacked // 2**20} MiB; at most "
+        raise ApiError(413, "file_too_large", f"the workbook unpacks to {unpacked / 2**20:.1f} MiB; at most "
                                               f"{MAX_UNPACKED_BYTES // 2**20} MiB is read")
     try:
         book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
