@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from firmware_bridges.satel.emulator import SAMPLE_USER_CODE, SatelEmulator
+from firmware_bridges.satel.emulator import SAMPLE_USER_CODE, SYSTEM_TROUBLES, SatelEmulator
+from firmware_bridges.satel.emulator.control import create_control_app
 from firmware_bridges.satel.protocol import Cmd, PartitionState, ZoneState
 
 KEY = "Integra1"
@@ -24,6 +26,39 @@ async def http(emulator: SatelEmulator) -> AsyncIterator[aiohttp.ClientSession]:
     base = f"http://127.0.0.1:{emulator.control_port}"
     async with aiohttp.ClientSession(base, timeout=aiohttp.ClientTimeout(total=10)) as session:
         yield session
+
+
+async def test_root_lists_every_route_it_serves(emulator: SatelEmulator, http: aiohttp.ClientSession) -> None:
+    async with http.get("/") as response:
+        assert response.status == 200
+        assert response.content_type == "application/json"
+        text = await response.text()
+    listing = json.loads(text)
+    assert "\n  " in text, "indented, so it reads at a terminal"
+    listed = {(r["method"], r["path"]) for r in listing["routes"]}
+    served = {(r.method, r.resource.canonical) for r in create_control_app(emulator).router.routes()}
+    assert listed == served
+    assert len(listed) == len(listing["routes"]), "no route listed twice"
+    for route in listing["routes"]:
+        assert route["does"].strip(), route
+    by_path = {(r["method"], r["path"]): r for r in listing["routes"]}
+    assert "arm" in by_path[("POST", "/zones/{number}/violate")]["does"]
+    assert by_path[("POST", "/response-delay")]["body"] == {"seconds": 1.5}
+    assert all(name in by_path[("POST", "/troubles/{name}/trigger")]["does"] for name in SYSTEM_TROUBLES)
+    assert "arm first, then violate" in listing["note"]
+    assert "8 zones, 2 partitions, 2 outputs" in listing["emulator"]
+
+
+async def test_every_listed_route_answers(emulator: SatelEmulator, http: aiohttp.ClientSession) -> None:
+    async with http.get("/") as response:
+        routes = (await response.json())["routes"]
+    params = {"{number}": "1", "{name}": "ac"}
+    for route in routes:
+        path = route["path"]
+        for placeholder, value in params.items():
+            path = path.replace(placeholder, value)
+        async with http.request(route["method"], path, json=route.get("body")) as response:
+            assert response.status == 200, (route, await response.text())
 
 
 async def test_zone_actions(emulator: SatelEmulator, http: aiohttp.ClientSession) -> None:
@@ -99,6 +134,7 @@ async def test_state_redacts_secrets(http: aiohttp.ClientSession) -> None:
         ("POST", "/outputs/9/name", {"name": "x"}, 404, "not_found"),
         ("GET", "/zones/1/violate", None, 405, "method_not_allowed"),
         ("GET", "/nowhere", None, 404, "not_found"),
+        ("POST", "/", None, 405, "method_not_allowed"),
     ],
 )
 async def test_errors_use_the_one_error_shape(

@@ -1,33 +1,27 @@
 """Local HTTP control endpoint (JSON) for scripting the emulator from outside Python.
 
-Routes::
-
-    GET  /state                                 diagnostics, secrets redacted
-    POST /zones/{n}/violate|restore|tamper|restore-tamper
-    POST /zones/{n}/temperature                 {"celsius": 21.5}  (null: unknown)
-    POST /zones|partitions|outputs/{n}/name     {"name": "Hall"}  (control bytes such as NUL kept)
-    POST /partitions/{n}/entry-time|exit-time
-    POST /troubles/{name}/trigger|clear
-    POST /event-log/clear
-    POST /connections/cut
-    POST /response-delay                        {"seconds": 1.5}
-    POST /corrupt-next-frame
+Every route is one row of :data:`ROUTES`; ``GET /`` answers that table (method, path, what the
+route does, an example body), so ``curl http://127.0.0.1:<control port>/`` shows what there is.
+Arming, disarming and clearing alarms are not here: as on a real panel they go through the
+integration protocol with a user code (the edge's local API, or any ETHM-1 client).
 
 Errors use the project's one error shape: ``{"error": {"code", "message", "request_id", "details"}}``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 
 from shared.error_shape import error_response
 
+from .catalog import SYSTEM_TROUBLES
 from .devices import UnknownDevice
 
 if TYPE_CHECKING:
@@ -35,6 +29,8 @@ if TYPE_CHECKING:
 
 _EMULATOR: web.AppKey[SatelEmulator] = web.AppKey("emulator")
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Indented, so `curl` at a terminal shows the route list readably.
+_readable_json = functools.partial(web.json_response, dumps=functools.partial(json.dumps, indent=2))
 
 
 def _error(status: int, code: str, message: str, request_id: str) -> web.Response:
@@ -77,24 +73,34 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+async def _routes(request: web.Request) -> web.Response:
+    panel = _emulator(request).panel
+    return _readable_json({
+        "emulator": f"Satel ETHM-1 Plus with an INTEGRA panel: {len(panel.zones)} zones, "
+                    f"{len(panel.partitions)} partitions, {len(panel.outputs)} outputs",
+        "note": "arm, disarm and clear alarms through the integration protocol with a user code (on a "
+                "Vigil edge: its local API, POST /api/v1/links/satel/{panel}/arm); a violated zone "
+                "refuses arming unless forced, so arm first, then violate a zone to make an alarm",
+        "routes": [route.listing() for route in ROUTES],
+    })
+
+
 async def _state(request: web.Request) -> web.Response:
     return web.json_response(_emulator(request).diagnostics())
 
 
-async def _zone_action(request: web.Request) -> web.Response:
-    emulator = _emulator(request)
-    number = _number(request, "zone")
-    actions = {
-        "violate": emulator.violate_zone,
-        "restore": emulator.restore_zone,
-        "tamper": emulator.tamper_zone,
-        "restore-tamper": emulator.restore_tamper,
-    }
-    action = request.match_info["action"]
-    if action not in actions:
-        raise web.HTTPNotFound()
-    actions[action](number)
-    return web.json_response({"zone": asdict(emulator.panel.zone(number))})
+def _action(device: Literal["zone", "partition"], act: Callable[[SatelEmulator, int], None]) -> _Handler:
+    """The handler doing ``act`` to the zone or partition (``device``) in the path; it answers
+    that element's new state."""
+
+    async def action(request: web.Request) -> web.Response:
+        emulator = _emulator(request)
+        number = _number(request, device)
+        act(emulator, number)
+        element = emulator.panel.zone(number) if device == "zone" else emulator.panel.partition(number)
+        return web.json_response({device: asdict(element)})
+
+    return action
 
 
 async def _zone_temperature(request: web.Request) -> web.Response:
@@ -121,32 +127,22 @@ def _rename(device: str) -> _Handler:
     return rename
 
 
+def _trouble_action(active: bool) -> _Handler:
+    """The handler raising (``active``) or ending the named trouble in the path."""
+
+    async def trouble_action(request: web.Request) -> web.Response:
+        emulator = _emulator(request)
+        name = request.match_info["name"]
+        (emulator.trigger_trouble if active else emulator.clear_trouble)(name)
+        return web.json_response({"trouble": name, "active": active})
+
+    return trouble_action
+
+
 async def _clear_event_log(request: web.Request) -> web.Response:
     emulator = _emulator(request)
     emulator.clear_event_log()
     return web.json_response({"newest_event_index": emulator.panel.events.newest_index})
-
-
-async def _partition_action(request: web.Request) -> web.Response:
-    emulator = _emulator(request)
-    number = _number(request, "partition")
-    actions = {"entry-time": emulator.start_entry_time, "exit-time": emulator.start_exit_time}
-    action = request.match_info["action"]
-    if action not in actions:
-        raise web.HTTPNotFound()
-    actions[action](number)
-    return web.json_response({"partition": asdict(emulator.panel.partition(number))})
-
-
-async def _trouble_action(request: web.Request) -> web.Response:
-    emulator = _emulator(request)
-    name = request.match_info["name"]
-    actions = {"trigger": emulator.trigger_trouble, "clear": emulator.clear_trouble}
-    action = request.match_info["action"]
-    if action not in actions:
-        raise web.HTTPNotFound()
-    actions[action](name)
-    return web.json_response({"trouble": name, "active": action == "trigger"})
 
 
 async def _cut(request: web.Request) -> web.Response:
@@ -167,20 +163,69 @@ async def _corrupt(request: web.Request) -> web.Response:
     return web.json_response({"corrupt_next_frame": True})
 
 
+@dataclass(frozen=True)
+class ControlRoute:
+    """One route of the control endpoint: what it is, what it does, and who serves it."""
+
+    method: str
+    path: str
+    does: str
+    handler: _Handler
+    body: dict[str, Any] | None = None  # an example JSON body, for routes that take one
+
+    def listing(self) -> dict[str, Any]:
+        """The route as ``GET /`` lists it."""
+        entry: dict[str, Any] = {"method": self.method, "path": self.path, "does": self.does}
+        if self.body is not None:
+            entry["body"] = self.body
+        return entry
+
+
+_TROUBLE_NAMES = ", ".join(SYSTEM_TROUBLES)
+
+#: Every route the control endpoint serves, in the order ``GET /`` lists them.
+ROUTES: tuple[ControlRoute, ...] = (
+    ControlRoute("GET", "/", "this list of routes", _routes),
+    ControlRoute("GET", "/state", "the panel's state and the module's counters (user codes and the key redacted)",
+                 _state),
+    ControlRoute("POST", "/zones/{number}/violate",
+                 "a detector trips: the zone is violated; in an armed partition (zone not bypassed) that is a "
+                 "burglary alarm; a violated zone stops its partition from arming unless forced",
+                 _action("zone", lambda emulator, n: emulator.violate_zone(n))),
+    ControlRoute("POST", "/zones/{number}/restore",
+                 "the detector is quiet again (the alarm memory stays until the alarm is cleared)",
+                 _action("zone", lambda emulator, n: emulator.restore_zone(n))),
+    ControlRoute("POST", "/zones/{number}/tamper", "the detector's tamper loop opens: a tamper alarm, armed or not",
+                 _action("zone", lambda emulator, n: emulator.tamper_zone(n))),
+    ControlRoute("POST", "/zones/{number}/restore-tamper", "the tamper loop closes again; a tampered zone "
+                 "refuses arming even forced", _action("zone", lambda emulator, n: emulator.restore_tamper(n))),
+    ControlRoute("POST", "/zones/{number}/temperature", "what the zone reads as a temperature zone (null: unknown)",
+                 _zone_temperature, {"celsius": 21.5}),
+    *(ControlRoute("POST", f"/{device}s/{{number}}/name",
+                   f"rename the {device}, as an installer does with DLOADX (control bytes such as NUL kept)",
+                   _rename(device), {"name": "Hall"}) for device in ("zone", "partition", "output")),
+    ControlRoute("POST", "/partitions/{number}/entry-time",
+                 "someone entered the armed partition: entry time runs until it is disarmed",
+                 _action("partition", lambda emulator, n: emulator.start_entry_time(n))),
+    ControlRoute("POST", "/partitions/{number}/exit-time",
+                 "exit time (over 10 s) runs until the partition is armed or disarmed",
+                 _action("partition", lambda emulator, n: emulator.start_exit_time(n))),
+    ControlRoute("POST", "/troubles/{name}/trigger", f"raise a system trouble and its memory ({_TROUBLE_NAMES})",
+                 _trouble_action(True)),
+    ControlRoute("POST", "/troubles/{name}/clear", "end a system trouble (its memory stays)", _trouble_action(False)),
+    ControlRoute("POST", "/event-log/clear", "reset the panel's event log (the reset is the first new record)",
+                 _clear_event_log),
+    ControlRoute("POST", "/connections/cut", "drop every client of the module at once", _cut),
+    ControlRoute("POST", "/response-delay", "delay every answer of the module (0: none)", _response_delay,
+                 {"seconds": 1.5}),
+    ControlRoute("POST", "/corrupt-next-frame", "send the module's next answer with a wrong checksum", _corrupt),
+)
+
+
 def create_control_app(emulator: SatelEmulator) -> web.Application:
-    """The aiohttp application serving the control routes for ``emulator``."""
+    """The aiohttp application serving :data:`ROUTES` for ``emulator``."""
     app = web.Application(middlewares=[_error_shape])
     app[_EMULATOR] = emulator
-    app.router.add_get("/state", _state)
-    app.router.add_post("/zones/{number}/temperature", _zone_temperature)
-    # Before the action routes, which would take "name" for an action.
-    for device in ("zone", "partition", "output"):
-        app.router.add_post(f"/{device}s/{{number}}/name", _rename(device))
-    app.router.add_post("/zones/{number}/{action}", _zone_action)
-    app.router.add_post("/partitions/{number}/{action}", _partition_action)
-    app.router.add_post("/troubles/{name}/{action}", _trouble_action)
-    app.router.add_post("/event-log/clear", _clear_event_log)
-    app.router.add_post("/connections/cut", _cut)
-    app.router.add_post("/response-delay", _response_delay)
-    app.router.add_post("/corrupt-next-frame", _corrupt)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
     return app
