@@ -18,7 +18,10 @@ from pathlib import Path
 
 import asyncpg
 
-from provisioning.demo_site import HubApi, HubApiError, create_edge, ensure_object, ensure_panel
+from provisioning.demo_site import (
+    OPERATOR_EMAIL, HubApi, HubApiError, create_edge, ensure_object, ensure_object_details, ensure_operator,
+    ensure_panel, ensure_panel_elements,
+)
 from provisioning.db_roles import ensure_runtime_role
 from provisioning.embedded_pg import EmbeddedPostgres
 from edge.leaf_credentials import EdgeNatsAuth
@@ -69,6 +72,18 @@ def master_password(path: Path) -> str:
     if not path.exists():
         create_private_file(path, secrets.token_urlsafe(12) + "\n")
     return read_private_file(path, "master password file", StackError)
+
+
+def operator_password(api: HubApi, path: Path) -> str:
+    """The demo OPERATOR's password, kept in a 0600 file beside the master's. A new one is
+    generated when the file is missing, and the file is written only once the account signs in
+    with it, so a kept file always holds a password that works."""
+    is_new = not path.exists()
+    password = secrets.token_urlsafe(12) if is_new else read_private_file(path, "operator password file", StackError)
+    ensure_operator(api, password, is_new)
+    if is_new:
+        create_private_file(path, password + "\n")
+    return password
 
 
 @dataclass(frozen=True)
@@ -220,15 +235,20 @@ class Stack:
         await edge.wait_ready(lambda: tcp_port_open(HOST, self._p("VIGIL_RUN_EDGE_HTTP_PORT")), 60)
 
     async def _demo_site(self, satel_port: int) -> None:
-        """The demo object, edge and panel, made through the hub's API as an admin would; the box
-        enrolled with `python -m edge enroll` and the token, the first time only."""
+        """The demo object (contacts, procedures), edge, panel (named partitions, zones, outputs)
+        and operator, made through the hub's API as an admin would; the box enrolled with
+        `python -m edge enroll` and the token, the first time only."""
         api = HubApi(f"http://{HOST}:{self._p('VIGIL_RUN_HUB_HTTP_PORT')}")
         await asyncio.to_thread(api.login, MASTER_EMAIL, self.master_password)
         object_id = await asyncio.to_thread(ensure_object, api)
+        await asyncio.to_thread(ensure_object_details, api, object_id)
         if not self.box.config_path.exists():
             created = await asyncio.to_thread(create_edge, api, self.edge_id, object_id)
             await self._enrol(created["token"], created["fingerprint"])
-        await asyncio.to_thread(ensure_panel, api, object_id, self.edge_id, SATEL_PANEL_ID, HOST, satel_port)
+        panel_id = await asyncio.to_thread(ensure_panel, api, object_id, self.edge_id, SATEL_PANEL_ID, HOST, satel_port)
+        await asyncio.to_thread(ensure_panel_elements, api, panel_id)
+        self.operator_file = self.root / "hub" / "operator-password"
+        self.operator_password = await asyncio.to_thread(operator_password, api, self.operator_file)
 
     async def _enrol(self, token: str, fingerprint: str) -> None:
         print(f"enrolling the demo box as edge {self.edge_id} (python -m edge enroll) …", flush=True)
@@ -256,7 +276,8 @@ class Stack:
             f"  hub             http://{HOST}:{p('VIGIL_RUN_HUB_HTTP_PORT')}  (health /healthz, metrics /metrics, edges /api/v1/edges)",
             f"  console         http://{HOST}:{p('VIGIL_RUN_HUB_HTTP_PORT')}/console/",
             f"  operator API    http://{HOST}:{p('VIGIL_RUN_HUB_HTTP_PORT')}/api/v1  (OpenAPI: /api/v1/openapi.json)",
-            f"  login           {MASTER_EMAIL} / {self.master_password}  (kept in {self.root / 'hub' / 'master-password'})",
+            f"  login           {MASTER_EMAIL} / {self.master_password}  (MASTER, kept in {self.root / 'hub' / 'master-password'})",
+            f"  operator login  {OPERATOR_EMAIL} / {self.operator_password}  (OPERATOR: works the alarm queue, kept in {self.operator_file})",
             f"  edge {self.edge_id:<10} http://{HOST}:{p('VIGIL_RUN_EDGE_HTTP_PORT')}  (local page: links, journal, forwarding)",
             f"  edge page login {EDGE_ADMIN} / {self.edge_admin_password}  (site admin, kept in {self.edge_admin_file})",
             f"  hub NATS        nats://{HOST}:{p('VIGIL_RUN_HUB_NATS_PORT')}  leaf nodes :{p('VIGIL_RUN_HUB_LEAF_PORT')}  monitor http://{HOST}:{p('VIGIL_RUN_HUB_NATS_HTTP_PORT')}",
@@ -264,14 +285,17 @@ class Stack:
             f"  PostgreSQL      {db}",
             f"  data and logs   {self.root}  (logs in {self.logs})",
             f"  Satel panel     {SATEL_PANEL_ID}: emulated ETHM-1 on {HOST}:{p('VIGIL_RUN_SATEL_PORT')} (sample site, user code {SATEL_USER_CODE}),",
-            f"                  polled by the edge; violate a zone with: curl -X POST http://{HOST}:{p('VIGIL_RUN_SATEL_CONTROL_PORT')}/zones/3/violate",
-            "                  arm from the edge: log in, keeping the session cookie in a jar, then arm:",
+            f"                  polled by the edge; its control endpoint lists what it can do: curl http://{HOST}:{p('VIGIL_RUN_SATEL_CONTROL_PORT')}/",
+            "                  make an alarm as an installer tests one (README, \"Make an alarm\"): arm partition 1 from",
+            "                  the edge (log in, keeping the session cookie in a jar, then arm), then trip zone 3 in it:",
             f"                  curl -c {jar} -H 'Content-Type: application/json' "
             f"-d '{{\"username\": \"{EDGE_ADMIN}\", \"password\": \"{self.edge_admin_password}\"}}' "
             f"http://{HOST}:{p('VIGIL_RUN_EDGE_HTTP_PORT')}/api/v1/login",
             f"                  curl -b {jar} -H 'Content-Type: application/json' "
             f"-d '{{\"partitions\": [1], \"code\": \"{SATEL_USER_CODE}\"}}' "
             f"http://{HOST}:{p('VIGIL_RUN_EDGE_HTTP_PORT')}/api/v1/links/satel/{SATEL_PANEL_ID}/arm",
+            f"                  curl -X POST http://{HOST}:{p('VIGIL_RUN_SATEL_CONTROL_PORT')}/zones/3/violate",
+            "                  the alarm: on the console, or GET /api/v1/alarms?status=NEW on the operator API",
             f"                  see the events: psql {self.dsn} -c 'select seq, kind, source, ts from events order by seq desc limit 5'",
             "Press Ctrl-C to stop everything.",
         ]
