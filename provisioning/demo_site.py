@@ -24,13 +24,12 @@ from hub.alarms import classify
 DEMO_OBJECT = {"name": "Demo site", "address": "ul. Przykładowa 1, 31-042 Kraków", "type": "OFFICE"}
 TIMEOUT_S = 30.0
 
-#: Whom the operator calls, in order. The hub's contacts have no field for when someone can be
-#: reached, so that note rides in the role.
+#: Whom the operator calls, in order, and when each may be called.
 DEMO_CONTACTS: tuple[dict[str, Any], ...] = (
-    {"call_order": 1, "name": "Anna Kowalska", "role": "Owner; any time, 24/7", "phone": "+48 600 100 200",
-     "email": "anna.kowalska@example.com"},
-    {"call_order": 2, "name": "Piotr Nowak",
-     "role": "Office manager; weekdays 7:00-18:00, after hours only if the owner does not answer",
+    {"call_order": 1, "name": "Anna Kowalska", "role": "Owner", "availability": "any time, 24/7",
+     "phone": "+48 600 100 200", "email": "anna.kowalska@example.com"},
+    {"call_order": 2, "name": "Piotr Nowak", "role": "Office manager",
+     "availability": "weekdays 7:00-18:00; after hours only if the owner does not answer",
      "phone": "+48 600 300 400", "email": "piotr.nowak@example.com"},
 )
 

@@ -128,8 +128,13 @@ async def test_contacts_procedures_panels_zones_state(client: TestClient, db: as
     await db.execute("INSERT INTO edges (edge_id, public_key, key_id) VALUES ('site-1', $1, 'k')", b"\x00" * 32)
     contact = await json_of(await client.post(f"/api/v1/objects/{obj['id']}/contacts",
                                               json={"name": "Ann", "phone": "+48 600"}, headers=ADMIN))
-    resp = await client.patch(f"/api/v1/contacts/{contact['id']}", json={"version": 1, "call_order": 2}, headers=ADMIN)
-    assert (await json_of(resp))["call_order"] == 2
+    assert contact["availability"] == ""
+    resp = await client.patch(f"/api/v1/contacts/{contact['id']}", json={"version": 1, "call_order": 2,
+                              "availability": "weekdays 7:00-18:00"}, headers=ADMIN)
+    assert (await json_of(resp))["call_order"] == 2 and (await json_of(resp))["availability"] == "weekdays 7:00-18:00"
+    too_long = await client.patch(f"/api/v1/contacts/{contact['id']}", json={"version": 2, "availability": "x" * 501},
+                                  headers=ADMIN)
+    assert too_long.status == 422
     assert (await client.post(f"/api/v1/objects/{obj['id']}/procedures", json={"alarm_type": "BURGLARY",
                               "steps": "Call the police"}, headers=ADMIN)).status == 201
     dup = await client.post(f"/api/v1/objects/{obj['id']}/procedures", json={"alarm_type": "BURGLARY", "steps": "x"},

@@ -19,7 +19,8 @@ router = Router()
 
 OBJECTS = Table("objects", ("name", "address", "type", "lat", "lon", "status", "service_mode_until",
                             "service_mode_reason"), "object")
-CONTACTS = Table("object_contacts", ("object_id", "name", "role", "phone", "email", "call_order"), "contact")
+CONTACTS = Table("object_contacts", ("object_id", "name", "role", "phone", "email", "call_order", "availability"),
+                 "contact")
 PROCEDURES = Table("object_procedures", ("object_id", "alarm_type", "steps"), "procedure")
 
 Lat = Annotated[float, msgspec.Meta(ge=-90, le=90)]
@@ -81,6 +82,7 @@ class ContactIn(msgspec.Struct, forbid_unknown_fields=True):
     phone: Annotated[str, msgspec.Meta(max_length=50)] = ""
     email: Annotated[str, msgspec.Meta(max_length=200)] = ""
     call_order: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+    availability: Annotated[str, msgspec.Meta(max_length=500)] = ""  # when this contact may be called
 
 
 class ContactPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -90,6 +92,7 @@ class ContactPatch(msgspec.Struct, forbid_unknown_fields=True):
     phone: Annotated[str, msgspec.Meta(max_length=50)] | UnsetType = UNSET
     email: Annotated[str, msgspec.Meta(max_length=200)] | UnsetType = UNSET
     call_order: Annotated[int, msgspec.Meta(ge=1, le=100)] | UnsetType = UNSET
+    availability: Annotated[str, msgspec.Meta(max_length=500)] | UnsetType = UNSET
 
 
 class ProcedureIn(msgspec.Struct, forbid_unknown_fields=True):
