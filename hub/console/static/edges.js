@@ -197,7 +197,9 @@ export class EdgesPage {
     $("edge-fingerprint").textContent = "";
   }
 
+  // The token goes at once: the dialog's close event (which also covers Escape) comes a task later.
   closeCreate() {
+    this.forgetToken();
     $("edge-dialog").close();
   }
 
