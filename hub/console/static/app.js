@@ -39,7 +39,7 @@ function toast(message, kind = "info") {
   toastTimer = setTimeout(() => { t.hidden = true; }, 6000);
 }
 
-const hhmmss = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false });
+const hhmmss = (ms) => fmtTime(ms, { part: "time" });
 
 function fields(dl, pairs) {
   dl.replaceChildren(...pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "")]));

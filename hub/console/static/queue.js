@@ -1,5 +1,7 @@
 // The alarm queue: the model (merged from REST and the live stream by version), the table, and
 // the alarm sound for unclaimed CRITICAL alarms.
+import { fmtTime } from "./dates.js";
+
 export const PRIORITIES = ["CRITICAL", "HIGH", "NORMAL", "LOW"];
 export const NEXT_ACTION = { NEW: "claim", CLAIMING: "start", IN_PROGRESS: "ack", ACK: "resolve", RESOLVED: "close" };
 export const ACTION_LABEL = { claim: "Claim", start: "Start", ack: "Ack", resolve: "Resolve", close: "Close" };
@@ -22,12 +24,8 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-// A time as the console shows times: the browser's locale, local time zone.
-export function fmtTime(iso) {
-  if (!iso) return "";
-  const d = new Date(iso);
-  return isNaN(d) ? String(iso) : d.toLocaleString();
-}
+// Times reach the reader through one helper (dates.js); re-exported for the pages that import it here.
+export { fmtTime };
 
 export function age(iso) {
   const s = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
@@ -128,7 +126,7 @@ export class Siren {
 
 // An alarm read back from the panel's event log after an outage: when it happened, when we heard.
 export function offlineNote(a) {
-  const hm = (iso) => new Date(iso).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
+  const hm = (iso) => fmtTime(iso, { part: "hm" });
   return `happened ${hm(a.happened_offline_at)}, reported ${hm(a.reported_at)}`;
 }
 

@@ -1,0 +1,35 @@
+// The one place the console turns a time into text for a person (docs/architecture.md §8.7: UTC
+// everywhere, local time only in what a person reads). The browser's locale through Intl, always
+// 24 h; where the locale puts the month before the day (en-US's 03/04/2026, and the year-first
+// ones) the date reads year-month-day, so 03/04 is never read either way. `timeZone` is an IANA
+// zone name; without one the browser's own zone applies.
+const LAYOUTS = {
+  datetime: { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" },
+  date: { year: "numeric", month: "2-digit", day: "2-digit" },
+  time: { hour: "2-digit", minute: "2-digit", second: "2-digit" },
+  hm: { hour: "2-digit", minute: "2-digit" },
+};
+const formatters = new Map();
+
+function formatter(part, timeZone) {
+  const key = `${part}|${timeZone || ""}`;
+  if (!formatters.has(key)) {
+    formatters.set(key, new Intl.DateTimeFormat(undefined, { ...LAYOUTS[part], hourCycle: "h23", timeZone }));
+  }
+  return formatters.get(key);
+}
+
+// `value`: an ISO string, epoch milliseconds or a Date; `part`: datetime | date | time | hm.
+export function fmtTime(value, { part = "datetime", timeZone } = {}) {
+  if (value === null || value === undefined || value === "") return "";
+  const d = value instanceof Date ? value : new Date(value);
+  if (isNaN(d)) return String(value);
+  const parts = formatter(part, timeZone).formatToParts(d);
+  const kinds = parts.map((p) => p.type);
+  if (!kinds.includes("month") || kinds.indexOf("month") > kinds.indexOf("day")) {
+    return parts.map((p) => p.value).join("");
+  }
+  const get = (type) => (parts.find((p) => p.type === type) || {}).value;
+  const time = ["hour", "minute", "second"].map(get).filter(Boolean).join(":");
+  return [`${get("year")}-${get("month")}-${get("day")}`, time].filter(Boolean).join(" ");
+}
