@@ -70,11 +70,11 @@ OscillatorNode.prototype.start = function (...args) { window.__tones += 1; retur
 """
 
 
-async def shot(page: Any, name: str) -> None:
-    """A screenshot for a person to look at: the test's artifact."""
+async def shot(page: Any, name: str, full_page: bool = False) -> None:
+    """A screenshot for a person to look at: the test's artifact (`full_page`: beyond the window too)."""
     folder = Path(os.environ.get("VIGIL_CONSOLE_SCREENSHOTS") or ARTIFACTS)
     folder.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(folder / f"{name}.png"))
+    await page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
 
 
 async def log_in(page: Any, base: str, email: str) -> None:

@@ -81,6 +81,7 @@ async def test_admin_sees_creates_and_revokes_edges_and_never_reads_old_data_as_
     async with browser_page() as page:
         await page.clock.install()  # fake timers: the 10 s refresh comes when the test says
         await log_in(page, base, ADMIN_EMAIL)
+        await page.click("#nav-admin > summary")  # the Edges page is in the Administration menu
         assert await page.locator("#nav-edges").is_visible()
         await page.click("#nav-edges")
         await page.wait_for_selector("#view-edges:not([hidden])", timeout=5000)

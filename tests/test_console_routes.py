@@ -14,7 +14,9 @@ from hub.console.routes import STATIC_DIR, console_routes
 EXPECTED_TYPES = {
     "index.html": "text/html", "app.js": "text/javascript", "api.js": "text/javascript",
     "stream.js": "text/javascript", "queue.js": "text/javascript", "edges.js": "text/javascript", "style.css": "text/css",
-    "dates.js": "text/javascript",
+    "dates.js": "text/javascript", "forms.js": "text/javascript", "admin.js": "text/javascript",
+    "admin_objects.js": "text/javascript", "admin_panels.js": "text/javascript", "admin_users.js": "text/javascript",
+    "admin_import.js": "text/javascript",
 }
 
 

@@ -57,14 +57,16 @@ function schedule() {
   refreshTimer = setTimeout(() => { refresh().catch(() => {}); }, due);
 }
 
-async function rawJson(method, path, body, access) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+// `extra`: more request headers, and `raw` (a Blob sent as is, with `contentType`) instead of JSON.
+async function rawJson(method, path, body, access, extra = {}) {
+  const headers = { Accept: "application/json", ...(extra.headers || {}) };
+  let payload;
+  if (extra.raw !== undefined) { payload = extra.raw; headers["Content-Type"] = extra.contentType; }
+  else if (body !== undefined) { payload = JSON.stringify(body); headers["Content-Type"] = "application/json"; }
   if (access) headers.Authorization = `Bearer ${access}`;
   let resp;
   try {
-    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-                               cache: "no-store", credentials: "same-origin" });
+    resp = await fetch(path, { method, headers, body: payload, cache: "no-store", credentials: "same-origin" });
   } catch (e) {
     throw new ApiError(0, "network", "The hub cannot be reached", null);
   }
@@ -138,20 +140,24 @@ export async function changePassword(current, next) {
 }
 
 // An authenticated call; refreshes first when the token is (nearly) expired, and once on a 401.
-export async function api(method, path, body) {
+export async function api(method, path, body, extra = {}) {
   let t = tokens();
   if (!t) throw new ApiError(401, "unauthorized", "Signed out", null);
   if (t.expiresAt - Date.now() < 5000) t = await refresh();
   try {
-    return await rawJson(method, path, body, t.access);
+    return await rawJson(method, path, body, t.access, extra);
   } catch (e) {
     if (e.status !== 401) throw e;
     t = await refresh();
-    return rawJson(method, path, body, t.access);
+    return rawJson(method, path, body, t.access, extra);
   }
 }
 
 export const get = (path) => api("GET", path);
-export const post = (path, body) => api("POST", path, body === undefined ? {} : body);
+export const post = (path, body, headers) => api("POST", path, body === undefined ? {} : body, { headers });
+export const patch = (path, body) => api("PATCH", path, body);
+export const put = (path, body) => api("PUT", path, body);
+// A file as the request body, e.g. an import: `contentType` names its format.
+export const upload = (path, blob, contentType, headers) => api("POST", path, undefined, { raw: blob, contentType, headers });
 
 export function startSession() { schedule(); }

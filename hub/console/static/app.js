@@ -4,6 +4,7 @@ import * as API from "./api.js";
 import { LiveStream } from "./stream.js";
 import { AlarmStore, Siren, renderQueue, actionsFor, el, age, fmtTime, offlineNote, ACTION_LABEL, NEXT_ACTION } from "./queue.js";
 import { EdgesPage } from "./edges.js";
+import { AdminPages, ADMIN_ROLES } from "./admin.js";
 
 const $ = (id) => document.getElementById(id);
 const WORK_ROLES = new Set(["OPERATOR", "MASTER"]);
@@ -28,6 +29,7 @@ const state = {
 // ---------- small helpers
 
 const edges = new EdgesPage({ toast });
+const admin = new AdminPages({ toast, showView });
 
 let toastTimer = null;
 function toast(message, kind = "info") {
@@ -58,6 +60,7 @@ API.onSessionEnd(() => { endSession(); });
 
 function endSession() {
   edges.hide();
+  admin.hide();
   if (state.stream) state.stream.stop();
   state.stream = null;
   state.me = null;
@@ -90,6 +93,7 @@ async function afterLogin() {
   $("topbar").hidden = false;
   $("nav-queue").hidden = !state.me.canViewAlarms;
   $("nav-edges").hidden = !state.me.canManageEdges;
+  $("nav-admin").hidden = !ADMIN_ROLES.has(me.role);
   document.body.classList.toggle("can-work", state.me.canWork);
   startStream();
   route();
@@ -455,6 +459,7 @@ function secretRow(s) {
 function route() {
   if (!state.me) return;
   const parts = location.hash.replace(/^#\/?/, "").split("/");
+  if (admin.route(parts, state.me)) { edges.hide(); state.alarmId = null; state.panelIds.clear(); return; }
   if (parts[0] === "edges" && state.me.canManageEdges) {
     state.alarmId = null;
     state.panelIds.clear();
