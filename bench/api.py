@@ -52,8 +52,8 @@ async def operator(session: aiohttp.ClientSession, base: str, token: str, bundle
                 await asyncio.sleep(delay)
             due += interval
             sent = time.perf_counter()
-            async with session.post(f"{base}/api/v1/alarms/{bundle_id}/{step}", headers=headers,
-                                    json={"version": version, "note": "bench"}) as resp:
+            payload = {"version": version, "note": "bench", **({"resolution": "TEST"} if step == "resolve" else {})}
+            async with session.post(f"{base}/api/v1/alarms/{bundle_id}/{step}", headers=headers, json=payload) as resp:
                 body = await resp.json()
             latencies.append((time.perf_counter() - sent) * 1000)
             if resp.status != 200:

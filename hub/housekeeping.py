@@ -1,26 +1,28 @@
-"""Periodic hub work: the reaper/auto-closer sweep every second, and the monthly event
-partitions kept created ahead of time. Runs in every hub process; the sweep's advisory lock and
-the idempotent partition function make that safe."""
+"""Periodic hub work: the reaper/auto-closer and escalation sweeps every second, and the monthly
+event partitions kept created ahead of time. Runs in every hub process; the sweep's advisory lock,
+the escalation's row locks and the idempotent partition function make that safe."""
 from __future__ import annotations
 
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Mapping
 
 import asyncpg
 from prometheus_client import Counter
 
 from hub.alarms.apply import raise_overdue_link_alarms
-from hub.alarms.repository import sweep
+from hub.alarms.repository import escalate, sweep
 from hub.db.outbox import write_outbox
 from hub.api import idempotency
+from hub.config import AlarmSettings
 from shared.backoff import sleep_or_stop
 from shared.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("vigil.hub.housekeeping")
 
 SWEPT = Counter("vigil_alarm_sweeps_changed_total", "Bundles reaped or auto-closed")
+ESCALATED = Counter("vigil_alarms_escalated_total", "Bundles escalated for staying NEW past their threshold")
 PARTITION_MONTHS_AHEAD = 3
 SQL_PARTITIONS = "SELECT ensure_event_partitions($1::timestamptz, $2)"
 
@@ -46,9 +48,13 @@ async def raise_overdue(pool: asyncpg.Pool, now: datetime, grace: timedelta) -> 
 async def run_housekeeping(pool: asyncpg.Pool, stop: asyncio.Event, clock: Clock = SYSTEM_CLOCK, *,
                            maintain: Callable[[], Awaitable[None]] | None = None,
                            planned_stop_grace: timedelta = timedelta(minutes=10), sweep_interval_s: float = 1.0,
-                           minutely_interval_s: float = 60.0, partition_interval_s: float = 6 * 3600) -> None:
-    """Sweep every `sweep_interval_s`; once a minute run `maintain` (key rotation, session and
-    throttle clean-up) and expire idempotency keys; check partitions every `partition_interval_s`."""
+                           minutely_interval_s: float = 60.0, partition_interval_s: float = 6 * 3600,
+                           escalate_after: Mapping[str, timedelta] | None = None) -> None:
+    """Sweep and escalate every `sweep_interval_s` (thresholds per priority in `escalate_after`,
+    by default alarms.escalate_after_s's); once a minute run `maintain` (key rotation, session
+    and throttle clean-up) and expire idempotency keys; check partitions every
+    `partition_interval_s`. Every time comes from `clock`."""
+    escalation = AlarmSettings().escalation() if escalate_after is None else dict(escalate_after)
     last_partition_check = last_minutely = clock.monotonic()
     while not await sleep_or_stop(sweep_interval_s, stop):
         try:
@@ -57,6 +63,11 @@ async def run_housekeeping(pool: asyncpg.Pool, stop: asyncio.Event, clock: Clock
             if changed:
                 SWEPT.inc(changed)
                 log.info("reaped or auto-closed %d alarm bundles", changed)
+            async with pool.acquire() as conn:
+                escalated = await escalate(conn, clock.now(), escalation)
+            if escalated:
+                ESCALATED.inc(escalated)
+                log.warning("escalated %d alarm bundles still NEW past their threshold", escalated)
             if raised := await raise_overdue(pool, clock.now(), planned_stop_grace):
                 log.warning("raised %d LINK alarms for planned stops past their grace", raised)
             if clock.monotonic() - last_minutely > minutely_interval_s:

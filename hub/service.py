@@ -122,7 +122,8 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     access_task = supervisor.spawn("nats-access", partial(keep_access_in_step, pool, access, stop)) \
         if access is not None else None
     housekeeping_task = supervisor.spawn("housekeeping", lambda: run_housekeeping(
-        pool, stop, maintain=auth.maintain, planned_stop_grace=timedelta(seconds=config.alarms.planned_stop_grace_s)))
+        pool, stop, maintain=auth.maintain, planned_stop_grace=timedelta(seconds=config.alarms.planned_stop_grace_s),
+        escalate_after=config.alarms.escalation()))
     await stop.wait()
     log.info("hub stopping: finishing in-flight batches")
     owner.stop()

@@ -55,7 +55,8 @@ async def test_retrigger_after_resolved_opens_a_new_bundle(site: Site) -> None:
     async with site.pool.acquire() as conn:
         v = b["version"]
         for action in ("claim", "start", "ack", "resolve"):
-            v = (await alarms.transition(conn, b["id"], action, "ann", v, T0, note="checked"))["version"]
+            v = (await alarms.transition(conn, b["id"], action, "ann", v, T0, note="checked",
+                                         resolution="FALSE_ALARM"))["version"]
     await site.ingest(_zone_alarm(site, T0 + timedelta(minutes=1)))
     rows = await _bundles(site.pool)
     assert [r["status"] for r in rows] == ["RESOLVED", "NEW"]
@@ -125,7 +126,7 @@ async def test_transitions_check_versions_and_write_audit_and_outbox(site: Site)
         with pytest.raises(lifecycle.IllegalTransition):
             await alarms.transition(conn, b["id"], "ack", "ann", b["version"], T0, note="x")
         with pytest.raises(lifecycle.IllegalTransition):
-            await alarms.transition(conn, b["id"], "resolve", "ann", b["version"], T0)
+            await alarms.transition(conn, b["id"], "resolve", "ann", b["version"], T0, resolution="FALSE_ALARM")
         claimed = await alarms.transition(conn, b["id"], "claim", "ann", b["version"], T0, request_id="req-1")
         with pytest.raises(lifecycle.VersionConflict):
             await alarms.transition(conn, b["id"], "start", "ann", b["version"], T0)
@@ -186,7 +187,8 @@ async def test_reaper_and_auto_closer_with_explicit_time(site: Site) -> None:
         await alarms.transition(conn, burglary["id"], "claim", "ann", burglary["version"], T0)
         v = trouble["version"]
         for action in ("claim", "start", "ack", "resolve"):
-            v = (await alarms.transition(conn, trouble["id"], action, "bob", v, T0, note="fixed"))["version"]
+            v = (await alarms.transition(conn, trouble["id"], action, "bob", v, T0, note="fixed",
+                                         resolution="TECHNICAL_FAULT"))["version"]
         assert await alarms.sweep(conn, T0 + timedelta(seconds=29)) == 0
         assert await alarms.sweep(conn, T0 + timedelta(seconds=30)) == 1
         assert await alarms.sweep(conn, T0 + timedelta(minutes=30)) == 1

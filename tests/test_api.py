@@ -177,14 +177,16 @@ async def test_alarm_lifecycle_over_http_with_409_on_stale_version(client: TestC
     assert claimed["status"] == "CLAIMING" and claimed["version"] == 2
     stale = await client.post(f"/api/v1/alarms/{bundle_id}/claim", json={"version": 1}, headers=OPERATOR)
     assert stale.status == 409 and (await json_of(stale))["error"]["message"] == "Data changed — refreshed"
-    illegal = await client.post(f"/api/v1/alarms/{bundle_id}/resolve", json={"version": 2}, headers=OPERATOR)
+    illegal = await client.post(f"/api/v1/alarms/{bundle_id}/resolve", json={"version": 2, "resolution": "TEST"},
+                                headers=OPERATOR)
     assert illegal.status == 409 and (await json_of(illegal))["error"]["code"] == "illegal_transition"
     other = await client.post(f"/api/v1/alarms/{bundle_id}/start", json={"version": 2}, headers=as_role("OPERATOR", 4))
     assert (await json_of(other))["error"]["code"] == "not_claimant"
     v = 2
     for action in ("start", "ack", "resolve", "close"):
-        resp = await client.post(f"/api/v1/alarms/{bundle_id}/{action}", json={"version": v, "note": "police called"},
-                                 headers=OPERATOR)
+        extra = {"resolution": "CONFIRMED_INTRUSION_POLICE"} if action == "resolve" else {}
+        resp = await client.post(f"/api/v1/alarms/{bundle_id}/{action}",
+                                 json={"version": v, "note": "police called", **extra}, headers=OPERATOR)
         assert resp.status == 200, await resp.text()
         v = (await json_of(resp))["version"]
     entry = await client.post(f"/api/v1/alarms/{bundle_id}/dispatch-log", json={"entry": "patrol on site"}, headers=OPERATOR)

@@ -325,14 +325,24 @@ async def test_an_edge_alarm_sounds_is_worked_to_closed_and_survives_a_killed_hu
             await page.click("#note-ok")
             await page.wait_for_function("() => document.querySelector('#alarm-fields').textContent"
                                          ".includes('Patrol sent, window found broken')", timeout=5000)
+            # Resolving asks how it ended (a resolution code the API requires).
+            prompts: list[str] = []
+
+            async def answer(dialog: Any) -> None:
+                prompts.append(dialog.message)
+                await dialog.accept("false_alarm")
+
+            page.once("dialog", answer)
             await page.click("#alarm-actions button.act-resolve")
             await page.wait_for_function("() => document.querySelector('#alarm-fields').textContent"
                                          ".includes('RESOLVED')", timeout=5000)
+            assert "FALSE_ALARM" in prompts[0] and "OTHER" in prompts[0]
             await page.click("#alarm-actions button.act-close")
             await page.wait_for_function("() => document.querySelector('#alarm-fields').textContent"
                                          ".includes('CLOSED')", timeout=5000)
-            bundle = await db.fetchrow("SELECT status, ack_note FROM bundle_alarms WHERE id = $1", alarm_id)
-            assert (bundle["status"], bundle["ack_note"]) == ("CLOSED", "Patrol sent, window found broken")
+            bundle = await db.fetchrow("SELECT status, ack_note, resolution FROM bundle_alarms WHERE id = $1", alarm_id)
+            assert (bundle["status"], bundle["ack_note"], bundle["resolution"]) == (
+                "CLOSED", "Patrol sent, window found broken", "FALSE_ALARM")
 
             # An alarm that requires a note cannot be acknowledged without one.
             noted_id, _ = await add_alarm(db, object_id, priority="HIGH", alarm_type="TEMPERATURE_HIGH",

@@ -25,8 +25,8 @@ def test_the_happy_path_bumps_the_version_at_every_step() -> None:
     assert (b.status, b.version, b.claim_expires_at) == (Status.IN_PROGRESS, 3, None)
     b = lc.ack(b, "ann", 3, clock.now(), "  called the guard  ")
     assert (b.status, b.ack_note) == (Status.ACK, "called the guard")
-    b = lc.resolve(b, "ann", 4, clock.now())
-    assert b.status is Status.RESOLVED
+    b = lc.resolve(b, "ann", 4, clock.now(), "FALSE_ALARM", "  detector dusty ")
+    assert (b.status, b.resolution, b.resolution_note) == (Status.RESOLVED, "FALSE_ALARM", "detector dusty")
     b = lc.close(b, "bob", 5, clock.now())
     assert (b.status, b.version) == (Status.CLOSED, 6)
 
@@ -46,7 +46,7 @@ def test_illegal_transitions_are_refused(status: Status, action: str) -> None:
         "claim": lambda: lc.claim(bundle, "ann", 7, now),
         "start": lambda: lc.start(bundle, "ann", 7, now),
         "ack": lambda: lc.ack(bundle, "ann", 7, now, "note"),
-        "resolve": lambda: lc.resolve(bundle, "ann", 7, now),
+        "resolve": lambda: lc.resolve(bundle, "ann", 7, now, "TEST"),
         "close": lambda: lc.close(bundle, "ann", 7, now),
     }
     with pytest.raises(lc.IllegalTransition):

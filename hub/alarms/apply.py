@@ -153,6 +153,7 @@ def bundle_payload(b: dict[str, Any] | WorkingBundle) -> dict[str, Any]:
         "happened_offline_at": iso_or_none(get("offline_happened_at")),
         "reported_at": iso_or_none(get("offline_reported_at")),
         "summary": get("summary"),
+        "escalated_at": iso_or_none(get("escalated_at")),  # still NEW past its threshold (housekeeping)
     }
 
 
@@ -256,7 +257,7 @@ async def _apply_inputs(conn: asyncpg.Connection, inputs: list[AlarmInput], now:
             requires_note=r["requires_note"], first_event_at=r["first_event_at"], last_event_at=r["last_event_at"],
             event_count=r["event_count"], last_alarm_ord=r["last_alarm_ord"], restored_ord=r["restored_ord"],
             edge_id=r["edge_id"], source=r["source"], offline_happened_at=r["offline_happened_at"],
-            offline_reported_at=r["offline_reported_at"], summary=r["summary"],
+            offline_reported_at=r["offline_reported_at"], summary=r["summary"], escalated_at=r["escalated_at"],
         )
         for r in open_rows
     ]

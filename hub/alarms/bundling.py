@@ -94,6 +94,7 @@ class WorkingBundle:
     offline_happened_at: datetime | None = None
     offline_reported_at: datetime | None = None
     summary: str | None = None
+    escalated_at: datetime | None = None  # carried through unchanged, for the outbox payload
     id: int | None = None
     version: int = 1
     events: list[AlarmInput] = field(default_factory=list)

@@ -3,17 +3,25 @@
     NEW ──claim──▶ CLAIMING (TTL 30 s) ──start──▶ IN_PROGRESS ──ack + note──▶ ACK ──resolve──▶
     RESOLVED ──close / 30 min idle──▶ CLOSED;  CLAIMING without progress for 30 s ──▶ NEW (reaper)
 
+    A supervisor may take over (or reassign) a CLAIMING, IN_PROGRESS or ACK bundle, with a reason;
+    a bundle still NEW past its priority's threshold is escalated once (no status change).
+
 Every transition takes the version the caller saw and the current time, and returns the new
 Bundle with `version + 1`, or raises: `VersionConflict` for a stale version (HTTP 409),
 `IllegalTransition` for a move the state machine does not allow, `NoteRequired` for an ack of a
-temperature alarm without a note. No I/O here: the repository applies the result with a
-`WHERE version = $seen` guard, so two hubs racing on one bundle still produce exactly one winner.
+temperature alarm without a note, `UnknownResolution` for a resolve without a known resolution
+code, `ReasonRequired` and `AlreadyHolder` for a take-over without a reason or to the holder. No
+I/O here: the repository applies the result with a `WHERE version = $seen` guard, so two hubs
+racing on one bundle still produce exactly one winner.
 """
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Mapping
+
+from hub.alarms.outcomes import RESOLUTIONS
 
 CLAIM_TTL = timedelta(seconds=30)
 AUTO_CLOSE_AFTER = timedelta(minutes=30)
@@ -63,6 +71,24 @@ class NotClaimant(LifecycleError):
     code = "not_claimant"
 
 
+class UnknownResolution(LifecycleError):
+    """A resolve must name one of hub.alarms.outcomes.RESOLUTIONS."""
+
+    code = "invalid"
+
+
+class ReasonRequired(LifecycleError):
+    """A take-over must say why: the previous operator and the audit log read it."""
+
+    code = "reason_required"
+
+
+class AlreadyHolder(LifecycleError):
+    """A take-over to the operator who already holds the bundle changes nothing."""
+
+    code = "already_holder"
+
+
 @dataclass(frozen=True)
 class Bundle:
     """An alarm bundle as the lifecycle sees it."""
@@ -75,6 +101,12 @@ class Bundle:
     claim_expires_at: datetime | None = None
     ack_note: str | None = None
     updated_at: datetime | None = None
+    priority: str = "NORMAL"
+    service_mode: bool = False
+    created_at: datetime | None = None  # when the hub opened it: escalation counts from here
+    escalated_at: datetime | None = None
+    resolution: str | None = None
+    resolution_note: str | None = None
 
 
 def _check(bundle: Bundle, seen_version: int, allowed: tuple[Status, ...], action: str) -> None:
@@ -115,11 +147,32 @@ def ack(bundle: Bundle, user: str, seen_version: int, now: datetime, note: str |
     return replace(bundle, status=Status.ACK, version=bundle.version + 1, ack_note=note, updated_at=now)
 
 
-def resolve(bundle: Bundle, user: str, seen_version: int, now: datetime) -> Bundle:
-    """The cause is dealt with; new events now open a new bundle."""
+def resolve(bundle: Bundle, user: str, seen_version: int, now: datetime, resolution: str,
+            note: str | None = None) -> Bundle:
+    """The cause is dealt with, and how it ended is recorded (a RESOLUTIONS code, an optional
+    note); new events now open a new bundle."""
     _check(bundle, seen_version, (Status.ACK,), "resolve")
     _held_by(bundle, user)
-    return replace(bundle, status=Status.RESOLVED, version=bundle.version + 1, updated_at=now)
+    if resolution not in RESOLUTIONS:
+        raise UnknownResolution(f"unknown resolution {resolution!r}; one of {', '.join(RESOLUTIONS)}")
+    return replace(bundle, status=Status.RESOLVED, version=bundle.version + 1, updated_at=now,
+                   resolution=resolution, resolution_note=(note or "").strip() or None)
+
+
+TAKE_OVER_FROM = (Status.CLAIMING, Status.IN_PROGRESS, Status.ACK)
+
+
+def take_over(bundle: Bundle, to: str, seen_version: int, now: datetime, reason: str) -> Bundle:
+    """A supervisor moves a bundle being worked to `to` (themselves, or the operator they name).
+    The status stays; a CLAIMING bundle gets a fresh claim TTL, so the new holder has the same
+    time to start it as anyone who claims."""
+    _check(bundle, seen_version, TAKE_OVER_FROM, "take over")
+    if not reason.strip():
+        raise ReasonRequired(f"say why bundle {bundle.id} is taken over")
+    if bundle.claimed_by == to:
+        raise AlreadyHolder(f"bundle {bundle.id} is already held by {to}")
+    expires = now + CLAIM_TTL if bundle.status is Status.CLAIMING else bundle.claim_expires_at
+    return replace(bundle, version=bundle.version + 1, claimed_by=to, claim_expires_at=expires, updated_at=now)
 
 
 def close(bundle: Bundle, user: str, seen_version: int, now: datetime) -> Bundle:
@@ -134,6 +187,18 @@ def reap(bundle: Bundle, now: datetime) -> Bundle | None:
         return replace(bundle, status=Status.NEW, version=bundle.version + 1, claimed_by=None,
                        claim_expires_at=None, updated_at=now)
     return None
+
+
+def escalation_due(bundle: Bundle, now: datetime, after: Mapping[str, timedelta]) -> timedelta | None:
+    """The escalator's test: a bundle still NEW `after[priority]` after the hub opened it, not
+    escalated yet and not in service mode, is due; returns its threshold, or None. Priorities
+    missing from `after` never escalate. A claim that lapsed back to NEW does not restart the
+    count: the alarm has waited all along."""
+    threshold = after.get(bundle.priority)
+    if (threshold is None or bundle.status is not Status.NEW or bundle.escalated_at is not None
+            or bundle.service_mode or bundle.created_at is None or now - bundle.created_at < threshold):
+        return None
+    return threshold
 
 
 def auto_close(bundle: Bundle, now: datetime) -> Bundle | None:

@@ -4,6 +4,7 @@
 |-----------------------|----------|------------|--------------|-------|--------|
 | alarms.view           | all      | assigned   | —            | all   | all    |
 | alarms.work           | yes      | —          | —            | —     | yes    |
+| alarms.supervise      | —        | —          | —            | yes   | yes    |
 | objects.edit          | —        | —          | —            | yes   | yes    |
 | objects.view          | all      | assigned   | assigned, ro | all   | all    |
 | secrets.reveal        | 10/h     | 20/h       | 20/h         | yes   | yes    |
@@ -11,6 +12,9 @@
 | panels.command        | —        | —          | —            | yes   | yes    |
 | edges.manage          | —        | —          | —            | yes   | yes    |
 | audit.view            | —        | —          | —            | —     | yes    |
+
+alarms.supervise: take over or reassign an alarm another operator holds, tick any checklist.
+An ADMIN holds no alarm work, so an ADMIN reassigns to someone who does (docs/architecture.md §5).
 
 SYSTEM is the hub itself (internal callers) and may do everything.
 """
@@ -24,6 +28,7 @@ _O, _T, _F, _A, _M = Role.OPERATOR, Role.TECHNICIAN, Role.FIELD_WORKER, Role.ADM
 MATRIX: dict[str, frozenset[Role]] = {
     "alarms.view": frozenset({_O, _T, _A, _M}),
     "alarms.work": frozenset({_O, _M}),
+    "alarms.supervise": frozenset({_A, _M}),
     "objects.view": frozenset({_O, _T, _F, _A, _M}),
     "objects.edit": frozenset({_A, _M}),
     "secrets.reveal": frozenset({_O, _T, _F, _A, _M}),

@@ -1,4 +1,5 @@
-"""Reports: alarm history and operator response times, as JSON or streamed CSV."""
+"""Reports: alarm history, operator response times and how alarms ended (resolutions), as JSON or
+streamed CSV."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,7 +8,8 @@ from typing import Literal
 import msgspec
 from aiohttp import web
 
-from hub.alarms.repository import CLAIMANT_JOIN
+from hub.alarms.outcomes import RESOLUTIONS, ResolutionCode
+from hub.alarms.repository import claimant_join
 from hub.api.app import deps
 from hub.api.common import record
 from hub.api.csv_stream import stream_csv
@@ -22,6 +24,7 @@ class ReportQuery(msgspec.Struct, forbid_unknown_fields=True):
     since: datetime | None = None
     until: datetime | None = None
     object_id: int | None = None
+    resolution: list[ResolutionCode] = []
     format: Literal["json", "csv"] = "json"
 
 
@@ -30,7 +33,7 @@ class ReportQuery(msgspec.Struct, forbid_unknown_fields=True):
 SQL_HISTORY = """
 SELECT b.id, b.object_id, o.name AS object_name, b.alarm_type, b.priority, b.status, b.event_count,
        b.first_event_at, t.claimed_at, t.acked_at, t.resolved_at, t.closed_at, t.claimed_by,
-       cu.email AS claimed_by_email,
+       cu.email AS claimed_by_email, b.resolution, b.resolution_note, b.escalated_at,
        extract(epoch FROM t.claimed_at - b.first_event_at)::float8 AS seconds_to_claim,
        extract(epoch FROM t.acked_at - b.first_event_at)::float8 AS seconds_to_ack
 FROM bundle_alarms b
@@ -43,14 +46,16 @@ LEFT JOIN LATERAL (
            (array_agg(actor ORDER BY at) FILTER (WHERE action = 'alarm.claim'))[1] AS claimed_by
     FROM audit_log a WHERE a.target_type = 'bundle_alarm' AND a.target_id = b.id::text
 ) t ON true
-""" + CLAIMANT_JOIN.format(b="t") + """
+""" + claimant_join("t") + """
 WHERE ($1::timestamptz IS NULL OR b.first_event_at >= $1) AND ($2::timestamptz IS NULL OR b.first_event_at < $2)
   AND ($3::int8 IS NULL OR b.object_id = $3) AND ($4::int8[] IS NULL OR b.object_id = ANY($4))
+  AND (cardinality($5::text[]) = 0 OR b.resolution = ANY($5))
 ORDER BY b.first_event_at, b.id
 """
 HISTORY_COLUMNS = ("id", "object_id", "object_name", "alarm_type", "priority", "status", "event_count",
                    "first_event_at", "claimed_at", "acked_at", "resolved_at", "closed_at", "claimed_by",
-                   "claimed_by_email", "seconds_to_claim", "seconds_to_ack")
+                   "claimed_by_email", "seconds_to_claim", "seconds_to_ack", "resolution", "resolution_note",
+                   "escalated_at")
 
 SQL_RESPONSE_TIMES = f"""
 SELECT claimed_by AS operator, min(claimed_by_email) AS operator_email, count(*) AS alarms,
@@ -65,13 +70,33 @@ GROUP BY claimed_by ORDER BY claimed_by
 RESPONSE_COLUMNS = ("operator", "operator_email", "alarms", "avg_seconds_to_claim", "p90_seconds_to_claim", "avg_seconds_to_ack",
                     "p90_seconds_to_ack")
 
+# How the alarms of the period ended: one row per resolution code (zero counts included, in the
+# order pickers show them), then the alarms not resolved yet (resolution null).
+SQL_RESOLUTIONS = f"""
+WITH h AS MATERIALIZED (SELECT resolution FROM ({SQL_HISTORY}) x)
+SELECT resolution, label, alarms FROM (
+    SELECT c.code AS resolution, c.label, c.ord, (SELECT count(*) FROM h WHERE h.resolution = c.code) AS alarms
+    FROM unnest($6::text[], $7::text[]) WITH ORDINALITY AS c(code, label, ord)
+    UNION ALL
+    SELECT NULL, 'Not resolved yet', NULL, (SELECT count(*) FROM h WHERE h.resolution IS NULL)
+) r ORDER BY ord NULLS LAST
+"""
+RESOLUTION_COLUMNS = ("resolution", "label", "alarms")
+
+
+def _filters(call: Call) -> tuple[object, ...]:
+    """The report query's filters as SQL_HISTORY's parameters, limited to the caller's objects."""
+    q: ReportQuery = call.query
+    return q.since, q.until, q.object_id, object_filter(call.user), q.resolution
+
+
 
 @router.get("/api/v1/reports/alarms", query=ReportQuery, permission="alarms.view", tags=("reports",),
             produces="application/json")
 async def alarm_history(call: Call) -> web.StreamResponse | dict:
     """Alarm history with claim/ack/resolve times; `format=csv` streams a CSV file."""
     q: ReportQuery = call.query
-    args = (q.since, q.until, q.object_id, object_filter(call.user))
+    args = _filters(call)
     if q.format == "csv":
         return await stream_csv(call, "alarm-history.csv", HISTORY_COLUMNS, SQL_HISTORY, *args)
     rows = await deps(call).pool.fetch(SQL_HISTORY + f" LIMIT {JSON_LIMIT + 1}", *args)
@@ -82,8 +107,19 @@ async def alarm_history(call: Call) -> web.StreamResponse | dict:
 async def response_times(call: Call) -> web.StreamResponse | dict:
     """Per operator: how fast alarms were claimed and acknowledged (seconds from the first event)."""
     q: ReportQuery = call.query
-    args = (q.since, q.until, q.object_id, object_filter(call.user))
+    args = _filters(call)
     if q.format == "csv":
         return await stream_csv(call, "response-times.csv", RESPONSE_COLUMNS,
                                 SQL_RESPONSE_TIMES, *args)
     return {"items": [record(r) for r in await deps(call).pool.fetch(SQL_RESPONSE_TIMES, *args)]}
+
+
+@router.get("/api/v1/reports/resolutions", query=ReportQuery, permission="alarms.view", tags=("reports",))
+async def resolutions(call: Call) -> web.StreamResponse | dict:
+    """How the period's alarms ended: a count per resolution (every code, zeros included), and the
+    alarms not resolved yet."""
+    q: ReportQuery = call.query
+    args = (*_filters(call), list(RESOLUTIONS), list(RESOLUTIONS.values()))
+    if q.format == "csv":
+        return await stream_csv(call, "resolutions.csv", RESOLUTION_COLUMNS, SQL_RESOLUTIONS, *args)
+    return {"items": [record(r) for r in await deps(call).pool.fetch(SQL_RESOLUTIONS, *args)]}

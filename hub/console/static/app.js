@@ -257,6 +257,13 @@ async function act(alarm, action) {
   const body = { version: current.version };
   if (note) body.note = note;
   try {
+    if (action === "resolve") {
+      // Interim picker until the console's resolution dialog (issue 12): the API requires a code.
+      const codes = (await API.get("/api/v1/meta/resolutions")).map((r) => r.code);
+      const code = window.prompt(`How did it end? One of: ${codes.join(", ")}`, "");
+      if (!code) return;
+      body.resolution = code.trim().toUpperCase();
+    }
     const row = await API.post(`/api/v1/alarms/${alarm.id}/${action}`, body);
     state.store.upsert(row);
     if (state.view === "alarm" && state.alarmId === alarm.id) showAlarm(alarm.id, { quiet: true });
