@@ -106,7 +106,8 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     await stream.start(supervisor)
     enrolment = build_enrolment(config, pool, access)
     runner = web.AppRunner(build_http(pool, auth.authenticator, [auth.router, stream_router(stream)], box,
-                                      enrolment=enrolment, supervisor=supervisor), access_log=None)
+                                      enrolment=enrolment, supervisor=supervisor, reports=config.reports),
+                           access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.http_host, config.http_port)
     await site.start()
@@ -122,8 +123,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     access_task = supervisor.spawn("nats-access", partial(keep_access_in_step, pool, access, stop)) \
         if access is not None else None
     housekeeping_task = supervisor.spawn("housekeeping", lambda: run_housekeeping(
-        pool, stop, maintain=auth.maintain, planned_stop_grace=timedelta(seconds=config.alarms.planned_stop_grace_s),
-        escalate_after=config.alarms.escalation()))
+        pool, stop, maintain=auth.maintain, planned_stop_grace=timedelta(seconds=config.alarms.planned_stop_grace_s)))
     await stop.wait()
     log.info("hub stopping: finishing in-flight batches")
     owner.stop()

@@ -69,9 +69,11 @@ class Auth:
 
 
 async def build_auth(pool: asyncpg.Pool, settings: AuthSettings, clock: Clock = SYSTEM_CLOCK, *,
-                     box: SecretBox | None = None, passwords: Passwords | None = None) -> Auth:
+                     box: SecretBox | None = None, passwords: Passwords | None = None,
+                     default_time_zone: str = "UTC") -> Auth:
     """Assemble auth on `pool` (migrated) and make sure a signing key exists. `box` defaults to
-    the one for `settings.secret_file`; `passwords` to Argon2id at its standard cost. Raises
+    the one for `settings.secret_file`; `passwords` to Argon2id at its standard cost;
+    `default_time_zone` is console.time_zone, shown to users who chose none. Raises
     KeyRingError, SecretFileError."""
     box = box or SecretBox.from_file(Path(settings.secret_file))
     passwords = passwords or Passwords()
@@ -82,7 +84,7 @@ async def build_auth(pool: asyncpg.Pool, settings: AuthSettings, clock: Clock = 
     sessions = Sessions(clock, settings.refresh_ttl_s, settings.session_max_age_days * 86_400)
     throttle = Throttle(clock)
     login = LoginService(pool, clock, passwords, throttle, sessions, tokens)
-    users = UserStore(pool, clock, passwords, sessions)
+    users = UserStore(pool, clock, passwords, sessions, default_time_zone)
     return Auth(
         settings=settings, pool=pool, clock=clock, passwords=passwords, keyring=keyring, tokens=tokens,
         sessions=sessions, throttle=throttle, login=login, users=users,

@@ -9,10 +9,13 @@ from aiohttp import web
 from hub.api.routing import Call, Router
 from hub.auth.keys import KeyRing
 from hub.auth.login import LoginService
-from hub.auth.schemas import LoginIn, ObjectsIn, PasswordChangeIn, RefreshIn, TokenPair, UserCreateIn, UserOut, UserPatchIn
+from hub.auth.schemas import (LoginIn, MeOut, MySettingsIn, ObjectsIn, PasswordChangeIn, RefreshIn, TokenPair,
+                              UserCreateIn, UserOut, UserPatchIn)
 from hub.auth.users import UserStore
 
 ME_PATH = "/api/v1/auth/me"
+# Not in PASSWORD_CHANGE_PATHS: a user who must change their password changes nothing else first.
+MY_SETTINGS_PATH = "/api/v1/auth/me/settings"
 PASSWORD_PATH = "/api/v1/auth/password"
 # What a user who must change their password may still call (login, refresh and logout are public).
 PASSWORD_CHANGE_PATHS = frozenset({ME_PATH, PASSWORD_PATH})
@@ -78,10 +81,15 @@ def auth_router(login: LoginService, users: UserStore, keyring: KeyRing,
         """The public keys that verify access tokens (JWKS)."""
         return web.json_response(await keyring.jwks(), headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE_S}"})
 
-    @router.get(ME_PATH, permission="self", response=UserOut, tags=TAGS)
-    async def me(call: Call) -> UserOut:
-        """The calling user."""
-        return await users.get(call.user.user_id)
+    @router.get(ME_PATH, permission="self", response=MeOut, tags=TAGS)
+    async def me(call: Call) -> MeOut:
+        """The calling user, with the hub's default time zone and their role's permissions."""
+        return await users.me(call.user)
+
+    @router.patch(MY_SETTINGS_PATH, permission="self", body=MySettingsIn, response=MeOut, tags=TAGS)
+    async def set_my_settings(call: Call) -> MeOut:
+        """Change your own settings: `time_zone` (an IANA name, or null for the hub's default)."""
+        return await users.set_own(call.user, call.body, client_ip(call.request, proxies))
 
     @router.post(PASSWORD_PATH, permission="self", body=PasswordChangeIn, response=TokenPair, carries_secret=True,
                  tags=TAGS)
@@ -109,7 +117,7 @@ def auth_router(login: LoginService, users: UserStore, keyring: KeyRing,
     @router.patch("/api/v1/users/{id}", permission="users.manage", body=UserPatchIn, response=UserOut,
                   tags=("users",))
     async def patch_user(call: Call) -> UserOut:
-        """Change a user's role, active flag or display name, or reset their password (at `version`)."""
+        """Change a user's role, active flag, display name or time zone, or reset their password (at `version`)."""
         return await users.patch(call.user, call.path_int("id"), call.body, client_ip(call.request, proxies))
 
     @router.put("/api/v1/users/{id}/objects", permission="users.manage", body=ObjectsIn, response=UserOut,

@@ -17,6 +17,9 @@ Email = Annotated[str, Meta(min_length=1, max_length=254, pattern=NO_NUL)]
 AnyPassword = Annotated[str, Meta(min_length=1, max_length=1024)]
 RefreshToken = Annotated[str, Meta(min_length=1, max_length=200)]
 DisplayName = Annotated[str, Meta(max_length=200, pattern=NO_NUL)]
+# An IANA zone name ("Europe/Warsaw"); checked against the zones this machine knows
+# (hub.config.valid_time_zone). None: the hub's console.time_zone.
+TimeZone = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 Version = Annotated[int, Meta(ge=1)]
 ObjectId = Annotated[int, Meta(ge=1, le=2**63 - 1)]
 
@@ -58,6 +61,20 @@ class UserOut(msgspec.Struct):
     version: int
     created_at: datetime
     updated_at: datetime
+    time_zone: str | None = None  # None: the hub's default (MeOut.hub_time_zone)
+
+
+class MeOut(UserOut):
+    """The calling user, with what their console needs to show times and offer actions."""
+
+    hub_time_zone: str = "UTC"  # console.time_zone: the zone when time_zone is None
+    permissions: list[str] = []  # hub.api.permissions names the caller's role holds
+
+
+class MySettingsIn(msgspec.Struct, forbid_unknown_fields=True):
+    """What a user sets for themselves (no version: their own preference, last write wins)."""
+
+    time_zone: TimeZone | None | UnsetType = UNSET
 
 
 class UserCreateIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -73,6 +90,7 @@ class UserPatchIn(msgspec.Struct, forbid_unknown_fields=True):
     active: bool | UnsetType = UNSET
     password: AnyPassword | UnsetType = UNSET  # a reset: the user must change it at next login
     display_name: DisplayName | UnsetType = UNSET
+    time_zone: TimeZone | None | UnsetType = UNSET
 
 
 class ObjectsIn(msgspec.Struct, forbid_unknown_fields=True):

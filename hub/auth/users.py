@@ -1,4 +1,5 @@
-"""User management for `users.manage`: list, create, change role/active/password, assign objects.
+"""User management for `users.manage`: list, create, change role/active/password/name/time zone,
+assign objects; and each user's own settings (their time zone).
 
 Every change is versioned (a stale `version` is 409) and audited. An ADMIN may not create,
 change or promote to MASTER; the last active MASTER cannot be demoted or deactivated, so the
@@ -12,16 +13,18 @@ import uuid
 from typing import Any
 
 import asyncpg
+import msgspec
 from msgspec import UNSET
 
 from hub.api.errors import ApiError, conflict, forbidden, invalid, not_found
-from hub.api.permissions import ASSIGNED_ONLY
+from hub.api.permissions import ASSIGNED_ONLY, MATRIX
 from hub.api.principal import Principal, Role
 from hub.auth.audit import audit
 from hub.auth.login import normalise_email
 from hub.auth.passwords import PasswordPolicyError, Passwords, check_policy
-from hub.auth.schemas import ObjectsIn, UserCreateIn, UserOut, UserPatchIn
+from hub.auth.schemas import MeOut, MySettingsIn, ObjectsIn, UserCreateIn, UserOut, UserPatchIn
 from hub.auth.sessions import Sessions
+from hub.config import valid_time_zone
 from shared.clock import Clock
 
 USERS_LOCK_KEY = 0x56494755  # "VIGU": serialises user changes, so two cannot remove the last MASTER
@@ -29,7 +32,7 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 SQL_USER_OUT = """
 SELECT u.id, u.email, u.display_name, u.role, u.active, u.must_change_password, u.version,
-       u.created_at, u.updated_at,
+       u.created_at, u.updated_at, u.time_zone,
        -- The longest login delay any address has earned (hub.auth.throttle): only those addresses wait.
        (SELECT max(f.delayed_until) FROM auth_account_failures f WHERE f.user_id = u.id) AS locked_until,
        ARRAY(SELECT a.object_id FROM user_object_assignments a WHERE a.user_id = u.id ORDER BY a.object_id) AS objects
@@ -39,7 +42,7 @@ SQL_LIST = SQL_USER_OUT + " ORDER BY u.id"
 SQL_GET = SQL_USER_OUT + " WHERE u.id = $1"
 SQL_EMAIL = "SELECT email FROM users WHERE id = $1"
 SQL_LOCK = "SELECT pg_advisory_xact_lock($1)"
-SQL_LOCK_USER = "SELECT id, email, role, active, display_name, version FROM users WHERE id = $1 FOR UPDATE"
+SQL_LOCK_USER = "SELECT id, email, role, active, display_name, time_zone, version FROM users WHERE id = $1 FOR UPDATE"
 SQL_CREATE = """
 INSERT INTO users (email, display_name, role, password_hash, must_change_password, created_at, updated_at)
 VALUES ($1, $2, $3, $4, true, $5, $5)
@@ -48,7 +51,8 @@ RETURNING id
 """
 SQL_OTHER_ACTIVE_MASTERS = "SELECT count(*) FROM users WHERE role = 'MASTER' AND active AND id <> $1"
 SQL_UPDATE = """
-UPDATE users SET role = $2, active = $3, display_name = $4, version = version + 1, updated_at = $5 WHERE id = $1
+UPDATE users SET role = $2, active = $3, display_name = $4, version = version + 1, updated_at = $5, time_zone = $6
+WHERE id = $1
 """
 # A reset password is one the admin knows: the user must change it, and every address's login delay ends.
 SQL_RESET_PASSWORD = """
@@ -56,6 +60,11 @@ WITH forgotten AS (DELETE FROM auth_account_failures WHERE user_id = $1)
 UPDATE users SET password_hash = $2, must_change_password = true WHERE id = $1
 """
 SQL_BUMP = "UPDATE users SET version = version + 1, updated_at = $2 WHERE id = $1"
+SQL_SET_TIME_ZONE = """
+WITH old AS (SELECT time_zone FROM users WHERE id = $1 FOR UPDATE)
+UPDATE users u SET time_zone = $2, version = u.version + 1, updated_at = $3 FROM old WHERE u.id = $1
+RETURNING old.time_zone AS old
+"""
 SQL_ASSIGNED = "SELECT object_id FROM user_object_assignments WHERE user_id = $1"
 SQL_EXISTING_OBJECTS = "SELECT id FROM objects WHERE id = ANY($1::bigint[])"
 SQL_UNASSIGN = "DELETE FROM user_object_assignments WHERE user_id = $1 AND object_id = ANY($2::bigint[])"
@@ -76,14 +85,23 @@ def _may_touch_master(actor: Principal) -> bool:
     return actor.role in (Role.MASTER, Role.SYSTEM)
 
 
+def _time_zone(value: str | None) -> str | None:
+    """A time zone a user may choose: an IANA name this machine knows, or None (the hub's)."""
+    if value is not None and not valid_time_zone(value):
+        raise invalid(f"{value!r} is not an IANA time zone name (such as Europe/Warsaw)", {"field": "time_zone"})
+    return value
+
+
 class UserStore:
     """Reads and changes users on behalf of an administrator."""
 
-    def __init__(self, pool: asyncpg.Pool, clock: Clock, passwords: Passwords, sessions: Sessions) -> None:
+    def __init__(self, pool: asyncpg.Pool, clock: Clock, passwords: Passwords, sessions: Sessions,
+                 default_time_zone: str = "UTC") -> None:
         self._pool = pool
         self._clock = clock
         self._passwords = passwords
         self._sessions = sessions
+        self._default_time_zone = default_time_zone
 
     async def list(self) -> list[UserOut]:
         """Every user, by id."""
@@ -95,6 +113,26 @@ class UserStore:
         if row is None:
             raise not_found("user")
         return _to_out(row, self._clock)
+
+    async def me(self, principal: Principal) -> MeOut:
+        """The calling user, with the hub's default time zone and their role's permissions."""
+        user = await self.get(principal.user_id)
+        return MeOut(**msgspec.structs.asdict(user), hub_time_zone=self._default_time_zone,
+                     permissions=sorted(p for p, roles in MATRIX.items() if principal.role in roles))
+
+    async def set_own(self, principal: Principal, body: MySettingsIn, ip: str) -> MeOut:
+        """Change the caller's own settings (their time zone; None: the hub's); audited."""
+        if body.time_zone is UNSET:
+            raise invalid("the change changes nothing: give time_zone")
+        time_zone = _time_zone(body.time_zone)
+        now = self._clock.now()
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                old = await conn.fetchval(SQL_SET_TIME_ZONE, principal.user_id, time_zone, now)
+                if old != time_zone:
+                    await audit(conn, now, principal.actor, "user.time_zone_changed", "user", principal.user_id, ip,
+                                old=old, new=time_zone)
+        return await self.me(principal)
 
     async def create(self, actor: Principal, body: UserCreateIn, ip: str) -> UserOut:
         """A new user with an initial password they must change; 409 when the email is taken."""
@@ -114,9 +152,11 @@ class UserStore:
                 return await self.get(user_id, conn)
 
     async def patch(self, actor: Principal, user_id: int, body: UserPatchIn, ip: str) -> UserOut:
-        """Change role, active flag, display name and/or reset the password, at `body.version`."""
-        if all(v is UNSET for v in (body.role, body.active, body.password, body.display_name)):
-            raise invalid("the patch changes nothing: give role, active, password or display_name")
+        """Change role, active flag, display name, time zone and/or reset the password, at `body.version`."""
+        if all(v is UNSET for v in (body.role, body.active, body.password, body.display_name, body.time_zone)):
+            raise invalid("the patch changes nothing: give role, active, password, display_name or time_zone")
+        if body.time_zone is not UNSET:
+            _time_zone(body.time_zone)
         email = await self._pool.fetchval(SQL_EMAIL, user_id)
         if email is None:
             raise not_found("user")
@@ -130,13 +170,17 @@ class UserStore:
                 role = row["role"] if body.role is UNSET else body.role
                 active = row["active"] if body.active is UNSET else body.active
                 name = row["display_name"] if body.display_name is UNSET else body.display_name
+                time_zone = row["time_zone"] if body.time_zone is UNSET else body.time_zone
                 if Role.MASTER.value in (row["role"], role) and not _may_touch_master(actor):
                     raise forbidden("only a MASTER may change a MASTER or make one")
                 if (row["role"] == Role.MASTER.value and row["active"] and (role != Role.MASTER.value or not active)
                         and await conn.fetchval(SQL_OTHER_ACTIVE_MASTERS, user_id) == 0):
                     raise ApiError(409, "last_master", "the last active MASTER cannot be demoted or deactivated")
-                await conn.execute(SQL_UPDATE, user_id, role, active, name, now)
+                await conn.execute(SQL_UPDATE, user_id, role, active, name, now, time_zone)
                 await self._audit_changes(conn, actor, row, role, active, name, password_hash is not None, ip)
+                if time_zone != row["time_zone"]:
+                    await audit(conn, now, actor.actor, "user.time_zone_changed", "user", user_id, ip,
+                                old=row["time_zone"], new=time_zone)
                 ended: list[uuid.UUID] = []
                 if password_hash is not None:
                     await conn.execute(SQL_RESET_PASSWORD, user_id, password_hash)
