@@ -1,7 +1,10 @@
 """The hub's settings: defaults < TOML file < VIGIL_HUB_* environment."""
 from __future__ import annotations
 
+import functools
 import ipaddress
+import zoneinfo
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
@@ -29,15 +32,57 @@ class IngestSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError(f"ingest.clock_tolerance_s must be 1..86400, got {self.clock_tolerance_s}")
 
 
+PRIORITIES = ("CRITICAL", "HIGH", "NORMAL", "LOW")
+
+
+def _default_escalation() -> dict[str, float]:
+    return {"CRITICAL": 60.0, "HIGH": 180.0}
+
+
 class AlarmSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The alarm lifecycle's tunables."""
 
     # A planned link stop (agent shutdown, DLOADX release) raises its LINK alarm only past this.
     planned_stop_grace_s: float = 600.0
+    # Per priority: a bundle still NEW this many seconds after the hub opened it is escalated once
+    # (highlighted, a supervisor notice on the stream). A priority not named never escalates: by
+    # default NORMAL and LOW, which are worked in turn rather than chased.
+    escalate_after_s: dict[str, float] = msgspec.field(default_factory=_default_escalation)
 
     def __post_init__(self) -> None:
         if not 0 <= self.planned_stop_grace_s <= 7 * 86_400:
             raise ValueError(f"alarms.planned_stop_grace_s must be 0..604800, got {self.planned_stop_grace_s}")
+        for priority, seconds in self.escalate_after_s.items():
+            if priority not in PRIORITIES:
+                raise ValueError(f"alarms.escalate_after_s: {priority!r} is not a priority ({', '.join(PRIORITIES)})")
+            if not 1 <= seconds <= 86_400:
+                raise ValueError(f"alarms.escalate_after_s.{priority} must be 1..86400, got {seconds}")
+
+    def escalation(self) -> dict[str, timedelta]:
+        """The escalation thresholds per priority, for the housekeeping sweep."""
+        return {p: timedelta(seconds=s) for p, s in self.escalate_after_s.items()}
+
+
+class ConsoleSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What the operator console shows by default."""
+
+    # The IANA time zone times are shown in for users who chose none (users.time_zone).
+    time_zone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if not valid_time_zone(self.time_zone):
+            raise ValueError(f"console.time_zone must be an IANA time zone name, got {self.time_zone!r}")
+
+
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def valid_time_zone(name: str) -> bool:
+    """True for an IANA time zone name this machine knows ("Europe/Warsaw", "UTC"): listed by
+    zoneinfo, so no file name or path that merely opens passes."""
+    return name in _known_zones()
 
 
 class AuthSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -130,17 +175,6 @@ class SupervisorSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
             raise ValueError(f"supervisor.window_s must be 1..86400, got {self.window_s}")
 
 
-class ReportSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Report exports: a PDF holds at most `pdf_max_rows` rows and says so when it stops there
-    (CSV has no cap: it streams)."""
-
-    pdf_max_rows: int = 5000
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.pdf_max_rows <= 100_000:
-            raise ValueError(f"reports.pdf_max_rows must be 1..100000, got {self.pdf_max_rows}")
-
-
 class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # The role the hub runs as. With `database_owner_url` set it must own no table: migrations
     # run as the owner and the hub grants this role row access only (hub/db/roles.py), so the
@@ -171,7 +205,7 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     nats_access: NatsAccessSettings = msgspec.field(default_factory=NatsAccessSettings)
     enrolment: EnrolmentSettings = msgspec.field(default_factory=EnrolmentSettings)
     supervisor: SupervisorSettings = msgspec.field(default_factory=SupervisorSettings)
-    reports: ReportSettings = msgspec.field(default_factory=ReportSettings)
+    console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
 
     def __post_init__(self) -> None:
         if self.nats_access.users_file and not self.nats_password_file:

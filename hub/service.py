@@ -77,7 +77,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     ingest_pool = await create_pool(config.database_url, config.ingest.db_pool_size, min_size=1)
     await ensure_partitions(pool)
     box = SecretBox.from_file(Path(config.auth.secret_file))
-    auth = await build_auth(pool, config.auth, box=box)
+    auth = await build_auth(pool, config.auth, box=box, default_time_zone=config.console.time_zone)
     await auth.bootstrap_master()
     nc = await nats.connect(
         config.nats_url, name="vigil-hub", max_reconnect_attempts=-1, reconnect_time_wait=0.5,
@@ -106,8 +106,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     await stream.start(supervisor)
     enrolment = build_enrolment(config, pool, access)
     runner = web.AppRunner(build_http(pool, auth.authenticator, [auth.router, stream_router(stream)], box,
-                                      enrolment=enrolment, supervisor=supervisor, reports=config.reports),
-                           access_log=None)
+                                      enrolment=enrolment, supervisor=supervisor), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.http_host, config.http_port)
     await site.start()
@@ -123,7 +122,8 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     access_task = supervisor.spawn("nats-access", partial(keep_access_in_step, pool, access, stop)) \
         if access is not None else None
     housekeeping_task = supervisor.spawn("housekeeping", lambda: run_housekeeping(
-        pool, stop, maintain=auth.maintain, planned_stop_grace=timedelta(seconds=config.alarms.planned_stop_grace_s)))
+        pool, stop, maintain=auth.maintain, planned_stop_grace=timedelta(seconds=config.alarms.planned_stop_grace_s),
+        escalate_after=config.alarms.escalation()))
     await stop.wait()
     log.info("hub stopping: finishing in-flight batches")
     owner.stop()
