@@ -95,6 +95,12 @@ async def fill(page: Any, form: str, **values: str) -> None:
         await page.fill(f"{form} [name={name}]", value)
 
 
+async def user_shown(page: Any, db: asyncpg.Pool, user_id: int) -> None:
+    """Wait until the user pane shows `user_id` at its stored version (redrawn after a change)."""
+    version = await db.fetchval("SELECT version FROM users WHERE id = $1", user_id)
+    await page.wait_for_selector(f"#user-pane [data-user='{user_id}'][data-version='{version}']", timeout=5000)
+
+
 async def confirm(page: Any, names: str) -> None:
     await page.wait_for_selector("#confirm-dialog[open]", timeout=5000)
     assert names in (await page.text_content("#confirm-text") or "")
@@ -143,8 +149,9 @@ async def test_admin_builds_an_object_with_its_panel_users_and_an_import(admin_c
         assert "Bank <b>Vault</b>" in (await page.text_content("#admin-object-list") or "")
 
         # Two contacts, then the second moved to the top of the call list.
-        for name, role, phone in (("Anna Nowak", "owner", "+48 600 100 200"), ("Piotr Kowalski", "manager", "+48 600 300 400")):
-            await fill(page, "#contact-new", name=name, role=role, phone=phone)
+        for name, role, phone, availability in (("Anna Nowak", "owner", "+48 600 100 200", "any time"),
+                                                ("Piotr Kowalski", "manager", "+48 600 300 400", "weekdays 8-16")):
+            await fill(page, "#contact-new", name=name, role=role, phone=phone, availability=availability)
             await page.click("#contact-new button.submit")
             await page.wait_for_function(f"() => [...document.querySelectorAll('#contacts-table [data-contact] [name=name]')]"
                                          f".some((i) => i.value === {name!r})", timeout=5000)
@@ -153,9 +160,10 @@ async def test_admin_builds_an_object_with_its_panel_users_and_an_import(admin_c
                                              "FROM object_contacts"), what="the new call order")
         await page.wait_for_function("() => document.querySelector('#contacts-table [data-contact] [name=name]').value "
                                      "=== 'Piotr Kowalski'", timeout=5000)
-        contacts = await db.fetch("SELECT name, role, phone, call_order FROM object_contacts ORDER BY call_order")
-        assert [tuple(c) for c in contacts] == [("Piotr Kowalski", "manager", "+48 600 300 400", 1),
-                                                ("Anna Nowak", "owner", "+48 600 100 200", 2)]
+        contacts = await db.fetch("SELECT name, role, phone, availability, call_order FROM object_contacts "
+                                  "ORDER BY call_order")
+        assert [tuple(c) for c in contacts] == [("Piotr Kowalski", "manager", "+48 600 300 400", "weekdays 8-16", 1),
+                                                ("Anna Nowak", "owner", "+48 600 100 200", "any time", 2)]
 
         # A procedure with ordered steps: the second step is moved first before saving.
         await page.select_option("#procedure-new [name=alarm_type]", "BURGLARY")
@@ -217,7 +225,7 @@ async def test_admin_builds_an_object_with_its_panel_users_and_an_import(admin_c
         await page.fill("#zones-table tr[data-number='2'] [name=name]", "PIR corridor")
         await page.select_option("#zones-table tr[data-number='2'] [name=priority_override]", "HIGH")
         await page.click("#zones-table tr[data-number='2'] button.submit")
-        await wait_until(lambda: db.fetchval("SELECT name = 'PIR corridor' FROM zones WHERE number = 2"), what="zone 2 saved")
+        await page.wait_for_selector("#zones-table tr[data-number='2'][data-version='2']", timeout=5000)  # redrawn
         zones = await db.fetch("SELECT number, name, partition_number, priority_override::text AS o FROM zones ORDER BY number")
         assert [tuple(z) for z in zones] == [(1, "Front door", 1, '{"*": "CRITICAL"}'), (2, "PIR corridor", 2, '{"*": "HIGH"}')]
         assert [tuple(r) for r in await db.fetch("SELECT number, name FROM partitions ORDER BY number")] == \
@@ -264,7 +272,7 @@ async def test_admin_builds_an_object_with_its_panel_users_and_an_import(admin_c
         assert await db.fetchval("SELECT array_agg(object_id) FROM user_object_assignments WHERE user_id = $1",
                                  tech["id"]) == [obj["id"]]
         assert (await sign_in(base, "tech@example.com", temporary))["password_change_required"] is True
-        await page.wait_for_selector(f"#user-pane [data-user='{tech['id']}']", timeout=5000)
+        await user_shown(page, db, tech["id"])
         await shot(page, "admin-users", full_page=True)
         await page.click("#user-once button.done-once")
         assert temporary not in await page.content()
@@ -277,6 +285,7 @@ async def test_admin_builds_an_object_with_its_panel_users_and_an_import(admin_c
         assert reset and reset != temporary
         assert (await sign_in(base, "tech@example.com", reset))["password_change_required"] is True
         await page.click("#user-once button.done-once")
+        await user_shown(page, db, tech["id"])
 
         # Deactivate, after a confirmation naming the user.
         await page.click("#user-toggle-active")

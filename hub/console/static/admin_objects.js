@@ -1,6 +1,6 @@
 // Administration of objects (sites): the list with search; create, edit and deactivate (after a
-// confirmation naming the object); on one object its contacts (the call list, in order), the
-// procedure per alarm type (ordered steps), its panels, its recorder secrets (added here, revealed
+// confirmation naming the object); on one object its contacts (the call list, in order, with
+// when each may be called), the procedure per alarm type (ordered steps), its panels, its recorder secrets (added here, revealed
 // on the Objects page as before) and a place for its documents. Route: #/admin-objects[/<id>|/new].
 import * as API from "./api.js";
 import { el } from "./queue.js";
@@ -25,7 +25,7 @@ function objectFields(o = {}) {
   ];
 }
 
-// A contact's fields with ContactIn's rules, labelled by their place `n` in the call list
+// A contact's fields with ContactIn's rules (availability: when they may be called), labelled by their place `n` in the call list
 // (none: the row that adds one).
 function contactFields(c = {}, n = null) {
   const who = n ? `Contact ${n}` : "New contact";
@@ -34,6 +34,8 @@ function contactFields(c = {}, n = null) {
     new Field({ name: "role", label: `${who} role`, compact: true, maxLength: 100, value: c.role }),
     new Field({ name: "phone", label: `${who} phone`, compact: true, type: "tel", maxLength: 50, value: c.phone }),
     new Field({ name: "email", label: `${who} email`, compact: true, maxLength: 200, value: c.email }),
+    new Field({ name: "availability", label: `${who} availability notes`, compact: true, maxLength: 500, value: c.availability,
+                placeholder: "when they may be called" }),
   ];
 }
 
@@ -249,7 +251,7 @@ export class ObjectsAdmin {
     add.element.id = "contact-new";
     this.cards.contacts.replaceChildren(el("h3", {}, "Contacts — call list, in order"),
       el("table", { class: "grid small edit-table", id: "contacts-table" },
-        el("thead", {}, el("tr", {}, ...["#", "Name", "Role", "Phone", "Email", ""].map((h) => el("th", {}, h)))),
+        el("thead", {}, el("tr", {}, ...["#", "Name", "Role", "Phone", "Email", "Availability", ""].map((h) => el("th", {}, h)))),
         el("tbody", {}, ...rows, add.element)),
       el("p", { class: "muted" }, "The operator calls them top to bottom."));
   }

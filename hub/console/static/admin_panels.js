@@ -137,7 +137,7 @@ export class PanelEditor {
   drawParts(card, { title, plural, headers, rowFor, newRow }) {
     const rows = this.panel[plural].map((part) => {
       const form = rowFor(part);
-      form.element.dataset.number = part.number;
+      Object.assign(form.element.dataset, { number: part.number, version: part.version });
       return form.element;
     });
     const add = newRow();

@@ -183,7 +183,7 @@ export class UsersAdmin {
           "Reset password", { password }, (next) => this.showPassword(next, password, "password reset"));
     });
 
-    $("user-pane").replaceChildren(el("div", { class: "card", dataset: { user: u.id } },
+    $("user-pane").replaceChildren(el("div", { class: "card", dataset: { user: u.id, version: u.version } },
       el("h3", {}, `${u.email} — ${u.role}${u.active ? "" : ", deactivated"}`),
       el("dl", { class: "fields" }, el("dt", {}, "Created"), el("dd", {}, fmtTime(u.created_at)),
         el("dt", {}, "Password"), el("dd", {}, u.must_change_password ? "temporary: must be changed at the next sign-in" : "chosen by the user"),
