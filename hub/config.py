@@ -175,6 +175,17 @@ class SupervisorSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
             raise ValueError(f"supervisor.window_s must be 1..86400, got {self.window_s}")
 
 
+class ReportSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Report exports: a PDF holds at most `pdf_max_rows` rows and says so when it stops there
+    (CSV has no cap: it streams)."""
+
+    pdf_max_rows: int = 5000
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.pdf_max_rows <= 100_000:
+            raise ValueError(f"reports.pdf_max_rows must be 1..100000, got {self.pdf_max_rows}")
+
+
 class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # The role the hub runs as. With `database_owner_url` set it must own no table: migrations
     # run as the owner and the hub grants this role row access only (hub/db/roles.py), so the
@@ -206,6 +217,7 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     enrolment: EnrolmentSettings = msgspec.field(default_factory=EnrolmentSettings)
     supervisor: SupervisorSettings = msgspec.field(default_factory=SupervisorSettings)
     console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
+    reports: ReportSettings = msgspec.field(default_factory=ReportSettings)
 
     def __post_init__(self) -> None:
         if self.nats_access.users_file and not self.nats_password_file:

@@ -3,7 +3,7 @@ Alpha only, with Alpha and Bravo each carrying an edge, a panel with zones, part
 outputs, contacts, a procedure, a secret, an alarm with events and a dispatch entry, panel state
 and history, and stream rows.
 
-On every route they may call: lists and reports (JSON and CSV) hold Alpha's items and never
+On every route they may call: lists and reports (JSON, CSV and PDF) hold Alpha's items and never
 Bravo's; a get of Bravo's item is 404 with the very answer a missing id gets (the API's convention:
 an object outside the assignment is not theirs to learn of, hub.api.permissions.require_object);
 the WebSocket and SSE streams deliver Alpha's rows, caught up and live, and never Bravo's. Every
@@ -27,6 +27,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import asyncpg
 import pytest
 from aiohttp import ClientResponse
+from pypdf import PdfReader
 
 from hub.edges.status import store_report
 from shared.edge_status import EdgeStatusReport, LaneBacklog, LinkReport, encode_report
@@ -151,13 +152,25 @@ async def edge_list(w: World, role: str, path: str) -> None:
     assert [link["id"] for link in items[0]["report"]["links"]] == ["panel-alpha"], items
 
 
+async def _pdf_text(w: World, role: str, url: str) -> str:
+    """A PDF answer's text, white space removed (table cells wrap), which must not mention Bravo."""
+    resp = await w.hub.client.get(url, headers=w.headers[role])
+    assert resp.status == 200 and resp.content_type == "application/pdf", f"{url}: {resp.status}"
+    reader = PdfReader(io.BytesIO(await resp.read()))
+    text = "".join("".join(page.extract_text() for page in reader.pages).split())
+    assert FOREIGN not in text.lower(), f"{url} shows Bravo's data: {text}"
+    return text
+
+
 def report(key: str, expect: Callable[[World], list[str]]) -> Check:
-    """A report's rows, as JSON and as CSV, are Alpha's (`key` of each row == `expect`), and
+    """A report's rows, as JSON, CSV and PDF, are Alpha's (`key` of each row == `expect`), and
     asking for Bravo's object gives none."""
     async def check(w: World, role: str, path: str) -> None:
         rows = (await _get(w, role, path))["items"]
         assert [str(r[key]) for r in rows] == expect(w), rows
         assert [r[key] for r in _csv(await _get(w, role, f"{path}?format=csv"))] == expect(w)
+        pdf = await _pdf_text(w, role, f"{path}?format=pdf")
+        assert all(value in pdf for value in expect(w)) and f"{len(expect(w))}rows." in pdf, pdf
         assert (await _get(w, role, f"{path}?object_id={w.bravo.object_id}"))["items"] == []
         assert _csv(await _get(w, role, f"{path}?object_id={w.bravo.object_id}&format=csv")) == []
     return check

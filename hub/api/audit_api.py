@@ -1,4 +1,4 @@
-"""The audit log, for MASTER only: filtered queries and CSV export."""
+"""The audit log, for MASTER only: filtered queries, CSV and PDF export."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -10,6 +10,7 @@ from aiohttp import web
 from hub.api.app import deps
 from hub.api.common import PageQuery, record
 from hub.api.csv_stream import stream_csv
+from hub.api.pdf_export import export_pdf
 from hub.api.routing import Call, Router
 
 router = Router()
@@ -22,7 +23,7 @@ class AuditQuery(PageQuery, forbid_unknown_fields=True):
     target_id: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     since: datetime | None = None
     until: datetime | None = None
-    format: Literal["json", "csv"] = "json"
+    format: Literal["json", "csv", "pdf"] = "json"
 
 
 SQL_AUDIT = """
@@ -43,6 +44,8 @@ async def audit_log(call: Call) -> web.StreamResponse | dict[str, Any]:
     args = (q.actor, q.action, q.target_type, q.target_id, q.since, q.until)
     if q.format == "csv":
         return await stream_csv(call, "audit-log.csv", COLUMNS, SQL_AUDIT, *args)
+    if q.format == "pdf":
+        return await export_pdf(call, "audit-log.pdf", "Audit log", COLUMNS, SQL_AUDIT, *args)
     rows = await deps(call).pool.fetch(SQL_AUDIT + " LIMIT $7 OFFSET $8", *args, q.capped_limit, q.offset)
     return {"items": [record(r) | {"details": msgspec.json.decode(r["details"])} for r in rows],
             "limit": q.capped_limit, "offset": q.offset}

@@ -13,6 +13,7 @@ from hub.alarms.repository import claimant_join
 from hub.api.app import deps
 from hub.api.common import record
 from hub.api.csv_stream import stream_csv
+from hub.api.pdf_export import export_pdf
 from hub.api.permissions import object_filter
 from hub.api.routing import Call, Router
 
@@ -25,7 +26,7 @@ class ReportQuery(msgspec.Struct, forbid_unknown_fields=True):
     until: datetime | None = None
     object_id: int | None = None
     resolution: list[ResolutionCode] = []
-    format: Literal["json", "csv"] = "json"
+    format: Literal["json", "csv", "pdf"] = "json"
 
 
 # When each bundle was claimed, acknowledged, resolved and closed comes from the audit log, which
@@ -99,6 +100,8 @@ async def alarm_history(call: Call) -> web.StreamResponse | dict:
     args = _filters(call)
     if q.format == "csv":
         return await stream_csv(call, "alarm-history.csv", HISTORY_COLUMNS, SQL_HISTORY, *args)
+    if q.format == "pdf":
+        return await export_pdf(call, "alarm-history.pdf", "Alarm history", HISTORY_COLUMNS, SQL_HISTORY, *args)
     rows = await deps(call).pool.fetch(SQL_HISTORY + f" LIMIT {JSON_LIMIT + 1}", *args)
     return {"items": [record(r) for r in rows[:JSON_LIMIT]], "truncated": len(rows) > JSON_LIMIT}
 
@@ -111,6 +114,9 @@ async def response_times(call: Call) -> web.StreamResponse | dict:
     if q.format == "csv":
         return await stream_csv(call, "response-times.csv", RESPONSE_COLUMNS,
                                 SQL_RESPONSE_TIMES, *args)
+    if q.format == "pdf":
+        return await export_pdf(call, "response-times.pdf", "Operator response times", RESPONSE_COLUMNS,
+                                SQL_RESPONSE_TIMES, *args)
     return {"items": [record(r) for r in await deps(call).pool.fetch(SQL_RESPONSE_TIMES, *args)]}
 
 
@@ -122,4 +128,6 @@ async def resolutions(call: Call) -> web.StreamResponse | dict:
     args = (*_filters(call), list(RESOLUTIONS), list(RESOLUTIONS.values()))
     if q.format == "csv":
         return await stream_csv(call, "resolutions.csv", RESOLUTION_COLUMNS, SQL_RESOLUTIONS, *args)
+    if q.format == "pdf":
+        return await export_pdf(call, "resolutions.pdf", "Alarm resolutions", RESOLUTION_COLUMNS, SQL_RESOLUTIONS, *args)
     return {"items": [record(r) for r in await deps(call).pool.fetch(SQL_RESOLUTIONS, *args)]}

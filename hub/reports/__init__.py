@@ -1,0 +1,1 @@
+"""Reports rendered by the hub for people to read (PDF exports)."""
