@@ -175,6 +175,17 @@ class SupervisorSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
             raise ValueError(f"supervisor.window_s must be 1..86400, got {self.window_s}")
 
 
+class DocumentSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Object documents (hub/api/documents_api.py): the largest file an upload may carry. It is held
+    in memory while it streams in, then stored in PostgreSQL."""
+
+    max_bytes: int = 20 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if not 1024 <= self.max_bytes <= 256 * 1024 * 1024:
+            raise ValueError(f"documents.max_bytes must be 1 KiB .. 256 MiB, got {self.max_bytes}")
+
+
 class ReportSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Report exports: a PDF holds at most `pdf_max_rows` rows and says so when it stops there
     (CSV has no cap: it streams)."""
@@ -217,6 +228,7 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     enrolment: EnrolmentSettings = msgspec.field(default_factory=EnrolmentSettings)
     supervisor: SupervisorSettings = msgspec.field(default_factory=SupervisorSettings)
     console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
+    documents: DocumentSettings = msgspec.field(default_factory=DocumentSettings)
     reports: ReportSettings = msgspec.field(default_factory=ReportSettings)
 
     def __post_init__(self) -> None:

@@ -106,8 +106,8 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     await stream.start(supervisor)
     enrolment = build_enrolment(config, pool, access)
     runner = web.AppRunner(build_http(pool, auth.authenticator, [auth.router, stream_router(stream)], box,
-                                      enrolment=enrolment, supervisor=supervisor, reports=config.reports),
-                           access_log=None)
+                                      enrolment=enrolment, supervisor=supervisor, documents=config.documents,
+                                      reports=config.reports), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.http_host, config.http_port)
     await site.start()

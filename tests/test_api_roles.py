@@ -60,6 +60,11 @@ ROLE_MATRIX: dict[Route, frozenset[str]] = {
     ("POST", "/api/v1/objects/{id}/procedures"): frozenset({M, A}),
     ("PATCH", "/api/v1/procedures/{id}"): frozenset({M, A}),
     ("POST", "/api/v1/admin/import/objects"): frozenset({M, A}),
+    # Object documents: seen (and downloaded) as objects are, uploaded and deleted by who edits them.
+    ("GET", "/api/v1/objects/{id}/documents"): frozenset({M, A, O, T, F}),
+    ("POST", "/api/v1/objects/{id}/documents"): frozenset({M, A}),
+    ("GET", "/api/v1/documents/{id}"): frozenset({M, A, O, T, F}),
+    ("DELETE", "/api/v1/documents/{id}"): frozenset({M, A}),
     # Panels with their zones, partitions, outputs, state and history.
     ("POST", "/api/v1/panels"): frozenset({M, A}),
     ("GET", "/api/v1/panels/{id}"): frozenset({M, A, O, T, F}),

@@ -26,7 +26,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, FormData
 from pypdf import PdfReader
 
 from hub.edges.status import store_report
@@ -59,6 +59,7 @@ class Side:
     panel_id: int = 0
     secret_id: int = 0
     alarm_id: int = 0
+    document_id: int = 0
     operator: str = ""  # the actor who claimed its alarm
 
     @property
@@ -176,6 +177,13 @@ def report(key: str, expect: Callable[[World], list[str]]) -> Check:
     return check
 
 
+async def document_download(w: World, role: str, path: str) -> None:
+    """Alpha's document downloads whole; Bravo's is hidden."""
+    resp = await w.hub.client.get(path.format(id=w.alpha.document_id), headers=w.headers[role])
+    assert resp.status == 200 and await resp.read() == _document_bytes(w.alpha)
+    await _hidden(w, role, "GET", path, w.bravo.document_id)
+
+
 async def reveal(w: World, role: str, path: str) -> None:
     """Alpha's secret is revealed; Bravo's is hidden (not refused: its existence is not theirs)."""
     resp = await w.hub.client.post(path.format(id=w.alpha.secret_id), headers=w.headers[role], json=REVEAL_REASON)
@@ -270,6 +278,9 @@ SCOPED: dict[Route, Check] = {
         lambda s: s.object_id, lambda b: [p["steps"] for p in b] == ["call the alpha keyholder"]),
     ("GET", "/api/v1/objects/{id}/secrets"): by_id(
         lambda s: s.object_id, lambda b: [x["label"] for x in b] == ["alpha recorder"]),
+    ("GET", "/api/v1/objects/{id}/documents"): by_id(
+        lambda s: s.object_id, lambda b: [d["filename"] for d in b] == ["alpha-plan.pdf"]),
+    ("GET", "/api/v1/documents/{id}"): document_download,
     ("GET", "/api/v1/panels/{id}"): by_id(
         lambda s: s.panel_id,
         lambda b: b["link_status"] == "CONNECTED" and _names(b["zones"]) == ["alpha door"]
@@ -321,6 +332,18 @@ async def raise_alarm(side: Side) -> None:
     await side.site.ingest(side.site.env("satel.zone.alarm", {"zone": 1}, _now(), source=f"panel-{side.name}"))
 
 
+def _document_bytes(side: Side) -> bytes:
+    return f"%PDF-1.7 the {side.name} floor plan".encode()
+
+
+async def _upload_document(w: World, side: Side) -> int:
+    form = FormData()
+    form.add_field("file", _document_bytes(side), filename=f"{side.name}-plan.pdf", content_type="application/pdf")
+    resp = await w.hub.client.post(f"/api/v1/objects/{side.object_id}/documents", data=form, headers=w.headers[M])
+    assert resp.status == 201, await resp.text()
+    return int((await resp.json())["id"])
+
+
 async def _build_side(w: World, side: Side, operator: dict[str, str]) -> None:
     name, source = side.name, f"panel-{side.name}"
     await side.site.setup({source: f"Object {name}"})
@@ -331,6 +354,7 @@ async def _build_side(w: World, side: Side, operator: dict[str, str]) -> None:
     await _as_master(w, "POST", f"{objects}/procedures", {"alarm_type": "BURGLARY", "steps": f"call the {name} keyholder"})
     side.secret_id = (await _as_master(w, "POST", f"{objects}/secrets",
                                        {"label": f"{name} recorder", "secret": f"{name} recorder password"}))["id"]
+    side.document_id = await _upload_document(w, side)
     for plural, label in (("zones", "door"), ("partitions", "floor"), ("outputs", "siren")):
         await _as_master(w, "POST", f"{panels}/{plural}", {"number": 1, "name": f"{name} {label}"})
     at = _now()

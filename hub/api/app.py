@@ -6,7 +6,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import asyncpg
 from aiohttp import web
@@ -91,13 +91,54 @@ async def request_context(request: web.Request, handler):  # type: ignore[no-unt
         request_id.reset(token)
 
 
-async def _read_body(request: web.Request, route: Route) -> bytes:
+def _check_content_type(request: web.Request, route: Route) -> None:
     if request.content_type not in route.consumes:
         raise ApiError(415, "unsupported_media_type",
                        f"send the body as {' or '.join(route.consumes)}, not {request.content_type or 'nothing'}")
+
+
+async def _read_body(request: web.Request, route: Route) -> bytes:
+    _check_content_type(request, route)
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, "body_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
     return await request.read()
+
+
+async def idempotently(call: Call, fingerprint: bytes,
+                       respond: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """`respond()` under the request's Idempotency-Key, if it has one: a retry with the same key
+    and the same `fingerprint` (the request's body, or a digest of what a streaming handler read)
+    gets the first answer again, the same key with another fingerprint is refused (422)."""
+    key, principal, request = call.request.headers.get("Idempotency-Key"), call.principal, call.request
+    if not key or principal is None:
+        return await respond()
+    pool = deps(call).pool
+    if len(key) > idempotency.MAX_KEY_LENGTH:
+        raise ApiError(422, "invalid", f"Idempotency-Key is longer than {idempotency.MAX_KEY_LENGTH} characters")
+    try:
+        stored = await idempotency.begin(pool, principal.user_id, key, request.method, request.path_qs, fingerprint)
+    except idempotency.KeyMismatch:
+        raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request") from None
+    except idempotency.KeyInFlight:
+        raise ApiError(409, "idempotency_in_flight", "a request with this Idempotency-Key is still running") from None
+    if stored is not None:
+        return web.Response(body=stored.body, status=stored.status, content_type=stored.content_type,
+                            headers={"Idempotent-Replayed": "true"})
+    try:
+        response = await respond()
+    except ApiError as exc:
+        error = error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+        await idempotency.finish(pool, principal.user_id, key, error.status, error.body, "application/json")  # type: ignore[arg-type]
+        raise
+    except BaseException:
+        await idempotency.release(pool, principal.user_id, key)
+        raise
+    if isinstance(response, web.Response) and response.body is not None:
+        await idempotency.finish(pool, principal.user_id, key, response.status, bytes(response.body),  # type: ignore[arg-type]
+                                 response.content_type)
+    else:
+        await idempotency.release(pool, principal.user_id, key)
+    return response
 
 
 def _wrap(route: Route):  # type: ignore[no-untyped-def]
@@ -111,40 +152,20 @@ def _wrap(route: Route):  # type: ignore[no-untyped-def]
             call.raw_body = await _read_body(request, route)
             if route.consumes == ("application/json",):
                 call.body = decode_json(call.raw_body, route.body)
+        elif route.form is not None:
+            _check_content_type(request, route)  # the handler streams the body itself
         if route.query is not None:
             call.query = decode_query(request, route.query)
-        key = request.headers.get("Idempotency-Key")
-        if key and route.carries_secret:
+        if request.headers.get("Idempotency-Key") and route.carries_secret:
             raise ApiError(400, "idempotency_not_allowed", "this response carries a credential shown once; it is never "
                                                            "stored for replay, so Idempotency-Key is refused here")
-        if not (key and route.idempotent_post and principal is not None):
+
+        async def respond() -> web.StreamResponse:
             return to_response(await route.handler(call), route)
-        if len(key) > idempotency.MAX_KEY_LENGTH:
-            raise ApiError(422, "invalid", f"Idempotency-Key is longer than {idempotency.MAX_KEY_LENGTH} characters")
-        try:
-            stored = await idempotency.begin(d.pool, principal.user_id, key, request.method, request.path_qs, call.raw_body)
-        except idempotency.KeyMismatch:
-            raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request") from None
-        except idempotency.KeyInFlight:
-            raise ApiError(409, "idempotency_in_flight", "a request with this Idempotency-Key is still running") from None
-        if stored is not None:
-            return web.Response(body=stored.body, status=stored.status, content_type=stored.content_type,
-                                headers={"Idempotent-Replayed": "true"})
-        try:
-            response = to_response(await route.handler(call), route)
-        except ApiError as exc:
-            error = error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
-            await idempotency.finish(d.pool, principal.user_id, key, error.status, error.body, "application/json")  # type: ignore[arg-type]
-            raise
-        except BaseException:
-            await idempotency.release(d.pool, principal.user_id, key)
-            raise
-        if isinstance(response, web.Response) and response.body is not None:
-            await idempotency.finish(d.pool, principal.user_id, key, response.status, bytes(response.body),  # type: ignore[arg-type]
-                                     response.content_type)
-        else:
-            await idempotency.release(d.pool, principal.user_id, key)
-        return response
+
+        if not route.idempotent_post:
+            return await respond()
+        return await idempotently(call, call.raw_body, respond)
 
     handle.__name__ = route.handler.__name__
     return handle

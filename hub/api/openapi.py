@@ -74,6 +74,8 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
         else:
             schema = {"type": "string", "format": "binary"}
         op["requestBody"] = {"required": True, "content": {ct: {"schema": schema} for ct in route.consumes}}
+    elif route.form is not None:
+        op["requestBody"] = {"required": True, "content": {ct: {"schema": dict(route.form)} for ct in route.consumes}}
     ok: dict[str, Any] = {"description": "success"}
     if route.response is not None:
         ok["content"] = {route.produces: {"schema": _schema_ref(route.response, components)}}

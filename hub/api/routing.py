@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 import msgspec
 from aiohttp import web
@@ -72,6 +72,10 @@ class Route:
     produces: str = "application/json"
     consumes: tuple[str, ...] = ("application/json",)
     tags: tuple[str, ...] = ()
+    # A form upload (the OpenAPI schema of its fields): the handler reads the body itself as a
+    # stream, under its own size cap, and keeps Idempotency-Key itself once it knows what it read
+    # (hub.api.app.idempotently).
+    form: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -81,15 +85,18 @@ class Router:
     def add(self, method: str, path: str, *, summary: str = "", permission: str | None = None, public: bool = False,
             body: type | None = None, query: type | None = None, response: type | None = None, status: int = 200,
             produces: str = "application/json", consumes: tuple[str, ...] = ("application/json",),
-            tags: tuple[str, ...] = (), carries_secret: bool = False) -> Callable[[Handler], Handler]:
+            tags: tuple[str, ...] = (), carries_secret: bool = False,
+            form: Mapping[str, Any] | None = None) -> Callable[[Handler], Handler]:
         if not public and permission is None:
             raise ValueError(f"{method} {path}: a non-public route needs a permission")
 
         def register(handler: Handler) -> Handler:
             self.routes.append(Route(method, path, handler, summary or (handler.__doc__ or "").strip().split("\n")[0],
                                      permission, public, body, query, response, status,
-                                     idempotent_post=(method == "POST" and not public and not carries_secret),
-                                     carries_secret=carries_secret, produces=produces, consumes=consumes, tags=tags))
+                                     idempotent_post=(method == "POST" and not public and not carries_secret
+                                                      and form is None),
+                                     carries_secret=carries_secret, produces=produces, consumes=consumes, tags=tags,
+                                     form=form))
             return handler
 
         return register
