@@ -46,6 +46,13 @@ ROLE_MATRIX: dict[Route, frozenset[str]] = {
     ("POST", "/api/v1/alarms/{id}/resolve"): frozenset({M, O}),
     ("POST", "/api/v1/alarms/{id}/close"): frozenset({M, O}),
     ("POST", "/api/v1/alarms/{id}/dispatch-log"): frozenset({M, O}),
+    ("GET", "/api/v1/alarms/{id}/timeline"): frozenset({M, A, O, T}),
+    ("POST", "/api/v1/alarms/{id}/checklist/{index}"): frozenset({M, O}),
+    # A supervisor takes an alarm out of another operator's hands (ADMIN may only reassign it).
+    ("POST", "/api/v1/alarms/{id}/take-over"): frozenset({M, A}),
+    # The fixed code lists the console's pickers show.
+    ("GET", "/api/v1/meta/resolutions"): frozenset({M, A, O, T, F}),
+    ("GET", "/api/v1/meta/call-outcomes"): frozenset({M, A, O, T, F}),
     # Objects with their contacts and procedures.
     ("GET", "/api/v1/objects"): frozenset({M, A, O, T, F}),
     ("GET", "/api/v1/objects/{id}"): frozenset({M, A, O, T, F}),
@@ -87,6 +94,7 @@ ROLE_MATRIX: dict[Route, frozenset[str]] = {
     # Reports are alarm data; the audit log is MASTER's alone.
     ("GET", "/api/v1/reports/alarms"): frozenset({M, A, O, T}),
     ("GET", "/api/v1/reports/response-times"): frozenset({M, A, O, T}),
+    ("GET", "/api/v1/reports/resolutions"): frozenset({M, A, O, T}),
     ("GET", "/api/v1/audit"): frozenset({M}),
     # Edges: their status is object data; creating (the enrolment token) and revoking is ADMIN's.
     ("GET", "/api/v1/edges"): frozenset({M, A, O, T, F}),
@@ -95,6 +103,7 @@ ROLE_MATRIX: dict[Route, frozenset[str]] = {
     # The caller's own account, and the live stream (which shows each caller what they may see).
     ("GET", "/api/v1/auth/me"): frozenset({M, A, O, T, F}),
     ("POST", "/api/v1/auth/password"): frozenset({M, A, O, T, F}),
+    ("PATCH", "/api/v1/auth/me/settings"): frozenset({M, A, O, T, F}),
     ("POST", "/api/v1/auth/ws-ticket"): frozenset({M, A, O, T, F}),
     ("GET", "/api/v1/events/stream"): frozenset({M, A, O, T, F}),
     # Users.

@@ -177,6 +177,15 @@ def report(key: str, expect: Callable[[World], list[str]]) -> Check:
     return check
 
 
+async def resolution_counts(w: World, role: str, path: str) -> None:
+    """The counts per resolution cover Alpha's one alarm only, and none for Bravo's object."""
+    def total(items: list[dict[str, Any]]) -> int:
+        return sum(int(r["alarms"]) for r in items)
+    assert total((await _get(w, role, path))["items"]) == 1
+    assert total(_csv(await _get(w, role, f"{path}?format=csv"))) == 1
+    assert total((await _get(w, role, f"{path}?object_id={w.bravo.object_id}"))["items"]) == 0
+
+
 async def document_download(w: World, role: str, path: str) -> None:
     """Alpha's document downloads whole; Bravo's is hidden."""
     resp = await w.hub.client.get(path.format(id=w.alpha.document_id), headers=w.headers[role])
@@ -293,6 +302,9 @@ SCOPED: dict[Route, Check] = {
     ("GET", "/api/v1/panels/{id}/history"): by_id(lambda s: s.panel_id, lambda b: b["total"] >= 3),
     ("GET", "/api/v1/reports/alarms"): report("id", lambda w: [str(w.alpha.alarm_id)]),
     ("GET", "/api/v1/reports/response-times"): report("operator", lambda w: [w.alpha.operator]),
+    ("GET", "/api/v1/reports/resolutions"): resolution_counts,
+    ("GET", "/api/v1/alarms/{id}/timeline"): by_id(
+        lambda s: s.alarm_id, lambda b: any("alpha patrol sent" in item["text"] for item in b["items"])),
     ("GET", "/api/v1/edges"): edge_list,
     ("POST", "/api/v1/secrets/{id}/reveal"): reveal,
     WS: stream(_websocket),
@@ -306,6 +318,9 @@ NOT_SCOPED: dict[Route, str] = {
     ("GET", "/api/v1/audit"): ADMINS_ONLY,
     ("GET", "/api/v1/auth/me"): "the caller's own account",
     ("POST", "/api/v1/auth/password"): "the caller's own password",
+    ("PATCH", "/api/v1/auth/me/settings"): "the caller's own settings",
+    ("GET", "/api/v1/meta/resolutions"): "a fixed code list, no object data",
+    ("GET", "/api/v1/meta/call-outcomes"): "a fixed code list, no object data",
     TICKET: "a ticket for the caller; what the stream then carries is walked under GET /api/v1/ws",
     ("GET", "/api/v1/auth/jwks"): "public: signing keys, no object data",
     ("GET", "/.well-known/jwks.json"): "public: signing keys, no object data",
