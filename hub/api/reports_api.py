@@ -3,7 +3,7 @@ streamed CSV."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 from aiohttp import web
@@ -13,9 +13,11 @@ from hub.alarms.repository import claimant_join
 from hub.api.app import deps
 from hub.api.common import record
 from hub.api.csv_stream import stream_csv
+from hub.api.errors import invalid
 from hub.api.pdf_export import export_pdf
 from hub.api.permissions import object_filter
 from hub.api.routing import Call, Router
+from hub.config import valid_time_zone
 
 router = Router()
 JSON_LIMIT = 5000
@@ -27,6 +29,11 @@ class ReportQuery(msgspec.Struct, forbid_unknown_fields=True):
     object_id: int | None = None
     resolution: list[ResolutionCode] = []
     format: Literal["json", "csv", "pdf"] = "json"
+
+
+class AlarmReportQuery(ReportQuery, forbid_unknown_fields=True):
+    # The IANA zone whose calendar days `per_day` counts in: the console sends the reader's.
+    time_zone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
 
 
 # When each bundle was claimed, acknowledged, resolved and closed comes from the audit log, which
@@ -61,15 +68,17 @@ HISTORY_COLUMNS = ("id", "object_id", "object_name", "alarm_type", "priority", "
 SQL_RESPONSE_TIMES = f"""
 SELECT claimed_by AS operator, min(claimed_by_email) AS operator_email, count(*) AS alarms,
        avg(seconds_to_claim) AS avg_seconds_to_claim,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_to_claim) AS p50_seconds_to_claim,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds_to_claim) AS p90_seconds_to_claim,
        avg(seconds_to_ack) AS avg_seconds_to_ack,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds_to_ack) AS p50_seconds_to_ack,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds_to_ack) AS p90_seconds_to_ack
 FROM ({SQL_HISTORY}) h
 WHERE claimed_by IS NOT NULL
 GROUP BY claimed_by ORDER BY claimed_by
 """
-RESPONSE_COLUMNS = ("operator", "operator_email", "alarms", "avg_seconds_to_claim", "p90_seconds_to_claim", "avg_seconds_to_ack",
-                    "p90_seconds_to_ack")
+RESPONSE_COLUMNS = ("operator", "operator_email", "alarms", "avg_seconds_to_claim", "p50_seconds_to_claim",
+                    "p90_seconds_to_claim", "avg_seconds_to_ack", "p50_seconds_to_ack", "p90_seconds_to_ack")
 
 # How the alarms of the period ended: one row per resolution code (zero counts included, in the
 # order pickers show them), then the alarms not resolved yet (resolution null).
@@ -84,6 +93,16 @@ SELECT resolution, label, alarms FROM (
 """
 RESOLUTION_COLUMNS = ("resolution", "label", "alarms")
 
+# Alarms per calendar day of their first event in the zone $6, every day from the first to the
+# last that has one, empty days as 0, so a chart's bars keep the calendar's spacing.
+SQL_PER_DAY = f"""
+WITH d AS MATERIALIZED (SELECT (first_event_at AT TIME ZONE $6::text)::date AS day FROM ({SQL_HISTORY}) x)
+SELECT s.day::date AS day, count(d.day) AS alarms
+FROM generate_series((SELECT min(day) FROM d)::timestamp, (SELECT max(day) FROM d)::timestamp, interval '1 day') AS s(day)
+LEFT JOIN d ON d.day = s.day::date
+GROUP BY s.day ORDER BY s.day
+"""
+
 
 def _filters(call: Call) -> tuple[object, ...]:
     """The report query's filters as SQL_HISTORY's parameters, limited to the caller's objects."""
@@ -92,18 +111,23 @@ def _filters(call: Call) -> tuple[object, ...]:
 
 
 
-@router.get("/api/v1/reports/alarms", query=ReportQuery, permission="alarms.view", tags=("reports",),
+@router.get("/api/v1/reports/alarms", query=AlarmReportQuery, permission="alarms.view", tags=("reports",),
             produces="application/json")
 async def alarm_history(call: Call) -> web.StreamResponse | dict:
-    """Alarm history with claim/ack/resolve times; `format=csv` streams a CSV file."""
-    q: ReportQuery = call.query
+    """Alarm history with claim/ack/resolve times, and as JSON also `per_day`: the alarms of each
+    day in `time_zone` (all of them, past the item cap too); `format=csv` streams a CSV file."""
+    q: AlarmReportQuery = call.query
+    if not valid_time_zone(q.time_zone):
+        raise invalid(f"{q.time_zone!r} is not an IANA time zone name", {"field": "time_zone"})
     args = _filters(call)
     if q.format == "csv":
         return await stream_csv(call, "alarm-history.csv", HISTORY_COLUMNS, SQL_HISTORY, *args)
     if q.format == "pdf":
         return await export_pdf(call, "alarm-history.pdf", "Alarm history", HISTORY_COLUMNS, SQL_HISTORY, *args)
     rows = await deps(call).pool.fetch(SQL_HISTORY + f" LIMIT {JSON_LIMIT + 1}", *args)
-    return {"items": [record(r) for r in rows[:JSON_LIMIT]], "truncated": len(rows) > JSON_LIMIT}
+    days = await deps(call).pool.fetch(SQL_PER_DAY, *args, q.time_zone)
+    return {"items": [record(r) for r in rows[:JSON_LIMIT]], "truncated": len(rows) > JSON_LIMIT,
+            "per_day": [{"day": d["day"].isoformat(), "alarms": d["alarms"]} for d in days]}
 
 
 @router.get("/api/v1/reports/response-times", query=ReportQuery, permission="alarms.view", tags=("reports",))
