@@ -5,6 +5,9 @@ import { LiveStream } from "./stream.js";
 import { AlarmStore, Siren, renderQueue, actionsFor, el, age, fmtTime, offlineNote, ACTION_LABEL, NEXT_ACTION } from "./queue.js";
 import { EdgesPage } from "./edges.js";
 import { AdminPages, ADMIN_ROLES } from "./admin.js";
+import { HistoryPage } from "./history.js";
+import { ReportsPage } from "./reports.js";
+import { AuditPage } from "./audit.js";
 
 const $ = (id) => document.getElementById(id);
 const WORK_ROLES = new Set(["OPERATOR", "MASTER"]);
@@ -30,6 +33,9 @@ const state = {
 
 const edges = new EdgesPage({ toast });
 const admin = new AdminPages({ toast, showView });
+// The record pages, by route (#/history[/<id>], #/reports, #/audit), each shown to the roles it allows.
+const records = { history: new HistoryPage({ toast, showView }), reports: new ReportsPage({ toast, showView }),
+                  audit: new AuditPage({ toast, showView }) };
 
 let toastTimer = null;
 function toast(message, kind = "info") {
@@ -61,6 +67,7 @@ API.onSessionEnd(() => { endSession(); });
 function endSession() {
   edges.hide();
   admin.hide();
+  for (const page of Object.values(records)) page.leave();
   if (state.stream) state.stream.stop();
   state.stream = null;
   state.me = null;
@@ -94,6 +101,7 @@ async function afterLogin() {
   $("nav-queue").hidden = !state.me.canViewAlarms;
   $("nav-edges").hidden = !state.me.canManageEdges;
   $("nav-admin").hidden = !ADMIN_ROLES.has(me.role);
+  for (const [name, page] of Object.entries(records)) $(`nav-${name}`).hidden = !page.allowed(me);
   document.body.classList.toggle("can-work", state.me.canWork);
   startStream();
   route();
@@ -475,6 +483,13 @@ function route() {
     return;
   }
   edges.hide();
+  const record = Object.hasOwn(records, parts[0]) ? records[parts[0]] : null;
+  if (record && record.allowed(state.me)) {
+    state.alarmId = null;
+    state.panelIds.clear();
+    record.show(parts.slice(1), state.me).catch((e) => toast(e.message, "error"));
+    return;
+  }
   if (parts[0] === "alarm" && parts[1] && state.me.canViewAlarms) { showAlarm(Number(parts[1])); return; }
   state.alarmId = null;
   if (parts[0] === "objects" || !state.me.canViewAlarms) {
