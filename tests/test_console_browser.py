@@ -325,18 +325,13 @@ async def test_an_edge_alarm_sounds_is_worked_to_closed_and_survives_a_killed_hu
             await page.click("#note-ok")
             await page.wait_for_function("() => document.querySelector('#alarm-fields').textContent"
                                          ".includes('Patrol sent, window found broken')", timeout=5000)
-            # Resolving asks how it ended (a resolution code the API requires).
-            prompts: list[str] = []
-
-            async def answer(dialog: Any) -> None:
-                prompts.append(dialog.message)
-                await dialog.accept("false_alarm")
-
-            page.once("dialog", answer)
+            # Resolving asks how it ended: a resolution picked from the hub's list (the API requires one).
             await page.click("#alarm-actions button.act-resolve")
+            await page.wait_for_selector("#resolve-dialog[open]", timeout=5000)
+            await page.select_option("#resolve-dialog select[name=resolution]", "FALSE_ALARM")
+            await page.click("#resolve-form button.submit")
             await page.wait_for_function("() => document.querySelector('#alarm-fields').textContent"
                                          ".includes('RESOLVED')", timeout=5000)
-            assert "FALSE_ALARM" in prompts[0] and "OTHER" in prompts[0]
             await page.click("#alarm-actions button.act-close")
             await page.wait_for_function("() => document.querySelector('#alarm-fields').textContent"
                                          ".includes('CLOSED')", timeout=5000)

@@ -17,7 +17,9 @@ EXPECTED_TYPES = {
     "dates.js": "text/javascript", "forms.js": "text/javascript", "admin.js": "text/javascript",
     "admin_objects.js": "text/javascript", "admin_panels.js": "text/javascript", "admin_users.js": "text/javascript",
     "admin_import.js": "text/javascript", "history.js": "text/javascript", "reports.js": "text/javascript",
-    "audit.js": "text/javascript", "chart.js": "text/javascript",
+    "audit.js": "text/javascript", "chart.js": "text/javascript", "alarm_detail.js": "text/javascript",
+    "alarm_dialogs.js": "text/javascript", "checklist.js": "text/javascript", "notices.js": "text/javascript",
+    "panel_state.js": "text/javascript", "settings.js": "text/javascript",
 }
 
 

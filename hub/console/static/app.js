@@ -2,7 +2,12 @@
 // DOM through textContent (see el() in queue.js), never as HTML markup.
 import * as API from "./api.js";
 import { LiveStream } from "./stream.js";
-import { AlarmStore, Siren, renderQueue, actionsFor, el, age, fmtTime, offlineNote, ACTION_LABEL, NEXT_ACTION } from "./queue.js";
+import { AlarmStore, Siren, renderQueue, bindQueueKeys, el, age, fields, serviceModeText, setLinkUp, timeEl } from "./queue.js";
+import { setTimeZone } from "./dates.js";
+import { AlarmDetail } from "./alarm_detail.js";
+import { PanelStates } from "./panel_state.js";
+import { clearNotices } from "./notices.js";
+import { openSettings } from "./settings.js";
 import { EdgesPage } from "./edges.js";
 import { AdminPages, ADMIN_ROLES } from "./admin.js";
 import { HistoryPage } from "./history.js";
@@ -14,7 +19,7 @@ const WORK_ROLES = new Set(["OPERATOR", "MASTER"]);
 const ALARM_VIEW_ROLES = new Set(["OPERATOR", "TECHNICIAN", "ADMIN", "MASTER"]);
 const EDGE_ROLES = new Set(["ADMIN", "MASTER"]);
 const OPEN_STATUSES = ["NEW", "CLAIMING", "IN_PROGRESS", "ACK", "RESOLVED"];
-const STALE_MSG = "Data changed — refreshed";
+const CLOSED_SHOWN_MS = 24 * 3600 * 1000;  // "show resolved" also lists alarms closed within this
 
 const state = {
   me: null,
@@ -28,6 +33,11 @@ const state = {
   panelIds: new Set(),    // panels whose live state is on screen
   objectNames: new Map(),
 };
+const panels = new PanelStates(state.panelIds);
+const detail = new AlarmDetail({ store: state.store, siren: state.siren, me: () => state.me, showView, toast, panels,
+                                 state });
+const showAlarm = (id, options) => detail.open(id, options);
+const act = (alarm, action) => detail.act(alarm, action);
 
 // ---------- small helpers
 
@@ -45,12 +55,6 @@ function toast(message, kind = "info") {
   t.hidden = false;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => { t.hidden = true; }, 6000);
-}
-
-const hhmmss = (ms) => fmtTime(ms, { part: "time" });
-
-function fields(dl, pairs) {
-  dl.replaceChildren(...pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "")]));
 }
 
 function showView(name) {
@@ -71,6 +75,8 @@ function endSession() {
   if (state.stream) state.stream.stop();
   state.stream = null;
   state.me = null;
+  setLinkUp(false);
+  clearNotices();
   state.everConnected = false;
   state.siren.set(false);
   state.store.replaceAll([]);
@@ -94,7 +100,8 @@ async function afterLogin() {
   }
   if (me.must_change_password) { showView("password"); return; }
   state.me = { ...me, actor: `user:${me.id}`, canWork: WORK_ROLES.has(me.role), canViewAlarms: ALARM_VIEW_ROLES.has(me.role),
-               canManageEdges: EDGE_ROLES.has(me.role) };
+               canManageEdges: EDGE_ROLES.has(me.role), canSupervise: (me.permissions || []).includes("alarms.supervise") };
+  setTimeZone(me.time_zone || me.hub_time_zone);
   API.startSession();
   $("whoami").textContent = `${me.display_name || me.email} (${me.role})`;
   $("topbar").hidden = false;
@@ -138,6 +145,13 @@ $("password-form").addEventListener("submit", async (e) => {
 });
 
 $("logout").addEventListener("click", () => API.logout());
+// Times follow the new zone at once: the page on screen is drawn again.
+$("settings").addEventListener("click", () => openSettings(state.me, (me) => {
+  Object.assign(state.me, { time_zone: me.time_zone, hub_time_zone: me.hub_time_zone });
+  setTimeZone(me.time_zone || me.hub_time_zone);
+  toast(`Times are shown in ${me.time_zone || `the hub's zone (${me.hub_time_zone})`}`);
+  route();
+}));
 $("sound-toggle").addEventListener("click", () => {
   state.siren.unlock();
   state.siren.enabled = !state.siren.enabled;
@@ -160,9 +174,10 @@ function onState({ connected, lastMessageAt, stale }) {
   banner.textContent = state.everConnected ? "Reconnecting…" : "Connecting…";
   $("conn").dataset.state = connected ? "up" : "down";
   $("conn").title = connected ? "Live" : "Disconnected";
+  setLinkUp(connected);
   const s = $("stale");
   s.hidden = !stale;
-  if (stale) s.textContent = `⚠ data from ${hhmmss(lastMessageAt)}`;
+  if (stale) s.replaceChildren("⚠ data from ", timeEl(lastMessageAt, { part: "time" }));
   document.body.classList.toggle("is-stale", stale || !connected);
 }
 
@@ -176,16 +191,16 @@ async function onReload() {
 
 function onChange(msg) {
   const p = msg.payload || {};
-  if ((msg.topic === "alarm.new" || msg.topic === "alarm.updated") && p.bundle) {
+  if ((msg.topic === "alarm.new" || msg.topic === "alarm.updated" || msg.topic === "alarm.escalated") && p.bundle) {
     const b = p.bundle;
     if (!b.object_name && b.object_id && state.objectNames.has(b.object_id)) b.object_name = state.objectNames.get(b.object_id);
     const known = state.store.get(b.id);
     if (!b.object_name && known && known.object_name) b.object_name = known.object_name;
     state.store.upsert(b);
     if (!b.object_name && b.object_id) fillName(b.id);
-    if (state.view === "alarm" && state.alarmId === b.id) showAlarm(b.id, { quiet: true });
+    detail.changed(msg);
   } else if (msg.topic === "panel.state" || msg.topic === "panel.link") {
-    if (state.panelIds.has(p.panel_id)) refreshPanel(p.panel_id);
+    if (state.panelIds.has(p.panel_id)) panels.refresh(p.panel_id);
   } else if (msg.topic === "object.updated") {
     if (state.view === "objects" && state.objectId === msg.object_id) showObject(msg.object_id);
   }
@@ -195,216 +210,59 @@ async function fillName(id) {
   try {
     const full = await API.get(`/api/v1/alarms/${id}`);
     if (full.object_name) state.objectNames.set(full.object_id, full.object_name);
-    const { events, dispatch_log, ...row } = full;
+    const { events, dispatch_log, checklist, contacts, ...row } = full;
     state.store.upsert(row);
   } catch { /* the row shows the object id meanwhile */ }
 }
 
 // ---------- alarm queue
 
+// The open alarms; with "show resolved" also those closed in the last CLOSED_SHOWN_MS.
 async function loadAlarms() {
   const qs = OPEN_STATUSES.map((s) => `status=${s}`).join("&");
-  const page = await API.get(`/api/v1/alarms?${qs}&limit=500`);
-  for (const a of page.items) if (a.object_name) state.objectNames.set(a.object_id, a.object_name);
-  state.store.replaceAll(page.items);
+  const showClosed = $("show-resolved").checked;
+  const since = new Date(Date.now() - CLOSED_SHOWN_MS).toISOString();
+  const [page, closed] = await Promise.all([API.get(`/api/v1/alarms?${qs}&limit=500`), showClosed
+    ? API.get(`/api/v1/alarms?status=CLOSED&order=newest&since=${encodeURIComponent(since)}&limit=200`) : { items: [] }]);
+  const items = [...page.items, ...closed.items];
+  for (const a of items) if (a.object_name) state.objectNames.set(a.object_id, a.object_name);
+  state.store.replaceAll(items);
 }
 
 function drawQueue() {
-  const list = state.store.sorted($("show-resolved").checked);
+  const showResolved = $("show-resolved").checked;
+  const list = state.store.sorted(showResolved);
   renderQueue($("queue-body"), list, state.me, { act, open: (a) => { location.hash = `#/alarm/${a.id}`; } });
   $("queue-count").textContent = `(${list.length})`;
   $("queue-empty").hidden = list.length > 0;
+  $("queue-empty").textContent = showResolved ? "No alarms, open or recently closed." : "No open alarms.";
   state.siren.set(state.store.sounding());
 }
 
 state.store.subscribe(() => { if (state.me) drawQueue(); });
-$("show-resolved").addEventListener("change", drawQueue);
+$("show-resolved").addEventListener("change", () => {
+  drawQueue();
+  if ($("show-resolved").checked) loadAlarms().catch((e) => toast(e.message, "error"));
+});
+bindQueueKeys($("queue-body"), {
+  active: () => !!state.me && state.view === "queue",
+  claim: () => {
+    const top = state.store.topClaimable(state.me);
+    if (top) act(top, "claim");
+    else toast("No alarm to claim", "info");
+  },
+});
 setInterval(() => {
   for (const td of document.querySelectorAll("td.age")) td.textContent = age(td.dataset.since);
 }, 1000);
 
-function askNote(alarm) {
-  return new Promise((resolve) => {
-    const dlg = $("note-dialog");
-    $("note-title").textContent = `Acknowledge ${alarm.alarm_type} — ${alarm.object_name || ""}`;
-    $("note-hint").textContent = alarm.requires_note ? "A note is required for this alarm." : "Note (optional).";
-    $("note-text").value = "";
-    $("note-text").required = !!alarm.requires_note;
-    const done = (value) => { dlg.close(); resolve(value); };
-    $("note-cancel").onclick = () => done(null);
-    $("note-form").onsubmit = (e) => {
-      e.preventDefault();
-      const note = $("note-text").value.trim();
-      if (alarm.requires_note && !note) { $("note-hint").textContent = "A note is required for this alarm."; return; }
-      done(note);
-    };
-    dlg.showModal();
-    $("note-text").focus();
-  });
-}
-
-async function reloadAlarm(id) {
-  try {
-    const full = await API.get(`/api/v1/alarms/${id}`);
-    const { events, dispatch_log, ...row } = full;
-    state.store.upsert(row, { force: true });
-    if (state.view === "alarm" && state.alarmId === id) renderAlarm(full);
-  } catch (e) {
-    if (e.status === 404) state.store.upsert({ ...state.store.get(id), status: "CLOSED" }, { force: true });
-  }
-}
-
-async function act(alarm, action) {
-  state.siren.unlock();
-  const current = state.store.get(alarm.id) || alarm;
-  let note;
-  if (action === "ack") {
-    note = await askNote(current);
-    if (note === null) return;
-  }
-  const body = { version: current.version };
-  if (note) body.note = note;
-  try {
-    if (action === "resolve") {
-      // Interim picker until the console's resolution dialog (issue 12): the API requires a code.
-      const codes = (await API.get("/api/v1/meta/resolutions")).map((r) => r.code);
-      const code = window.prompt(`How did it end? One of: ${codes.join(", ")}`, "");
-      if (!code) return;
-      body.resolution = code.trim().toUpperCase();
-    }
-    const row = await API.post(`/api/v1/alarms/${alarm.id}/${action}`, body);
-    state.store.upsert(row);
-    if (state.view === "alarm" && state.alarmId === alarm.id) showAlarm(alarm.id, { quiet: true });
-  } catch (e) {
-    if (e.status === 409) {
-      toast(e.message === STALE_MSG ? STALE_MSG : `${e.message} — refreshed`, "warn");
-      await reloadAlarm(alarm.id);
-    } else {
-      toast(e.message, "error");
-    }
-  }
-}
-
-// ---------- alarm detail
-
-let alarmLoad = 0;
-async function showAlarm(id, { quiet = false } = {}) {
-  const n = ++alarmLoad;
-  state.alarmId = id;
-  if (!quiet) {
-    showView("alarm");
-    $("alarm-title").textContent = `Alarm #${id}`;
-  }
-  let full;
-  try { full = await API.get(`/api/v1/alarms/${id}`); } catch (e) { toast(e.message, "error"); return; }
-  if (n !== alarmLoad) return;
-  const { events, dispatch_log, ...row } = full;
-  state.store.upsert(row);
-  renderAlarm(full);
-  if (!quiet || state.alarmObject !== full.object_id) loadAlarmObject(full);
-}
-
-function renderAlarm(a) {
-  $("alarm-title").textContent = `${a.service_mode ? "🔧 " : ""}${a.priority} ${a.alarm_type} — ${a.object_name || a.source}`;
-  fields($("alarm-fields"), [
-    ["Status", a.status], ["Priority", a.priority], ["Type", a.alarm_type], ["Events", a.event_count],
-    ["First", fmtTime(a.first_event_at)], ["Last", fmtTime(a.last_event_at)], ["Restored", a.restored ? "yes" : "no"],
-    ["Claimed by", a.claimed_by_email || a.claimed_by || "—"], ["Ack note", a.ack_note || "—"], ["Source", `${a.edge_id} / ${a.source}`],
-    ["Version", a.version],
-    ...(a.summary ? [["About", a.summary]] : []),
-    ...(a.happened_offline_at ? [["While offline", offlineNote(a)]] : []),
-  ]);
-  const acts = actionsFor(a, state.me).map((action) =>
-    el("button", { type: "button", class: `act act-${action}`, dataset: { action },
-                   onclick: () => act(state.store.get(a.id) || a, action) }, ACTION_LABEL[action]));
-  $("alarm-actions").replaceChildren(...acts);
-  $("alarm-events").replaceChildren(...(a.events || []).map((e) => el("tr", {},
-    el("td", {}, fmtTime(e.ts)), el("td", {}, e.kind, e.restore ? " (restore)" : ""), el("td", {}, e.source),
-    el("td", {}, e.priority), el("td", { class: "mono" }, JSON.stringify(e.body)))));
-  $("alarm-log").replaceChildren(...(a.dispatch_log || []).map((d) =>
-    el("li", {}, el("span", { class: "muted" }, `${fmtTime(d.at)} ${d.author}: `), d.entry)));
-  $("log-form").hidden = !(state.me && state.me.canWork);
-  state.currentAlarm = a;
-}
-
-async function loadAlarmObject(a) {
-  state.alarmObject = a.object_id;
-  state.panelIds.clear();
-  if (!a.object_id) {
-    fields($("alarm-object"), [["Object", "— (no object for this source)"]]);
-    $("alarm-procedure").textContent = "";
-    $("alarm-contacts").replaceChildren();
-    $("alarm-panels").replaceChildren();
-    return;
-  }
-  let o;
-  try { o = await API.get(`/api/v1/objects/${a.object_id}`); } catch (e) { toast(e.message, "error"); return; }
-  fields($("alarm-object"), [["Name", o.name], ["Address", o.address], ["Type", o.type], ["Status", o.status],
-    ["Service mode", o.service_mode_until ? `until ${fmtTime(o.service_mode_until)} ${o.service_mode_reason || ""}` : "off"]]);
-  const proc = (o.procedures || []).find((p) => p.alarm_type === a.alarm_type);
-  $("alarm-procedure").textContent = proc ? proc.steps : `No procedure for ${a.alarm_type}.`;
-  renderContacts($("alarm-contacts"), o.contacts);
-  renderPanels($("alarm-panels"), o.panels);
-}
-
-$("log-form").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const entry = $("log-entry").value.trim();
-  if (!entry || !state.alarmId) return;
-  try {
-    await API.post(`/api/v1/alarms/${state.alarmId}/dispatch-log`, { entry });
-    $("log-entry").value = "";
-    showAlarm(state.alarmId, { quiet: true });
-  } catch (err) { toast(err.message, "error"); }
-});
-$("alarm-back").addEventListener("click", () => { location.hash = "#/queue"; });
-
-// ---------- contacts, panels (shared by both details)
+// ---------- contacts (the object detail's; the alarm detail has its own with call logging)
 
 function renderContacts(tbody, contacts) {
   const rows = (contacts || []).map((c) => el("tr", {},
     el("td", {}, c.call_order), el("td", {}, c.name), el("td", {}, c.role),
     el("td", {}, c.phone ? el("a", { href: `tel:${c.phone}` }, c.phone) : ""), el("td", {}, c.email)));
   tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { class: "muted" }, "No contacts"))]));
-}
-
-function renderPanels(box, panels) {
-  state.panelIds.clear();
-  box.replaceChildren(...(panels || []).map((p) => {
-    state.panelIds.add(p.id);
-    return el("div", { class: "panel", id: `panel-${p.id}` },
-      el("div", {}, el("strong", {}, `Panel #${p.id} `), `${p.model || ""} ${p.edge_id}/${p.source} `,
-         el("span", { class: "link", dataset: { link: p.link_status } }, p.link_status)),
-      el("div", { class: "elements" }, "loading…"));
-  }));
-  if (!panels || !panels.length) box.append(el("p", { class: "muted" }, "No panels"));
-  for (const p of panels || []) refreshPanel(p.id);
-}
-
-// What is active on an element ("violated, bypassed", "armed, mode 1"); "normal" when nothing is.
-function stateText(s) {
-  if (s === null || s === undefined) return "";
-  if (typeof s !== "object") return String(s);
-  const active = Object.entries(s).filter(([, v]) => v !== false && v !== null && v !== undefined)
-    .map(([k, v]) => (v === true ? k.replace(/_/g, " ") : `${k.replace(/_/g, " ")} ${typeof v === "object" ? JSON.stringify(v) : v}`));
-  return active.length ? active.join(", ") : "normal";
-}
-
-async function refreshPanel(id) {
-  const box = document.getElementById(`panel-${id}`);
-  if (!box) return;
-  let st;
-  try { st = await API.get(`/api/v1/panels/${id}/state`); } catch (e) { return; }
-  const unknown = st.stale || st.link_status === "DISCONNECTED" || st.link_status === "UNKNOWN" || st.link_status !== "CONNECTED";
-  const link = box.querySelector(".link");
-  link.textContent = st.link_status;
-  link.dataset.link = st.link_status;
-  const rows = (st.elements || []).map((e) => el("tr", { class: unknown ? "unknown" : "" },
-    el("td", {}, e.element), el("td", { class: "num" }, e.number),
-    el("td", {}, unknown ? "UNKNOWN" : stateText(e.state)), el("td", { class: "muted" }, unknown ? "" : fmtTime(e.updated_at))));
-  box.querySelector(".elements").replaceChildren(
-    unknown ? el("p", { class: "warn" }, `Link ${st.link_status}: states UNKNOWN`) : "",
-    rows.length ? el("table", { class: "grid small" }, el("tbody", {}, ...rows)) : el("span", { class: "muted" }, "No state yet"));
 }
 
 // ---------- objects
@@ -419,7 +277,8 @@ async function loadObjects() {
   const q = $("object-search").value.trim();
   let page;
   try { page = await API.get(`/api/v1/objects?q=${encodeURIComponent(q)}&limit=200`); } catch (e) { toast(e.message, "error"); return; }
-  $("object-list").replaceChildren(...page.items.map((o) => el("tr", {
+  const empty = el("tr", {}, el("td", { class: "muted empty", colspan: 3 }, q ? `No objects match “${q}”.` : "No objects yet."));
+  $("object-list").replaceChildren(...(page.items.length ? [] : [empty]), ...page.items.map((o) => el("tr", {
     class: o.id === state.objectId ? "selected" : "", dataset: { id: o.id },
     onclick: () => { location.hash = `#/objects/${o.id}`; } },
   el("td", {}, o.name), el("td", {}, o.address), el("td", {}, o.status))));
@@ -432,9 +291,9 @@ async function showObject(id) {
   $("object-detail").hidden = false;
   $("object-title").textContent = o.name;
   fields($("object-fields"), [["Address", o.address], ["Type", o.type], ["Status", o.status],
-    ["Service mode", o.service_mode_until ? `until ${fmtTime(o.service_mode_until)} ${o.service_mode_reason || ""}` : "off"]]);
+    ["Service mode", serviceModeText(o)]]);
   renderContacts($("object-contacts"), o.contacts);
-  renderPanels($("object-panels"), o.panels);
+  panels.render($("object-panels"), o.panels);
   let secrets = [];
   try { secrets = await API.get(`/api/v1/objects/${id}/secrets`); } catch { secrets = []; }
   $("object-secrets").replaceChildren(...(secrets.length ? secrets.map(secretRow) : [el("p", { class: "muted" }, "No secrets")]));
