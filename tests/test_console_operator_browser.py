@@ -165,6 +165,7 @@ async def test_operator_works_an_alarm_by_keyboard_checklist_call_and_resolution
         await wait_error(page, "#resolve-dialog select[name=resolution]", "Choose one")
         assert await db.fetchval("SELECT status FROM bundle_alarms WHERE id = $1", alarm_id) == "ACK"
         await page.select_option("#resolve-dialog select[name=resolution]", "FALSE_ALARM")
+        assert await error_of(page, "#resolve-dialog select[name=resolution]") == ""  # a choice clears the refusal
         await page.fill("#resolve-dialog textarea[name=note]", "Door left ajar by the cleaner")
         await shot(page, "operator-resolve-dialog")
         await page.click("#resolve-form button.submit")

@@ -56,6 +56,7 @@ export async function resolveDialog(a, current, handlers) {
       ...(values.note.trim() ? { note: values.note.trim() } : {}) }, headers), handlers),
   });
   form.element.id = "resolve-form";
+  resolution.input.addEventListener("change", () => resolution.setError(""));  // the refusal no longer applies
   dialog = modal("resolve-dialog", `Resolve ${a.alarm_type} — ${a.object_name || a.source}`, form, cancel);
   resolution.input.focus();
 }
