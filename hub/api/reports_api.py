@@ -110,7 +110,6 @@ def _filters(call: Call) -> tuple[object, ...]:
     return q.since, q.until, q.object_id, object_filter(call.user), q.resolution
 
 
-
 @router.get("/api/v1/reports/alarms", query=AlarmReportQuery, permission="alarms.view", tags=("reports",),
             produces="application/json")
 async def alarm_history(call: Call) -> web.StreamResponse | dict:
