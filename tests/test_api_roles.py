@@ -63,9 +63,11 @@ ROLE_MATRIX: dict[Route, frozenset[str]] = {
     ("GET", "/api/v1/objects/{id}/contacts"): frozenset({M, A, O, T, F}),
     ("POST", "/api/v1/objects/{id}/contacts"): frozenset({M, A}),
     ("PATCH", "/api/v1/contacts/{id}"): frozenset({M, A}),
+    ("DELETE", "/api/v1/contacts/{id}"): frozenset({M, A}),
     ("GET", "/api/v1/objects/{id}/procedures"): frozenset({M, A, O, T, F}),
     ("POST", "/api/v1/objects/{id}/procedures"): frozenset({M, A}),
     ("PATCH", "/api/v1/procedures/{id}"): frozenset({M, A}),
+    ("DELETE", "/api/v1/procedures/{id}"): frozenset({M, A}),
     ("POST", "/api/v1/admin/import/objects"): frozenset({M, A}),
     # Object documents: seen (and downloaded) as objects are, uploaded and deleted by who edits them.
     ("GET", "/api/v1/objects/{id}/documents"): frozenset({M, A, O, T, F}),
@@ -91,6 +93,7 @@ ROLE_MATRIX: dict[Route, frozenset[str]] = {
     ("POST", "/api/v1/objects/{id}/secrets"): frozenset({M, A}),
     ("GET", "/api/v1/objects/{id}/secrets"): frozenset({M, A, O, T, F}),
     ("POST", "/api/v1/secrets/{id}/reveal"): frozenset({M, A, O, T, F}),
+    ("DELETE", "/api/v1/secrets/{id}"): frozenset({M, A}),
     # Reports are alarm data; the audit log is MASTER's alone.
     ("GET", "/api/v1/reports/alarms"): frozenset({M, A, O, T}),
     ("GET", "/api/v1/reports/response-times"): frozenset({M, A, O, T}),

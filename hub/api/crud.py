@@ -1,5 +1,5 @@
-"""Versioned inserts and partial updates for the admin resources, and the audit entry that goes
-with every change. Table and column names come from code, never from requests; values are always
+"""Versioned inserts, partial updates and deletes for the admin resources, and the audit entry that
+goes with every change. Table and column names come from code, never from requests; values are always
 parameters."""
 from __future__ import annotations
 
@@ -84,3 +84,18 @@ async def update(conn: asyncpg.Connection, table: Table, row_id: int, version: i
     if current is None:
         raise not_found(table.label)
     raise conflict("Data changed — refreshed", {"current_version": current, "your_version": version})
+
+
+async def delete_owned(conn: asyncpg.Connection, table: Table, row_id: int, objects: list[int] | None,
+                       returning: tuple[str, ...]) -> asyncpg.Record:
+    """Delete one row that belongs to an object (a contact, a procedure, a secret) and return
+    `returning` of it for the audit entry; 404 when it does not exist or its object is outside
+    `objects` (the caller's scope, hub.api.permissions.object_filter), alike."""
+    sql = (f"DELETE FROM {table.name} WHERE id = $1 AND ($2::int8[] IS NULL OR object_id = ANY($2)) "
+           f"RETURNING {', '.join(returning)}")
+    # Nothing that references these rows blocks the delete: a dispatch entry keeps its copy of the
+    # contact's name and number (its contact_id is set to NULL), a checklist its copy of the steps.
+    row = await conn.fetchrow(sql, row_id, objects)
+    if row is None:
+        raise not_found(table.label)
+    return row

@@ -9,7 +9,7 @@ from msgspec import UNSET, UnsetType
 
 from hub.api.app import deps
 from hub.api.common import NonEmpty, Page, PageQuery, VersionBody, record
-from hub.api.crud import Table, audit, insert, provided, update
+from hub.api.crud import Table, audit, delete_owned, insert, provided, update
 from hub.api.errors import invalid, not_found
 from hub.api.permissions import object_filter, require_object
 from hub.api.routing import Call, Router
@@ -277,3 +277,23 @@ async def update_procedure(call: Call) -> dict[str, Any]:
         row = await update(conn, PROCEDURES, procedure_id, call.body.version, values)
         await audit(conn, call, "procedure.update", "procedure", procedure_id)
     return record(row)
+
+
+@router.delete("/api/v1/contacts/{id}", permission="objects.edit", status=204, tags=("objects",))
+async def delete_contact(call: Call) -> None:
+    """Remove a contact (a keyholder who left). Calls already logged keep the name and number they
+    were made to; the audit entry keeps what the contact was."""
+    contact_id = call.path_int("id")
+    async with deps(call).pool.acquire() as conn, conn.transaction():
+        row = await delete_owned(conn, CONTACTS, contact_id, object_filter(call.user), CONTACTS.writable)
+        await audit(conn, call, "contact.delete", "contact", contact_id, dict(row))
+
+
+@router.delete("/api/v1/procedures/{id}", permission="objects.edit", status=204, tags=("objects",))
+async def delete_procedure(call: Call) -> None:
+    """Remove a procedure. Alarms that copied its steps into their checklist keep them; the audit
+    entry keeps the steps."""
+    procedure_id = call.path_int("id")
+    async with deps(call).pool.acquire() as conn, conn.transaction():
+        row = await delete_owned(conn, PROCEDURES, procedure_id, object_filter(call.user), PROCEDURES.writable)
+        await audit(conn, call, "procedure.delete", "procedure", procedure_id, dict(row))

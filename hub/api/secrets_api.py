@@ -8,10 +8,10 @@ import msgspec
 
 from hub.api.app import deps
 from hub.api.common import NonEmpty
-from hub.api.crud import audit
+from hub.api.crud import Table, audit, delete_owned
 from hub.api.errors import ApiError, invalid, not_found
 from hub.api.objects_api import visible_object
-from hub.api.permissions import REVEALS_PER_HOUR, require_object
+from hub.api.permissions import REVEALS_PER_HOUR, object_filter, require_object
 from hub.api.routing import Call, Router
 from hub.secret_box import SecretBox, SecretBoxError
 
@@ -20,6 +20,9 @@ router = Router()
 SECRET_BOX_KEY = "secret_box"
 REVEAL_SECONDS = 60
 MIN_REASON = 5
+SECRETS = Table("object_secrets", (), "secret")
+# What a deletion's audit entry keeps of a secret: never its value, sealed or not.
+SECRET_LABELS = ("object_id", "label", "username")
 
 
 class SecretIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -127,3 +130,12 @@ async def reveal_secret(call: Call) -> Revealed:
     except SecretBoxError:
         raise ApiError(500, "secret_unreadable", "the secret cannot be decrypted with this hub's secret file") from None
     return Revealed(secret_id, row["label"], row["username"], secret, REVEAL_SECONDS)
+
+
+@router.delete("/api/v1/secrets/{id}", permission="objects.edit", status=204, tags=("secrets",))
+async def delete_secret(call: Call) -> None:
+    """Remove a stored secret; the audit entry names it (object, label, user name), never its value."""
+    secret_id = call.path_int("id")
+    async with deps(call).pool.acquire() as conn, conn.transaction():
+        row = await delete_owned(conn, SECRETS, secret_id, object_filter(call.user), SECRET_LABELS)
+        await audit(conn, call, "secret.delete", "object_secret", secret_id, dict(row))
