@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from hub.api.panels_api import integration_key_aad
 from hub.api.secrets_api import object_secret_aad
 from hub.auth.keys import signing_key_aad
 from hub.secret_box import SecretBox, sealed_key_id
@@ -32,10 +33,11 @@ class SealedColumn:
         return f"UPDATE {self.table} SET {self.column} = $2 WHERE {self.key} = $1"
 
 
-# Every sealed column the hub writes. (panels.integration_key_enc is not written by the hub yet.)
+# Every sealed column the hub writes.
 SEALED = (
     SealedColumn("auth_signing_keys", "kid", "private_key_enc", lambda r: signing_key_aad(r["kid"])),
     SealedColumn("object_secrets", "id", "secret_enc", lambda r: object_secret_aad(r["object_id"])),
+    SealedColumn("panels", "id", "integration_key_enc", lambda r: integration_key_aad(r["id"])),
 )
 
 

@@ -1,12 +1,13 @@
 """The console's administration pages in headless Chromium (issue 12), against the hub's real HTTP
 app, auth and live stream on the test database. An ADMIN creates an object with two contacts
-(reordered) and a procedure with ordered steps, stores a recorder secret, adds a panel with
-partitions, zones and outputs, creates a user with a temporary password (which signs in) and
-object assignments, forces a password change, deactivates the user, and imports a CSV whose bad
-row is reported; bad values are refused next to their field, by the page and by the hub. A MASTER
-cannot remove the last MASTER; an OPERATOR has no administration. Every form field on each page
-has a label; dates are 24 h and never month-first; the console loads in under a second.
-Screenshots land in $VIGIL_CONSOLE_SCREENSHOTS, by default test-artifacts/console/."""
+(reordered) and a procedure with ordered steps, stores a recorder secret, adds a panel with its
+integration key (write-only: shown as set, cleared, set again), partitions, zones and outputs,
+creates a user with a temporary password (which signs in) and object assignments, forces a
+password change, deactivates the user, and imports a CSV whose bad row is reported; bad values
+are refused next to their field, by the page and by the hub. A MASTER cannot remove the last
+MASTER; an OPERATOR has no administration. Every form field on each page has a label; dates are
+24 h and never month-first; the console loads in under a second. Screenshots land in
+$VIGIL_CONSOLE_SCREENSHOTS, by default test-artifacts/console/."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 
+from hub.api.panels_api import integration_key_aad
 from hub.api.server import build_http
 from hub.auth import build_auth
 from hub.config import AuthSettings
@@ -44,6 +46,7 @@ BAD_CSV = "name,address,type,lat,lon\nDepot North,3 Rail Road,WAREHOUSE,50.1,19.
 @dataclass
 class AdminConsole:
     base: str
+    box: SecretBox  # the hub's, to open what it sealed
 
 
 @pytest.fixture
@@ -59,7 +62,7 @@ async def admin_console(db: asyncpg.Pool, db_dsn: str, tmp_path: Path) -> AsyncI
     port = free_port()
     await web.TCPSite(runner, HOST, port).start()
     try:
-        yield AdminConsole(f"http://{HOST}:{port}")
+        yield AdminConsole(f"http://{HOST}:{port}", box)
     finally:
         await stream.close()
         await runner.cleanup()
@@ -194,18 +197,34 @@ async def test_admin_builds_an_object_with_its_panel_users_and_an_import(admin_c
         await assert_labelled(page, "#view-admin-panel")
         assert await page.text_content("#panel-key-state") == "not set"
         await page.select_option("#panel-form [name=edge_id]", "site-1")
-        await fill(page, "#panel-form", source="panel-1", model="INTEGRA 64", port="70000")
+        await fill(page, "#panel-form", source="panel-1", model="INTEGRA 64", port="70000", integration_key="zażółć")
         await page.click("#panel-form button.submit")
         await wait_error(page, "#panel-form [name=port]", "Between 1 and 65535")
-        await page.fill("#panel-form [name=port]", "7094")
+        await wait_error(page, "#panel-form [name=integration_key]", "ASCII characters only")
+        await fill(page, "#panel-form", port="7094", integration_key="Qx7-Panel!9z")
         await page.click("#panel-form button.submit")
         await page.wait_for_selector("#partitions-table", timeout=5000)
         panel = await db.fetchrow("SELECT * FROM panels")
         assert (panel["object_id"], panel["edge_id"], panel["source"], panel["model"], panel["port"]) == \
             (obj["id"], "site-1", "panel-1", "INTEGRA 64", 7094)
         assert await page.is_disabled("#panel-form [name=edge_id]")  # fixed once the panel exists
-        assert await page.is_disabled("#panel-form [name=integration_key]")
+        # The integration key: sealed by the hub, shown only as "set", never on the page.
+        assert await page.text_content("#panel-key-state") == "set"
         assert await page.get_attribute("#panel-form [name=integration_key]", "type") == "password"
+        key_aad = integration_key_aad(panel["id"])
+        assert admin_console.box.decrypt(bytes(panel["integration_key_enc"]), key_aad) == b"Qx7-Panel!9z"
+        assert "Qx7-Panel!9z" not in await page.content()
+        await page.click("#panel-key-clear")
+        await confirm(page, f"panel #{panel['id']}")
+        await page.wait_for_selector("#panel-key-state[data-set='false']", timeout=5000)
+        assert await page.text_content("#panel-key-state") == "not set"
+        assert await db.fetchval("SELECT integration_key_enc FROM panels") is None
+        await page.fill("#panel-form [name=integration_key]", "n3w-key")
+        await page.click("#panel-form button.submit")
+        await page.wait_for_selector("#panel-key-state[data-set='true']", timeout=5000)
+        sealed = await db.fetchval("SELECT integration_key_enc FROM panels")
+        assert admin_console.box.decrypt(bytes(sealed), key_aad) == b"n3w-key"
+        assert await page.input_value("#panel-form [name=integration_key]") == ""  # redrawn empty
 
         for number, name in ((1, "Ground floor"), (2, "Office")):
             await fill(page, "#partitions-new", number=str(number), name=name)

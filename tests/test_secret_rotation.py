@@ -13,11 +13,15 @@ import asyncpg
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hub.api.panels_api import integration_key_aad
 from hub.api.secrets_api import object_secret_aad
 from hub.secret_box import (FORMAT_V1, SecretBox, SecretBoxError, add_current_key, read_secret_file, sealed_key_id)
 
 SQL_OBJECT = "INSERT INTO objects (name) VALUES ('Bank') RETURNING id"
 SQL_SECRET = "INSERT INTO object_secrets (object_id, label, secret_enc) VALUES ($1, $2, $3) RETURNING id"
+SQL_EDGE = "INSERT INTO edges (edge_id, public_key, key_id) VALUES ('site-1', $1, 'k')"
+SQL_PANEL = "INSERT INTO panels (object_id, edge_id, source) VALUES ($1, 'site-1', 'panel-1') RETURNING id"
+SQL_PANEL_KEY = "UPDATE panels SET integration_key_enc = $2 WHERE id = $1"
 
 
 def _legacy_seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
@@ -57,6 +61,10 @@ async def test_rotate_reseals_everything_then_prune_drops_the_old_keys(db: async
     aad = object_secret_aad(object_id)
     ids = [await db.fetchval(SQL_SECRET, object_id, "NVR", box.encrypt(b"nvr-pass", aad)),
            await db.fetchval(SQL_SECRET, object_id, "old NVR", _legacy_seal(first_key, b"legacy-pass", aad))]
+    await db.execute(SQL_EDGE, b"\x00" * 32)
+    panel_id = await db.fetchval(SQL_PANEL, object_id)
+    panel_aad = integration_key_aad(panel_id)
+    await db.execute(SQL_PANEL_KEY, panel_id, box.encrypt(b"ethm-key", panel_aad))
 
     # Prune refuses while a value from before key ids exists: nobody could tell which key it needs.
     refused = _hub(db_dsn, path, "secrets", "prune")
@@ -65,12 +73,14 @@ async def test_rotate_reseals_everything_then_prune_drops_the_old_keys(db: async
     done = _hub(db_dsn, path, "secrets", "rotate")
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
-    assert answer["resealed"]["object_secrets"] == 2
+    assert answer["resealed"]["object_secrets"] == 2 and answer["resealed"]["panels"] == 1
     after = SecretBox.from_file(path)
     assert after.current_key_id == answer["key_id"] and len(after.key_ids) == 2
     rows = {r["id"]: bytes(r["secret_enc"]) for r in await db.fetch("SELECT id, secret_enc FROM object_secrets")}
     assert {sealed_key_id(v) for v in rows.values()} == {answer["key_id"]}
     assert [after.decrypt(rows[i], aad) for i in ids] == [b"nvr-pass", b"legacy-pass"]
+    panel_key = bytes(await db.fetchval("SELECT integration_key_enc FROM panels WHERE id = $1", panel_id))
+    assert sealed_key_id(panel_key) == answer["key_id"] and after.decrypt(panel_key, panel_aad) == b"ethm-key"
     assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'secrets.rotated'") == 1
 
     pruned = _hub(db_dsn, path, "secrets", "prune")
@@ -79,6 +89,7 @@ async def test_rotate_reseals_everything_then_prune_drops_the_old_keys(db: async
     final = SecretBox.from_file(path)
     assert final.key_ids == [answer["key_id"]]
     assert [final.decrypt(rows[i], aad) for i in ids] == [b"nvr-pass", b"legacy-pass"]
+    assert final.decrypt(panel_key, panel_aad) == b"ethm-key"
 
 
 async def test_prune_keeps_a_key_a_value_still_uses(db: asyncpg.Pool, db_dsn: str, tmp_path: Path) -> None:

@@ -157,7 +157,7 @@ def _wrap(route: Route):  # type: ignore[no-untyped-def]
         if route.query is not None:
             call.query = decode_query(request, route.query)
         if request.headers.get("Idempotency-Key") and route.carries_secret:
-            raise ApiError(400, "idempotency_not_allowed", "this response carries a credential shown once; it is never "
+            raise ApiError(400, "idempotency_not_allowed", "this request or its response carries a secret; it is never "
                                                            "stored for replay, so Idempotency-Key is refused here")
 
         async def respond() -> web.StreamResponse:

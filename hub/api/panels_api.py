@@ -1,4 +1,5 @@
-"""Panels with their zones, partitions and outputs, and the panels' live state and history."""
+"""Panels with their zones, partitions and outputs, their write-only integration keys, and the
+panels' live state and history."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,13 +8,16 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from firmware_bridges.satel.protocol.crypto import derive_aes_key
 from hub.api.app import deps
 from hub.api.common import NonEmpty, PageQuery, record
 from hub.api.crud import Table, audit, insert, provided, update
-from hub.api.errors import not_found
+from hub.api.errors import invalid, not_found
 from hub.api.objects_api import visible_object
 from hub.api.permissions import require_object
 from hub.api.routing import Call, Router
+from hub.api.secrets_api import SECRET_BOX_KEY
+from hub.secret_box import SecretBox
 
 router = Router()
 
@@ -33,6 +37,9 @@ class PanelIn(msgspec.Struct, forbid_unknown_fields=True):
     model: Annotated[str, msgspec.Meta(max_length=100)] = ""
     host: Annotated[str, msgspec.Meta(max_length=255)] = ""
     port: Port | None = None
+    # Write-only: sealed at rest, never answered; "" or null is no key. Checked in the handler
+    # (checked_key) so the refusal names the rule and never echoes the value.
+    integration_key: str | None = None
 
 
 class PanelPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -40,6 +47,7 @@ class PanelPatch(msgspec.Struct, forbid_unknown_fields=True):
     model: Annotated[str, msgspec.Meta(max_length=100)] | UnsetType = UNSET
     host: Annotated[str, msgspec.Meta(max_length=255)] | UnsetType = UNSET
     port: Port | None | UnsetType = UNSET
+    integration_key: str | None | UnsetType = UNSET  # "" or null clears it; absent keeps it
 
 
 class ZoneIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -89,6 +97,35 @@ WHERE panel_id = $1 AND ($2::text IS NULL OR element = $2)
 ORDER BY at DESC, id DESC LIMIT $5 OFFSET $6
 """
 SQL_PANEL_OF = "SELECT panel_id FROM {table} WHERE id = $1"
+SQL_SET_KEY = "UPDATE panels SET integration_key_enc = $2 WHERE id = $1"
+
+
+def integration_key_aad(panel_id: int) -> bytes:
+    """The associated data a panel's integration key is sealed with: a sealed key copied to another
+    panel's row does not open."""
+    return f"panel_integration_key:{panel_id}".encode()
+
+
+def checked_key(value: str | None) -> str | None:
+    """The integration key to store, None for none ("" or null); 422 naming the field for a key the
+    ETHM-1 would not take (firmware_bridges.satel.protocol.crypto: 1-12 ASCII characters)."""
+    if not value:
+        return None
+    try:
+        derive_aes_key(value)
+    except ValueError as exc:  # its message states the rule, never the key
+        raise invalid(str(exc), {"field": "integration_key"}) from None
+    return value
+
+
+def _sealed_key(call: Call, panel_id: int, key: str | None) -> bytes | None:
+    box: SecretBox = deps(call).extra[SECRET_BOX_KEY]
+    return None if key is None else box.encrypt(key.encode("ascii"), integration_key_aad(panel_id))
+
+
+def _key_audit(key: str | None) -> dict[str, str]:
+    # The audit row says what happened to the key, never what it is.
+    return {"integration_key": "set" if key is not None else "cleared"}
 
 
 def _panel_json(row: Any) -> dict[str, Any]:
@@ -103,13 +140,24 @@ async def _visible_panel(call: Call, panel_id: int) -> Any:
     return row
 
 
-@router.post("/api/v1/panels", body=PanelIn, permission="objects.edit", status=201, tags=("panels",))
+# carries_secret: the body may hold the integration key, and a replay key would keep the body's
+# unsalted SHA-256 (hub.api.idempotency), against which a 12-character key can be guessed offline.
+# A retry after a lost answer still creates nothing twice: (edge_id, source) is unique (409).
+@router.post("/api/v1/panels", body=PanelIn, permission="objects.edit", status=201, carries_secret=True,
+             tags=("panels",))
 async def create_panel(call: Call) -> dict[str, Any]:
-    """Add a panel to an object, naming the edge that owns it and its id there."""
-    await visible_object(call, call.body.object_id)
+    """Add a panel to an object, naming the edge that owns it and its id there, optionally with
+    its integration key (write-only). Refuses Idempotency-Key (400 idempotency_not_allowed)."""
+    body: PanelIn = call.body
+    await visible_object(call, body.object_id)
+    key = checked_key(body.integration_key)
     async with deps(call).pool.acquire() as conn, conn.transaction():
-        row = await insert(conn, PANELS, msgspec.structs.asdict(call.body))
-        await audit(conn, call, "panel.create", "panel", row["id"], {"object_id": row["object_id"]})
+        row = await insert(conn, PANELS, msgspec.structs.asdict(body))
+        details: dict[str, Any] = {"object_id": row["object_id"]}
+        if key is not None:
+            await conn.execute(SQL_SET_KEY, row["id"], _sealed_key(call, row["id"], key))
+            details |= _key_audit(key)
+        await audit(conn, call, "panel.create", "panel", row["id"], details)
     return _panel_json(await deps(call).pool.fetchrow(SQL_PANEL, row["id"]))
 
 
@@ -127,12 +175,22 @@ async def get_panel(call: Call) -> dict[str, Any]:
 
 @router.patch("/api/v1/panels/{id}", body=PanelPatch, permission="objects.edit", tags=("panels",))
 async def update_panel(call: Call) -> dict[str, Any]:
-    """Change a panel's model or address (versioned)."""
+    """Change a panel's model, address or integration key (write-only; "" or null clears it)
+    (versioned)."""
     panel_id = call.path_int("id")
-    values = provided(call.body, ("model", "host", "port"))
+    body: PanelPatch = call.body
+    values = provided(body, ("model", "host", "port"))
+    details: dict[str, Any] = {"fields": sorted(values)}
+    changes_key = body.integration_key is not UNSET
+    key = checked_key(body.integration_key) if changes_key else None  # type: ignore[arg-type]
     async with deps(call).pool.acquire() as conn, conn.transaction():
-        await update(conn, PANELS, panel_id, call.body.version, values)
-        await audit(conn, call, "panel.update", "panel", panel_id, {"fields": sorted(values)})
+        # Checks the version and bumps it once, with or without other fields; the key follows
+        # under the row lock that update took.
+        await update(conn, PANELS, panel_id, body.version, values)
+        if changes_key:
+            await conn.execute(SQL_SET_KEY, panel_id, _sealed_key(call, panel_id, key))
+            details = {"fields": sorted([*values, "integration_key"]), **_key_audit(key)}
+        await audit(conn, call, "panel.update", "panel", panel_id, details)
     return _panel_json(await deps(call).pool.fetchrow(SQL_PANEL, panel_id))
 
 

@@ -67,7 +67,8 @@ class Route:
     response: type | None
     status: int
     idempotent_post: bool
-    # The response carries a credential shown once (an enrolment token): never stored for replay.
+    # The response carries a credential shown once (an enrolment token), or the request a secret (a
+    # panel's integration key): neither is kept for replay, not even as a digest of the body.
     carries_secret: bool = False
     produces: str = "application/json"
     consumes: tuple[str, ...] = ("application/json",)

@@ -1,14 +1,15 @@
 // The panel editor: a panel's owning edge and its id there (fixed once the panel exists: its
-// events arrive under that pair), model and address, the integration key (write-only: only
-// "set" or "not set" is ever shown), and its partitions, zones (name, partition, priority
-// override) and outputs as tables edited in place. Routes: #/admin-panel/<id>,
-// #/admin-panel/new/<object id>.
+// events arrive under that pair), model and address, the integration key (write-only: sent when
+// typed, cleared by its button, and only "set" or "not set" is ever shown), and its partitions,
+// zones (name, partition, priority override) and outputs as tables edited in place. Routes:
+// #/admin-panel/<id>, #/admin-panel/new/<object id>.
 import * as API from "./api.js";
 import { el } from "./queue.js";
-import { Field, Form, changed } from "./forms.js";
+import { Field, Form, changed, confirmAction } from "./forms.js";
 
 const PRIORITIES = ["CRITICAL", "HIGH", "NORMAL", "LOW"];
 const EDGE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;   // PanelIn.edge_id
+const KEY_CHARS = /^[\x00-\x7f]*$/;              // the ETHM-1's integration key: ASCII, at most 12
 const ANY_KIND = "*";                           // a zone override for every event kind
 const STALE = "Data changed — refreshed";
 
@@ -29,10 +30,11 @@ function panelFields(edges, panel = null) {
     new Field({ name: "model", label: "Model", maxLength: 100, value: p.model, placeholder: "INTEGRA 64 + ETHM-1" }),
     new Field({ name: "host", label: "Host (as the edge reaches it)", maxLength: 255, value: p.host }),
     new Field({ name: "port", label: "Port", type: "number", integer: true, min: 1, max: 65535, value: p.port }),
-    // Write-only: the hub never returns the key. Its API takes none yet (PanelIn/PanelPatch have no
-    // such field), so the field stays disabled rather than send what would be refused.
-    new Field({ name: "integration_key", label: "Integration key (write-only)", type: "password", disabled: true,
-                autocomplete: "new-password", hint: "The hub's API does not accept an integration key yet; today it is set in the edge's configuration." }),
+    // Write-only: the hub never returns the key, so the field starts empty and empty sends nothing.
+    new Field({ name: "integration_key", label: "Integration key (write-only)", type: "password", maxLength: 12,
+                pattern: KEY_CHARS, patternMessage: "ASCII characters only (no Polish letters)",
+                autocomplete: "new-password",
+                hint: fixed ? "Type a new key to replace it; leave empty to keep it." : "Optional: as set in the ETHM-1 module." }),
   ];
 }
 
@@ -89,9 +91,11 @@ export class PanelEditor {
     const form = new Form(panelFields(edges), {
       submitLabel: "Add panel",
       errorFields: { panels_edge_id_source_key: "source", panels_edge_id_fkey: "edge_id" },
-      onSubmit: async (values, headers) => {
-        const { integration_key: _writeOnly, ...body } = values;
-        const made = await API.post("/api/v1/panels", { ...body, object_id: o.id }, headers);
+      // No Idempotency-Key: the hub refuses one here, as the body may carry the integration key.
+      // A retry after a lost answer is still safe: (edge, source) is unique, so it is a 409.
+      onSubmit: async (values) => {
+        const { integration_key: key, ...body } = values;
+        const made = await API.post("/api/v1/panels", { ...body, object_id: o.id, ...(key ? { integration_key: key } : {}) });
         this.toast(`Panel #${made.id} added`, "info");
         location.hash = `#/admin-panel/${made.id}`;
       },
@@ -102,8 +106,25 @@ export class PanelEditor {
       form.element, this.keyState(false)));
   }
 
-  keyState(set) {
-    return el("p", {}, "Integration key: ", el("strong", { id: "panel-key-state", dataset: { set } }, set ? "set" : "not set"));
+  // "set" or "not set"; for a saved panel with a key, the button that clears it.
+  keyState(set, panel = null) {
+    const clear = set && panel ? el("button", { type: "button", id: "panel-key-clear", class: "danger",
+      onclick: () => this.clearKey(panel) }, "Clear") : null;
+    return el("p", {}, "Integration key: ", el("strong", { id: "panel-key-state", dataset: { set } }, set ? "set" : "not set"),
+      clear ? " " : null, clear);
+  }
+
+  async clearKey(p) {
+    if (!await confirmAction(`Clear the integration key of panel #${p.id}? The hub forgets it.`, "Clear key")) return;
+    try {
+      await API.patch(`/api/v1/panels/${p.id}`, { version: p.version, integration_key: null });
+      this.toast("Integration key cleared", "info");
+    } catch (e) {
+      if (e.status === 409) { this.stale("panel"); return; }
+      this.toast(e.message, "error");
+      return;
+    }
+    await this.refresh("panel");
   }
 
   async refresh(...cards) {
@@ -121,8 +142,8 @@ export class PanelEditor {
     const form = new Form(panelFields(this.edges, p), {
       submitLabel: "Save panel", onStale: () => this.stale("panel"),
       onSubmit: async (values) => {
-        const { integration_key: _writeOnly, ...rest } = values;
-        const diff = changed(rest, p);
+        const { integration_key: key, ...rest } = values;
+        const diff = { ...changed(rest, p), ...(key ? { integration_key: key } : {}) };
         if (!Object.keys(diff).length) { this.toast("Nothing changed", "info"); return; }
         await API.patch(`/api/v1/panels/${p.id}`, { version: p.version, ...diff });
         this.toast("Panel saved", "info");
@@ -130,7 +151,7 @@ export class PanelEditor {
       },
     });
     form.element.id = "panel-form";
-    this.cards.panel.replaceChildren(el("h3", {}, "Panel"), form.element, this.keyState(p.has_integration_key));
+    this.cards.panel.replaceChildren(el("h3", {}, "Panel"), form.element, this.keyState(p.has_integration_key, p));
   }
 
   // A table of a panel's parts: one row form per part, and the row that adds one.
