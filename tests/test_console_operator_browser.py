@@ -3,9 +3,10 @@ real HTTP app, auth, live stream and housekeeping (escalation) on the test datab
 raised by real ingest. An operator claims the top alarm with one key, starts it, ticks checklist
 steps (each shows when and who), logs a call to a contact (click-to-call link, outcome), reads
 the events in words and the panel's zones by name, acknowledges and resolves with a resolution
-picked from the hub's list, and a closed alarm stays under "show resolved". A MASTER takes over an
-alarm while the operator's page is open and the operator sees it leave their hands live, then
-reassigns it. An alarm left NEW escalates: highlighted, a louder siren, a supervisor notice. A cut
+picked from the hub's list, and a closed alarm stays under "show resolved". A log entry written on
+one console shows in another's open detail live, leaving what is typed there alone. A MASTER
+takes over an alarm while the operator's page is open and the operator sees it leave their hands
+live, then reassigns it. An alarm left NEW escalates: highlighted, a louder siren, a supervisor notice. A cut
 stream disables the action buttons until it is back. The time zone setting changes every shown
 time, with UTC on hover. Every form field has a label. Screenshots land in
 $VIGIL_CONSOLE_SCREENSHOTS, by default test-artifacts/console/."""
@@ -221,6 +222,16 @@ async def test_a_master_takes_over_live_while_the_operator_watches_then_reassign
         await boss_page.wait_for_selector(f"{row}[data-status='IN_PROGRESS']", timeout=5000)
         assert await boss_page.locator(f"{row} button").count() == 0  # another's alarm: nothing to do from the row
         await boss_page.click(f"{row} td.status")
+
+        # An entry logged on the master's console reaches the operator's open detail live; only
+        # the log redraws there, so the call note the operator is typing stays.
+        await op_page.fill("#call-entry", "half-typed note")
+        await boss_page.fill("#log-entry", "Police informed by phone")
+        await boss_page.click("#log-form button[type=submit]")
+        await wait_text(op_page, "#alarm-log", "Police informed by phone")
+        assert "Maria Master" in await text(op_page, "#alarm-log")
+        assert await op_page.input_value("#call-entry") == "half-typed note"
+        await op_page.fill("#call-entry", "")
         await open_dialog(boss_page, "#alarm-actions button.act-take-over", "#take-over-dialog")
         assert "Held by Olga Operator" in await text(boss_page, "#take-over-dialog")
         await boss_page.click("#take-over-form button.submit")  # no reason: refused beside the field

@@ -4,6 +4,7 @@ events in words with the panel's names, every "who" as {id, email, name}, click-
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -14,6 +15,7 @@ from support.api import as_role
 from support.site import T0
 from support.operator_work import (ADMIN, ANN, ANN_ID, BOB, MASTER, MASTER_ID, TECH_ID, assert_error, audit, get,
                                    outbox, post, scene, walk)
+from test_stream_helpers import read_ws, running_hub
 
 TECH = as_role("TECHNICIAN", TECH_ID, [])
 ANN_WHO = {"id": ANN_ID, "email": "ann@x.test", "name": "Ann Operator"}
@@ -167,9 +169,11 @@ async def test_a_call_to_a_contact_is_logged_with_its_outcome_and_the_author_by_
         ({}, "entry"),
         ({"contact_id": 0, "outcome": "BUSY"}, "contact_id"),
     ]
+    rows_before = len(await outbox(db))
     for body, field in refusals:
         assert_error(await post(api_client, path, body, ANN, status=422), "invalid", field)
     assert await db.fetchval("SELECT count(*) FROM dispatch_log") == 0 and await audit(db, "dispatch_log.add") == []
+    assert len(await outbox(db)) == rows_before
 
     call = await post(api_client, path, {"contact_id": jan, "outcome": "NO_ANSWER"}, ANN, status=201)
     assert call["entry"] == "Call to Jan Kowalski (+48 600 100 200): no answer"
@@ -182,6 +186,12 @@ async def test_a_call_to_a_contact_is_logged_with_its_outcome_and_the_author_by_
     assert plain["outcome"] is None and plain["author"]["name"] == "Maria Master"
     [first, *_] = await audit(db, "dispatch_log.add")
     assert first["details"] == {"entry_id": call["id"], "contact_id": jan, "outcome": "NO_ANSWER"}
+    # Every entry reaches the other consoles on the alarm: alarm.updated with the entry as answered.
+    sent = (await outbox(db))[rows_before:]
+    assert [(u["topic"], u["object_id"]) for u in sent] == [("alarm.updated", s.object_id)] * 3
+    assert [u["payload"]["dispatch_log"] for u in sent] == [call, noted, plain]
+    assert {u["payload"]["bundle"]["id"] for u in sent} == {bundle_id}
+    assert sent[-1]["payload"]["bundle"]["version"] == (await get(api_client, f"/api/v1/alarms/{bundle_id}", ANN))["version"]
 
     # The entry keeps who was called after the contact is gone.
     await db.execute("DELETE FROM object_contacts WHERE id = $1", jan)
@@ -190,6 +200,27 @@ async def test_a_call_to_a_contact_is_logged_with_its_outcome_and_the_author_by_
         ("Call to Jan Kowalski (+48 600 100 200): no answer", None, "Jan Kowalski", "ann@x.test"),
         ("Coming in 10 min", None, "Jan Kowalski", "bob@x.test"),
         ("Patrol 7 sent", None, None, "master@x.test")]
+
+
+async def test_another_console_on_the_alarm_gets_the_entry_live(db: asyncpg.Pool, db_dsn: str,
+                                                                tmp_path: Path) -> None:
+    s = await scene(db, people=False)
+    async with running_hub(db, db_dsn, tmp_path) as hub:
+        ann = await hub.user("ann@x.test")
+        bob = await hub.user("bob@x.test")
+        bundle_id = await s.alarm()
+        await walk(hub.client, bundle_id, ann, "claim")
+        head = await db.fetchval("SELECT value FROM outbox_counter")
+        ws = await hub.ws(bob, cursor=head)
+        entry = await post(hub.client, f"/api/v1/alarms/{bundle_id}/dispatch-log", {"entry": "Patrol 7 sent"}, ann,
+                           status=201)
+        [change] = [m for m in await read_ws(ws, head + 1) if m["type"] == "change"]
+        assert (change["topic"], change["object_id"]) == ("alarm.updated", s.object_id)
+        assert change["payload"]["bundle"]["id"] == bundle_id
+        assert change["payload"]["bundle"]["status"] == "CLAIMING"
+        assert change["payload"]["dispatch_log"] == entry
+        assert entry["author"]["email"] == "ann@x.test"
+        await ws.close()
 
 
 async def test_a_call_on_an_alarm_with_no_object_names_no_contact(api_client: TestClient, db: asyncpg.Pool) -> None:

@@ -24,6 +24,7 @@ from hub.api.errors import ApiError, conflict, forbidden, invalid, not_found
 from hub.api.permissions import ASSIGNED_ONLY, allowed, object_filter, require_object
 from hub.api.principal import Role
 from hub.api.routing import Call, Router
+from hub.db.outbox import OutboxItem, write_outbox
 from shared.clock import SYSTEM_CLOCK
 from shared.logs import request_id
 
@@ -380,7 +381,8 @@ async def tick_step(call: Call) -> ChecklistStep:
              permission="alarms.work", status=201, tags=("alarms",))
 async def add_dispatch_entry(call: Call) -> DispatchEntry:
     """Add an operator journal entry to an alarm; with `contact_id` and `outcome`, a call to one of
-    the object's contacts and how it went."""
+    the object's contacts and how it went. Sent to every console as `alarm.updated` with
+    `dispatch_log` (the entry)."""
     bundle_id = call.path_int("id")
     row = await _visible_bundle(call, bundle_id)
     body: DispatchEntryBody = call.body
@@ -408,5 +410,10 @@ async def add_dispatch_entry(call: Call) -> DispatchEntry:
                                                if contact else {})}
         await conn.execute(SQL_AUDIT, now, call.user.actor, "dispatch_log.add", "bundle_alarm", str(bundle_id),
                            msgspec.json.encode(details).decode(), request_id.get())
-        who_is = await people(conn, [call.user.actor])
-    return DispatchEntry(**history.dispatch_out(entry, who_is))
+        out = history.dispatch_out(entry, await people(conn, [call.user.actor]))
+        # The bundle as the outbox row carries it, share-locked so no lifecycle move commits
+        # between this read and the row: a console never gets an older bundle after a newer one.
+        bundle = await conn.fetchrow(alarms.SQL_ONE + " FOR SHARE OF b", bundle_id)
+        await write_outbox(conn, [OutboxItem("alarm.updated", bundle["object_id"],
+                                             {"bundle": alarms.payload(bundle), "dispatch_log": out})])
+    return DispatchEntry(**out)

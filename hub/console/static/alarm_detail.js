@@ -2,8 +2,9 @@
 // lifecycle moves (ack asks for a note, resolve for how it ended), the procedure as a checklist,
 // the object's contacts in call order with click-to-call and a call outcome logged to the
 // dispatch log, the log with who wrote it, the events in words, and a supervisor's take-over.
-// What the live stream says about an alarm lands here too: the detail redraws, and a take-over
-// or an escalation that concerns the reader becomes a notice.
+// What the live stream says about an alarm lands here too: the detail redraws (a new dispatch-log
+// entry only redraws the log), and a take-over or an escalation that concerns the reader becomes
+// a notice.
 import * as API from "./api.js";
 import { callOutcomes, canTakeOver, resolveDialog, takeOverDialog, takeOverNotice } from "./alarm_dialogs.js";
 import { renderChecklist } from "./checklist.js";
@@ -16,6 +17,8 @@ const STALE_MSG = "Data changed — refreshed";
 
 // Without its events, log, checklist and contacts: what the queue keeps of a detail.
 const rowOf = ({ events, dispatch_log, checklist, contacts, ...row }) => row;
+
+const byTime = (x, y) => (Date.parse(x.at) - Date.parse(y.at)) || (x.id - y.id);  // as the hub orders the log
 
 function askNote(alarm) {
   return new Promise((resolve) => {
@@ -46,6 +49,9 @@ export class AlarmDetail {
     this.objectId = null;   // whose object card and panels are drawn
     this.loads = 0;
     this.current = null;
+    // Dispatch-log entries the stream brought for the alarm on screen, by id: merged into every
+    // draw, so a load that began before one was written cannot draw the log without it.
+    this.liveLog = new Map();
     $("log-form").addEventListener("submit", (e) => { e.preventDefault(); this.logEntry(); });
     $("alarm-back").addEventListener("click", () => { location.hash = "#/queue"; });
   }
@@ -56,6 +62,7 @@ export class AlarmDetail {
   // Show alarm `id` (`quiet`: redraw in place, without switching the view).
   async open(id, { quiet = false } = {}) {
     const n = ++this.loads;
+    if (this.id !== id) this.liveLog = new Map();
     this.id = id;
     if (!quiet) {
       this.showView("alarm");
@@ -167,7 +174,10 @@ export class AlarmDetail {
   }
 
   renderLog(a) {
-    const log = a.dispatch_log || [];
+    const loaded = a.dispatch_log || [];
+    const ids = new Set(loaded.map((d) => d.id));
+    const live = [...this.liveLog.values()].filter((d) => d.bundle_id === a.id && !ids.has(d.id));
+    const log = live.length ? [...loaded, ...live].sort(byTime) : loaded;
     $("alarm-log").replaceChildren(...(log.length ? log.map((d) => el("li", { dataset: { id: d.id } },
       el("span", { class: "muted" }, timeEl(d.at), " "), personEl(d.author), el("span", { class: "muted" }, ": "),
       d.outcome && !d.entry.includes(d.contact_name || "")
@@ -268,7 +278,8 @@ export class AlarmDetail {
     const p = msg.payload || {};
     const a = this.store.get(p.bundle.id) || p.bundle;
     const me = this.me();
-    if (this.id === a.id) this.open(a.id, { quiet: true });
+    if (this.id === a.id && p.dispatch_log) this.logged(p.dispatch_log);
+    else if (this.id === a.id) this.open(a.id, { quiet: true });
     const moved = me && p.take_over ? takeOverNotice(a, p.take_over, me) : null;
     if (moved) notify(moved, { kind: "warn", dataset: { alarm: a.id, notice: "take-over" }, open: this.opener(a) });
     if (msg.topic === "alarm.escalated" && me && me.canSupervise && a.status === "NEW") {
@@ -276,6 +287,13 @@ export class AlarmDetail {
              `${Math.round(p.escalated_after_s || 0)} s`,
              { kind: "warn", dataset: { alarm: a.id, notice: "escalated" }, open: this.opener(a) });
     }
+  }
+
+  // A dispatch-log entry written on any console: only the log redraws, so a call or an entry
+  // being typed here stays as it is.
+  logged(entry) {
+    this.liveLog.set(entry.id, entry);
+    if (this.current && this.current.id === entry.bundle_id) this.renderLog(this.current);
   }
 
   opener(a) {
