@@ -22,7 +22,7 @@ from aiohttp import web
 from hub.api.panels_api import integration_key_aad
 from hub.api.server import build_http
 from hub.auth import build_auth
-from hub.config import AuthSettings
+from hub.config import AuthSettings, DocumentSettings
 from hub.secret_box import SecretBox
 from hub.stream import HubStream, stream_router
 from shared.process import free_port
@@ -40,6 +40,9 @@ UNLABELLED = """(scope) => [...document.querySelectorAll(`${scope} input, ${scop
   .filter((e) => e.type !== "hidden" && !(e.labels && e.labels.length) && !e.getAttribute("aria-label"))
   .map((e) => e.id || e.name || e.outerHTML.slice(0, 80))"""
 GOOD_CSV = "name,address,type,lat,lon\nDepot East,1 Rail Road,WAREHOUSE,50.1,19.9\nShop West,2 Main St,SHOP,,\n"
+DOCUMENT_CAP = 1024 * 1024  # documents.max_bytes here: 1 MB, so "too big" is quick to send
+# A small PDF that passes the hub's content check (hub/documents.py: judged by its first bytes).
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n" + bytes(range(256)) * 8
 BAD_CSV = "name,address,type,lat,lon\nDepot North,3 Rail Road,WAREHOUSE,50.1,19.9\nShop South,4 Main St,SHOP,north,\n"
 
 
@@ -57,7 +60,8 @@ async def admin_console(db: asyncpg.Pool, db_dsn: str, tmp_path: Path) -> AsyncI
     auth = await build_auth(db, AuthSettings(secret_file=str(tmp_path / "secret.key")), box=box, passwords=cheap_passwords())
     stream = HubStream(db, db_dsn)
     await stream.start()
-    runner = web.AppRunner(build_http(db, auth.authenticator, [auth.router, stream_router(stream)], box), access_log=None)
+    runner = web.AppRunner(build_http(db, auth.authenticator, [auth.router, stream_router(stream)], box,
+                                      documents=DocumentSettings(max_bytes=DOCUMENT_CAP)), access_log=None)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, HOST, port).start()
@@ -187,7 +191,7 @@ async def test_admin_builds_an_object_with_its_panel_users_and_an_import(admin_c
         sealed = await db.fetchval("SELECT secret_enc FROM object_secrets")
         assert b"recorder-pass-77" not in bytes(sealed)
         assert "recorder-pass-77" not in await page.content()
-        assert await page.locator("[data-slot=documents]").count() == 1
+        assert await page.locator("#admin-object-documents #document-form").count() == 1
         await assert_labelled(page, "#view-admin-objects")
         await shot(page, "admin-object", full_page=True)
 
@@ -403,4 +407,97 @@ async def test_an_operator_has_no_administration(admin_console: AdminConsole, db
             await page.wait_for_function(f"() => location.hash === '#/{route}'", timeout=5000)
             await page.wait_for_selector("#view-queue:not([hidden])", timeout=5000)
             assert await page.locator("[id^=view-admin]:not([hidden])").count() == 0
+        assert page.js_errors == []
+
+
+async def download_bytes(page: Any, button: str) -> tuple[str, bytes]:
+    """Click a Download button and wait for the browser's download: its file name and bytes."""
+    async with page.expect_download(timeout=10000) as started:
+        await page.click(button)
+    download = await started.value
+    return download.suggested_filename, Path(await download.path()).read_bytes()
+
+
+async def test_documents_are_uploaded_downloaded_and_deleted_and_a_contact_is_deleted(admin_console: AdminConsole,
+                                                                                       db: asyncpg.Pool) -> None:
+    """An ADMIN uploads a document to an object (no file, an .svg and too big a file are refused
+    beside the field), downloads it byte for byte, deletes a contact; an OPERATOR lists the
+    document and downloads it; the ADMIN deletes it."""
+    base = admin_console.base
+    await add_user(db, ADMIN_EMAIL, "ADMIN")
+    await add_user(db, OPERATOR_EMAIL, "OPERATOR")
+    object_id = await db.fetchval("INSERT INTO objects (name) VALUES ('Depot') RETURNING id")
+    await db.execute("INSERT INTO object_contacts (object_id, name, phone, call_order) "
+                     "VALUES ($1, 'Anna Nowak', '+48 600 100 200', 1), ($1, 'Piotr Kowalski', '', 2)", object_id)
+    listed = "#document-list tr[data-document]:has-text('plan.pdf')"
+
+    async with browser_page() as page:
+        await log_in(page, base, ADMIN_EMAIL)
+        await page.evaluate(f"location.hash = '#/admin-objects/{object_id}'")
+        await page.wait_for_selector("#document-form", timeout=5000)
+        await page.wait_for_selector("#admin-object-documents p.muted:has-text('No documents')", timeout=5000)
+        assert await page.get_attribute("#document-form [name=file]", "accept") == ".pdf,.png,.jpg,.jpeg,.webp"
+        await assert_labelled(page, "#admin-object-documents")
+
+        # Nothing chosen, then an SVG (refused by the hub whatever it claims), then too big a file:
+        # each refusal beside the file field, and nothing stored.
+        await page.click("#document-form button.submit")
+        await wait_error(page, "#document-form [name=file]", "Choose a file")
+        await page.set_input_files("#document-form [name=file]", files=[{
+            "name": "plan.svg", "mimeType": "image/svg+xml",
+            "buffer": b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'}])
+        await page.click("#document-form button.submit")
+        await wait_error(page, "#document-form [name=file]", "SVG and HTML files are refused")
+        await page.set_input_files("#document-form [name=file]", files=[{
+            "name": "huge.pdf", "mimeType": "application/pdf", "buffer": PDF + bytes(DOCUMENT_CAP)}])
+        await page.click("#document-form button.submit")
+        await wait_error(page, "#document-form [name=file]", "Too big: a document may be at most 1 MB")
+        assert await db.fetchval("SELECT count(*) FROM object_documents") == 0
+
+        # A PDF with a title: listed with its type, size, uploader and time.
+        await page.set_input_files("#document-form [name=file]", files=[{
+            "name": "plan.pdf", "mimeType": "application/pdf", "buffer": PDF}])
+        await page.fill("#document-form [name=title]", "Ground floor <b>plan</b>")
+        await page.click("#document-form button.submit")
+        await page.wait_for_selector(listed, timeout=5000)
+        doc = await db.fetchrow("SELECT id, title, filename, media_type, content FROM object_documents")
+        assert (doc["title"], doc["filename"], doc["media_type"], bytes(doc["content"])) == \
+            ("Ground floor <b>plan</b>", "plan.pdf", "application/pdf", PDF)
+        cells = await page.eval_on_selector_all(f"{listed} td", "(tds) => tds.map((t) => t.textContent)")
+        assert cells[:5] == ["Ground floor <b>plan</b>", "plan.pdf", "PDF", "2 KB", ADMIN_EMAIL], cells
+        assert await page.locator(f"{listed} time[title$='UTC']").count() == 1
+        assert await page.input_value("#document-form [name=title]") == ""  # the form is ready for the next one
+        assert await download_bytes(page, "#document-list button[aria-label='Download plan.pdf']") == ("plan.pdf", PDF)
+        await shot(page, "admin-object-documents", full_page=True)
+
+        # A contact leaves the call list after a confirmation naming them.
+        await page.click("#contacts-table button[aria-label='Delete contact Anna Nowak']")
+        await confirm(page, "Anna Nowak")
+        await wait_until(lambda: db.fetchval("SELECT array_agg(name) = ARRAY['Piotr Kowalski'] FROM object_contacts"),
+                         what="the contact deleted")
+        await page.wait_for_function("() => [...document.querySelectorAll('#contacts-table [data-contact] [name=name]')]"
+                                     ".map((i) => i.value).join() === 'Piotr Kowalski'", timeout=5000)
+        assert page.js_errors == []
+
+    # An operator lists the object's documents and downloads one, and may not delete it.
+    async with browser_page() as page:
+        await log_in(page, base, OPERATOR_EMAIL)
+        await page.evaluate(f"location.hash = '#/objects/{object_id}'")
+        await page.wait_for_selector("#object-document-list tr[data-document]:has-text('plan.pdf')", timeout=5000)
+        assert await page.locator("#object-document-list button.delete").count() == 0
+        assert await download_bytes(page, "#object-document-list button[aria-label='Download plan.pdf']") == \
+            ("plan.pdf", PDF)
+        await shot(page, "operator-object-documents", full_page=True)
+        assert page.js_errors == []
+
+    # Deleted after a confirmation naming the file.
+    async with browser_page() as page:
+        await log_in(page, base, ADMIN_EMAIL)
+        await page.evaluate(f"location.hash = '#/admin-objects/{object_id}'")
+        await page.click(f"{listed} button[aria-label='Delete plan.pdf']")
+        await confirm(page, "plan.pdf")
+        await page.wait_for_selector("#admin-object-documents p.muted:has-text('No documents')", timeout=5000)
+        assert await db.fetchval("SELECT count(*) FROM object_documents") == 0
+        assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'document.delete' "
+                                 "AND target_id = $1", str(doc["id"])) == 1
         assert page.js_errors == []

@@ -19,7 +19,7 @@ EXPECTED_TYPES = {
     "admin_import.js": "text/javascript", "history.js": "text/javascript", "reports.js": "text/javascript",
     "audit.js": "text/javascript", "chart.js": "text/javascript", "alarm_detail.js": "text/javascript",
     "alarm_dialogs.js": "text/javascript", "checklist.js": "text/javascript", "notices.js": "text/javascript",
-    "panel_state.js": "text/javascript", "settings.js": "text/javascript",
+    "panel_state.js": "text/javascript", "settings.js": "text/javascript", "documents.js": "text/javascript",
 }
 
 

@@ -1,15 +1,20 @@
 // Administration of objects (sites): the list with search; create, edit and deactivate (after a
 // confirmation naming the object); on one object its contacts (the call list, in order, with
-// when each may be called), the procedure per alarm type (ordered steps), its panels, its recorder secrets (added here, revealed
-// on the Objects page as before) and a place for its documents. Route: #/admin-objects[/<id>|/new].
+// when each may be called), the procedure per alarm type (ordered steps), its panels, its recorder
+// secrets (added here, revealed on the Objects page as before) and its documents (uploaded,
+// downloaded and deleted here). Contacts, procedures, secrets and documents are deleted after a
+// confirmation naming them. Route: #/admin-objects[/<id>|/new].
 import * as API from "./api.js";
 import { el } from "./queue.js";
 import { Field, Form, changed, confirmAction } from "./forms.js";
+import { documentTable } from "./documents.js";
 
 // hub/alarms/classify.py: the alarm types a procedure can be for.
 export const ALARM_TYPES = ["BURGLARY", "TAMPER", "FIRE", "PANIC", "TROUBLE", "TEMPERATURE", "LINK", "ROBOT", "SYSTEM"];
 const MAX_CALL_ORDER = 100;       // ContactIn.call_order
 const MAX_STEPS_CHARS = 4000;     // ProcedureIn.steps
+const MAX_TITLE_CHARS = 200;      // hub/api/documents_api.py MAX_TITLE
+const DOCUMENT_TYPES = ".pdf,.png,.jpg,.jpeg,.webp";  // what hub/documents.py keeps
 const STALE = "Data changed — refreshed";
 
 const $ = (id) => document.getElementById(id);
@@ -50,6 +55,23 @@ export function joinSteps(steps) {
 }
 
 const moveButton = (label, text, onclick) => el("button", { type: "button", class: "move", "aria-label": label, title: label, onclick }, text);
+
+// Delete one of the object's records: asks `question` (naming it), DELETEs `path`, then `after()`
+// redraws. A record already gone (404) is simply redrawn away.
+async function confirmDelete(name, question, path, after, toast) {
+  if (!await confirmAction(question, `Delete ${name}`)) return;
+  try {
+    await API.del(path);
+    toast(`${name} deleted`, "info");
+  } catch (e) {
+    if (e.status !== 404) toast(e.message, "error");
+  }
+  await after();
+}
+
+const deleteButton = (name, question, path, after, toast) => el("button", {
+  type: "button", class: "danger delete", "aria-label": `Delete ${name}`,
+  onclick: () => confirmDelete(name, question, path, after, toast) }, "Delete…");
 
 // An ordered list of steps, each its own labelled input with move up/down and remove; a field
 // a Form can hold (value, problem, setError).
@@ -225,8 +247,10 @@ export class ObjectsAdmin {
       const down = moveButton(`Move ${c.name} down`, "↓", () => this.moveContact(i, 1));
       up.disabled = i === 0;
       down.disabled = i === contacts.length - 1;
+      const remove = deleteButton(`contact ${c.name}`, `Delete the contact ${c.name} from ${this.object.name}'s call list? ` +
+        "Calls already logged to them keep their name and number.", `/api/v1/contacts/${c.id}`, () => this.refresh("contacts"), this.toast);
       const form = new Form(contactFields(c, i + 1), {
-        row: true, submitLabel: "Save", lead: [String(i + 1)], extra: [up, down], onStale: () => this.stale("contacts"),
+        row: true, submitLabel: "Save", lead: [String(i + 1)], extra: [up, down, remove], onStale: () => this.stale("contacts"),
         onSubmit: async (values) => {
           const diff = changed(values, c);
           if (!Object.keys(diff).length) { this.toast("Nothing changed", "info"); return; }
@@ -277,8 +301,11 @@ export class ObjectsAdmin {
   drawProcedures() {
     const procs = [...(this.object.procedures || [])].sort((a, b) => ALARM_TYPES.indexOf(a.alarm_type) - ALARM_TYPES.indexOf(b.alarm_type));
     const blocks = procs.map((p) => {
+      const remove = deleteButton(`${p.alarm_type} procedure`, `Delete the ${p.alarm_type} procedure of ${this.object.name}? ` +
+        "Alarms already worked keep the checklist they copied from it.", `/api/v1/procedures/${p.id}`,
+        () => this.refresh("procedures"), this.toast);
       const form = new Form([new StepsField("steps", p.alarm_type, p.steps)], {
-        submitLabel: `Save ${p.alarm_type} steps`, onStale: () => this.stale("procedures"),
+        submitLabel: `Save ${p.alarm_type} steps`, extra: [remove], onStale: () => this.stale("procedures"),
         onSubmit: async (values) => {
           if (values.steps === p.steps) { this.toast("Nothing changed", "info"); return; }
           await API.patch(`/api/v1/procedures/${p.id}`, { version: p.version, steps: values.steps });
@@ -352,17 +379,47 @@ export class ObjectsAdmin {
     form.element.id = "secret-form";
     this.cards.secrets.replaceChildren(el("h3", {}, "Recorder and camera secrets"),
       secrets.length ? el("ul", { class: "plain", id: "secret-list" }, ...secrets.map((s) =>
-        el("li", {}, el("strong", {}, s.label), s.username ? ` (${s.username})` : ""))) : el("p", { class: "muted" }, "No secrets stored."),
+        el("li", { dataset: { secret: s.id } }, el("strong", {}, s.label), s.username ? ` (${s.username}) ` : " ",
+          deleteButton(`secret ${s.label}`, `Delete the secret ${s.label} of ${o.name}? Its password cannot be recovered.`,
+                       `/api/v1/secrets/${s.id}`, () => this.drawSecrets(), this.toast))))
+        : el("p", { class: "muted" }, "No secrets stored."),
       el("p", { class: "muted" }, "Stored encrypted; revealed for 60 s with a logged reason on the Objects page."),
       form.element);
   }
 
-  // ---------- documents: NOT built here. The documents API (another change) fills this card;
-  // it stays its own card so that work touches nothing else on the page.
+  // ---------- documents: schematics, photos and PDFs (multipart upload, streamed by the hub)
 
-  drawDocuments() {
-    this.cards.documents.dataset.slot = "documents";
-    this.cards.documents.replaceChildren(el("h3", {}, "Documentation"),
-      el("p", { class: "muted" }, "Plans, instructions and other files for this object come with the documents API."));
+  async drawDocuments() {
+    const o = this.object;
+    let docs = [];
+    try { docs = await API.get(`/api/v1/objects/${o.id}/documents`); } catch (e) { this.toast(e.message, "error"); }
+    const form = new Form([
+      new Field({ name: "file", label: "File (PDF, PNG, JPEG or WebP)", type: "file", required: true, accept: DOCUMENT_TYPES }),
+      new Field({ name: "title", label: "Title", maxLength: MAX_TITLE_CHARS, placeholder: "e.g. Ground floor plan" }),
+    ], {
+      submitLabel: "Upload document",
+      // The hub's refusals of the file (too big, a type it does not keep) belong beside it.
+      errorFields: { file_too_large: "file", unsupported_media_type: "file", bad_multipart: "file" },
+      onSubmit: async (values, headers) => {
+        const body = new FormData();
+        body.append("file", values.file);
+        if (values.title) body.append("title", values.title);
+        try {
+          await API.postForm(`/api/v1/objects/${o.id}/documents`, body, headers);
+        } catch (e) {
+          if (e.code !== "file_too_large") throw e;
+          const mb = Math.round(((e.details || {}).max_bytes || 0) / 1024 / 1024);
+          throw new API.ApiError(e.status, e.code, `Too big: a document may be at most ${mb} MB`, { field: "file" });
+        }
+        this.toast(`${values.file.name} uploaded`, "info");
+        await this.drawDocuments();
+      },
+    });
+    form.element.id = "document-form";
+    const remove = (d) => confirmDelete(d.filename, `Delete ${d.filename}${d.title ? ` (${d.title})` : ""} from ${o.name}? ` +
+      "The file is removed for good; the audit log keeps its name.", d.url, () => this.drawDocuments(), this.toast);
+    this.cards.documents.replaceChildren(el("h3", {}, "Documents"),
+      documentTable(docs, { id: "document-list", toast: this.toast, onDelete: remove }),
+      el("h4", {}, "Upload a document"), form.element);
   }
 }

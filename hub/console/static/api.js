@@ -57,11 +57,12 @@ function schedule() {
   refreshTimer = setTimeout(() => { refresh().catch(() => {}); }, due);
 }
 
-// `extra`: more request headers, and `raw` (a Blob sent as is, with `contentType`) instead of JSON.
+// `extra`: more request headers, and `raw` (a Blob sent as is, with `contentType`; a FormData with
+// none, since the browser writes the multipart boundary into it) instead of JSON.
 async function rawJson(method, path, body, access, extra = {}) {
   const headers = { Accept: "application/json", ...(extra.headers || {}) };
   let payload;
-  if (extra.raw !== undefined) { payload = extra.raw; headers["Content-Type"] = extra.contentType; }
+  if (extra.raw !== undefined) { payload = extra.raw; if (extra.contentType) headers["Content-Type"] = extra.contentType; }
   else if (body !== undefined) { payload = JSON.stringify(body); headers["Content-Type"] = "application/json"; }
   if (access) headers.Authorization = `Bearer ${access}`;
   let resp;
@@ -157,7 +158,43 @@ export const get = (path) => api("GET", path);
 export const post = (path, body, headers) => api("POST", path, body === undefined ? {} : body, { headers });
 export const patch = (path, body) => api("PATCH", path, body);
 export const put = (path, body) => api("PUT", path, body);
+export const del = (path) => api("DELETE", path);
 // A file as the request body, e.g. an import: `contentType` names its format.
 export const upload = (path, blob, contentType, headers) => api("POST", path, undefined, { raw: blob, contentType, headers });
+// A multipart/form-data body (FormData), e.g. a document with its title.
+export const postForm = (path, form, headers) => api("POST", path, undefined, { raw: form, headers });
+
+// The file's name from the answer's Content-Disposition (the exact UTF-8 one when given), else `fallback`.
+function fileName(resp, fallback) {
+  const header = resp.headers.get("Content-Disposition") || "";
+  const exact = /filename\*=UTF-8''([^;]+)/i.exec(header);
+  if (exact) { try { return decodeURIComponent(exact[1]); } catch { /* a malformed name: the plain one */ } }
+  const plain = /filename="([^"]+)"/.exec(header);
+  return plain ? plain[1] : fallback;
+}
+
+// Fetch a file with the session's token (a plain link would carry none) and hand it to the
+// browser as a download: report exports, object documents.
+export async function download(path, fallback) {
+  const send = (t) => fetch(path, { headers: { Authorization: `Bearer ${t.access}` }, cache: "no-store" });
+  let t = tokens();
+  if (!t) throw new ApiError(401, "unauthorized", "Signed out", null);
+  if (t.expiresAt - Date.now() < 5000) t = await refresh();
+  let resp = await send(t);
+  if (resp.status === 401) resp = await send(await refresh());
+  if (!resp.ok) {
+    const err = ((await resp.json().catch(() => null)) || {}).error || {};
+    throw new ApiError(resp.status, err.code, err.message || resp.statusText, err.details);
+  }
+  const url = URL.createObjectURL(await resp.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = fileName(resp, fallback);
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
 
 export function startSession() { schedule(); }

@@ -13,6 +13,7 @@ import { AdminPages, ADMIN_ROLES } from "./admin.js";
 import { HistoryPage } from "./history.js";
 import { ReportsPage } from "./reports.js";
 import { AuditPage } from "./audit.js";
+import { documentTable } from "./documents.js";
 
 const $ = (id) => document.getElementById(id);
 const WORK_ROLES = new Set(["OPERATOR", "MASTER"]);
@@ -297,6 +298,9 @@ async function showObject(id) {
   let secrets = [];
   try { secrets = await API.get(`/api/v1/objects/${id}/secrets`); } catch { secrets = []; }
   $("object-secrets").replaceChildren(...(secrets.length ? secrets.map(secretRow) : [el("p", { class: "muted" }, "No secrets")]));
+  let docs = [];
+  try { docs = await API.get(`/api/v1/objects/${id}/documents`); } catch (e) { toast(e.message, "error"); }
+  $("object-documents").replaceChildren(documentTable(docs, { id: "object-document-list", toast }));
   for (const tr of document.querySelectorAll("#object-list tr")) tr.classList.toggle("selected", Number(tr.dataset.id) === id);
 }
 

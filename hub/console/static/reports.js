@@ -1,7 +1,7 @@
 // Reports (alarms.view, object-scoped by the hub): for a range of days in the reader's zone, the
 // alarms per day as a bar chart with its table, the alarm history, each operator's time to claim
 // and to acknowledge (p50, p90) as a table and a chart, and how the alarms ended; each with CSV and
-// PDF exports that carry the same filters. Also the authenticated download the Audit page uses.
+// PDF exports that carry the same filters (also on the Audit page), fetched by API.download.
 import * as API from "./api.js";
 import { barChart } from "./chart.js";
 import { fmtTime } from "./dates.js";
@@ -36,32 +36,6 @@ function shortDuration(seconds) {
   return seconds % 3600 ? duration(seconds) : `${seconds / 3600} h`;
 }
 
-// The file's name from the answer's Content-Disposition, else `fallback`.
-function fileName(resp, fallback) {
-  const m = /filename="([^"]+)"/.exec(resp.headers.get("Content-Disposition") || "");
-  return m ? m[1] : fallback;
-}
-
-// Fetch an export with the session's token (a plain link would carry none) and hand it to the
-// browser as a download.
-async function download(path, fallback) {
-  const send = (t) => fetch(path, { headers: { Authorization: `Bearer ${t.access}` }, cache: "no-store" });
-  let t = API.tokens();
-  if (!t) throw new API.ApiError(401, "unauthorized", "Signed out", null);
-  let resp = await send(t);
-  if (resp.status === 401) resp = await send(await API.refresh());
-  if (!resp.ok) {
-    const err = ((await resp.json().catch(() => null)) || {}).error || {};
-    throw new API.ApiError(resp.status, err.code, err.message || resp.statusText, err.details);
-  }
-  const url = URL.createObjectURL(await resp.blob());
-  const a = el("a", { href: url, download: fileName(resp, fallback), hidden: true });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
-}
-
 // CSV and PDF links for `path` with `query` (filters only: an export is never paged). The link's
 // href is the API's address of the file; a click downloads it with the session's token.
 export function exportLinks(path, query, name, toast) {
@@ -70,7 +44,7 @@ export function exportLinks(path, query, name, toast) {
     return el("a", { href, class: `export export-${format}`, dataset: { format },
                      onclick: (e) => {
                        e.preventDefault();
-                       download(href, `${name}.${format}`).catch((err) => toast(err.message, "error"));
+                       API.download(href, `${name}.${format}`).catch((err) => toast(err.message, "error"));
                      } }, `Export ${format.toUpperCase()}`);
   }));
 }
