@@ -57,6 +57,16 @@ async def test_a_reveal_with_an_idempotency_key_is_refused_and_nothing_is_kept(a
     assert await _text_anywhere(db, SECRET) == []
 
 
+async def test_adding_a_secret_with_an_idempotency_key_is_refused_and_its_hash_not_kept(
+        api_client: TestClient, db: asyncpg.Pool) -> None:
+    obj = await json_of(await api_client.post("/api/v1/objects", json={"name": "Bank"}, headers=ADMIN))
+    resp = await api_client.post(f"/api/v1/objects/{obj['id']}/secrets", json={"label": "NVR", "secret": SECRET},
+                                 headers={**ADMIN, "Idempotency-Key": "add-1"})
+    assert resp.status == 400 and (await json_of(resp))["error"]["code"] == "idempotency_not_allowed"
+    assert await db.fetchval("SELECT count(*) FROM idempotency_keys") == 0
+    assert await db.fetchval("SELECT count(*) FROM object_secrets") == 0
+
+
 def test_every_route_answering_a_credential_refuses_replay() -> None:
     # The factories only close over their services; declaring the routes needs none of them.
     routers = [*CORE_ROUTERS, auth_router(None, None, None), stream_router(HubStream(None, ""))]  # type: ignore[arg-type]

@@ -74,8 +74,10 @@ def _box(call: Call) -> SecretBox:
     return deps(call).extra[SECRET_BOX_KEY]  # type: ignore[no-any-return]
 
 
+# carries_secret: the idempotency table keeps a plain SHA-256 of the request, and a short
+# recorder password beside known fields could be guessed against it offline.
 @router.post("/api/v1/objects/{id}/secrets", body=SecretIn, response=SecretOut, permission="objects.edit", status=201,
-             tags=("secrets",))
+             tags=("secrets",), carries_secret=True)
 async def create_secret(call: Call) -> SecretOut:
     """Store a recorder or camera password, encrypted."""
     object_id = call.path_int("id")

@@ -370,8 +370,9 @@ export class ObjectsAdmin {
       new Field({ name: "secret", label: "Password", type: "password", required: true, maxLength: 500, autocomplete: "new-password" }),
     ], {
       submitLabel: "Add secret",
-      onSubmit: async (values, headers) => {
-        await API.post(`/api/v1/objects/${o.id}/secrets`, values, headers);
+      // No Idempotency-Key: the hub refuses one here, as the body carries the password.
+      onSubmit: async (values) => {
+        await API.post(`/api/v1/objects/${o.id}/secrets`, values);
         this.toast(`Secret ${values.label} stored`, "info");
         await this.drawSecrets();
       },
