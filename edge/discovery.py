@@ -22,8 +22,8 @@ from pathlib import Path
 import ifaddr
 import msgspec
 from zeroconf import Error as ZeroconfError
-from zeroconf import IPVersion, ServiceInfo
-from zeroconf.asyncio import AsyncZeroconf
+from zeroconf import IPVersion, ServiceInfo, ServiceStateChange, Zeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
 
 from edge.config import EdgeConfig
 from shared.backoff import sleep_or_stop
@@ -46,6 +46,9 @@ _APP_KEY = b"vigil-edge-hardware-id"
 #: How often the advertiser looks at the box's addresses (a DHCP lease arriving after boot, a
 #: cable moved to another switch): a change re-registers with the new ones.
 ADDRESS_RECHECK_S = 10.0
+#: How long a box asks whether its instance name is taken before claiming it (answers come in
+#: well under a second; no answer costs this once per start).
+NAME_QUERY_MS = 1500
 
 
 class DiscoveryError(Exception):
@@ -135,6 +138,23 @@ def lan_addresses() -> list[str]:
     return sorted(a for a in found if not ipaddress.ip_address(a).is_loopback)
 
 
+async def _wait_for_holder(zc: AsyncZeroconf, name: str, timeout_s: float) -> None:
+    """Browse the service type until a box announcing `name` is seen, or `timeout_s` passes."""
+    seen = asyncio.Event()
+
+    def on_change(zeroconf: Zeroconf, service_type: str, name_seen: str, state_change: ServiceStateChange) -> None:
+        if name_seen == name:
+            seen.set()
+
+    browser = AsyncServiceBrowser(zc.zeroconf, SERVICE_TYPE, handlers=[on_change])
+    try:
+        await asyncio.wait_for(seen.wait(), timeout_s)
+    except TimeoutError:
+        pass  # nobody holds it: the common case
+    finally:
+        await browser.async_cancel()
+
+
 class Advertiser:
     """Advertises one box over mDNS until stopped.
 
@@ -183,6 +203,10 @@ class Advertiser:
         zc: AsyncZeroconf | None = None
         try:
             zc = AsyncZeroconf(interfaces=addresses, ip_version=IPVersion.V4Only)
+            # zeroconf's probe sees a name conflict only in its cache (the service type's PTR
+            # records), which a fresh responder has not filled: browse first, so a box already
+            # holding our name answers into the cache.
+            await _wait_for_holder(zc, info.name, NAME_QUERY_MS / 1000)
             # A second box claiming our name (a cloned machine-id) is renamed, not refused: the
             # installer then sees both, with the same hardware id, and can tell what happened.
             announced = await zc.async_register_service(info, allow_name_change=True)
