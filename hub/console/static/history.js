@@ -3,9 +3,9 @@
 // timeline grouped by kind, each entry with who and when. Also what the Reports and Audit pages
 // share: RecordPage, times in the reader's zone with UTC on hover, typed times read in that zone.
 import * as API from "./api.js";
-import { fmtTime } from "./dates.js";
+import { timeEl } from "./dates.js";
 import { Field, Form } from "./forms.js";
-import { PRIORITIES, el } from "./queue.js";
+import { PRIORITIES, el, personEl } from "./queue.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE_SIZE = 50;
@@ -19,20 +19,12 @@ const KINDS = [["event", "Events"], ["transition", "Lifecycle"], ["dispatch", "D
 export const zoneOf = (me) => (me && (me.time_zone || me.hub_time_zone)) || undefined;
 
 // A time for a person: in their zone, the UTC time on hover, the instant itself in `datetime`.
-export function when(iso, me) {
-  if (!iso) return "—";
-  return el("time", { datetime: iso, title: `${fmtTime(iso, { timeZone: "UTC" })} UTC` }, fmtTime(iso, { timeZone: zoneOf(me) }));
-}
+export const when = (iso, me) => (iso ? timeEl(iso, { timeZone: zoneOf(me) }) : "—");
 
 // Which zone the page's times are in, said once above them.
 export const zoneNote = (zone) => el("p", { class: "muted zone-note" },
   zone === "UTC" ? "Times are in UTC." : `Times are in ${zone || "your browser's time zone"}; hover over one for UTC.`);
 
-// Who did it, as people know them: the name, with the email on hover.
-export function whoText(who) {
-  if (!who) return "—";
-  return el("span", { title: who.email || "" }, who.name || who.email || `user ${who.id}`);
-}
 
 // The wall-clock fields of the instant `ms` in `timeZone`.
 export function wallParts(ms, timeZone) {
@@ -200,7 +192,7 @@ export class HistoryPage extends RecordPage {
     el("td", {}, el("a", { href: `#/history/${a.id}` }, `#${a.id}`)), el("td", {}, when(a.first_event_at, this.me)),
     el("td", {}, a.object_name || (a.object_id ? `#${a.object_id}` : a.summary || a.source)), el("td", {}, a.alarm_type),
     el("td", {}, a.priority), el("td", {}, a.status), el("td", {}, a.resolution_label || "—"),
-    el("td", {}, whoText(a.claimed_by_user)))));
+    el("td", {}, personEl(a.claimed_by_user)))));
     $("history-empty").hidden = page.items.length > 0;
     $("history-count").textContent = `(${page.total})`;
     const last = Math.min(page.offset + page.items.length, page.total);
@@ -230,7 +222,7 @@ export class HistoryPage extends RecordPage {
     const pairs = [["Status", alarm.status], ["Priority", alarm.priority], ["Type", alarm.alarm_type],
       ["Object", alarm.object_name || "—"], ["First event", when(alarm.first_event_at, this.me)],
       ["Last event", when(alarm.last_event_at, this.me)], ["Events", alarm.event_count],
-      ["Claimed by", whoText(alarm.claimed_by_user)], ["Ack note", alarm.ack_note || "—"],
+      ["Claimed by", personEl(alarm.claimed_by_user)], ["Ack note", alarm.ack_note || "—"],
       ["Resolution", alarm.resolution_label || "—"], ["Resolution note", alarm.resolution_note || "—"],
       ["Source", `${alarm.edge_id} / ${alarm.source}`],
       ...(alarm.summary ? [["About", alarm.summary]] : []),
@@ -243,12 +235,12 @@ export class HistoryPage extends RecordPage {
     for (const [kind, title] of KINDS) {
       const items = timeline.items.filter((i) => i.kind === kind);
       cards.push(this.kindCard(kind, `${title} (${items.length})`,
-        items.map((i) => [when(i.at, this.me), whoText(i.who), i.text])));
+        items.map((i) => [when(i.at, this.me), personEl(i.who), i.text])));
       // The checklist beside the moves: every step, done (who, when) or not.
       if (kind === "transition") {
         const steps = alarm.checklist || [];
         cards.push(this.kindCard("checklist", `Checklist (${steps.filter((c) => c.done_at).length} of ${steps.length} done)`,
-          steps.map((c) => [c.done_at ? when(c.done_at, this.me) : "—", whoText(c.done_by),
+          steps.map((c) => [c.done_at ? when(c.done_at, this.me) : "—", personEl(c.done_by),
                             `${c.done_at ? "☑" : "☐"} ${c.index}. ${c.text}`]), steps.map((c) => (c.done_at ? "yes" : "no"))));
       }
     }
