@@ -310,6 +310,19 @@ async def test_admin_builds_an_object_with_its_panel_users_and_an_import(admin_c
         await page.click("#user-once button.done-once")
         await user_shown(page, db, tech["id"])
 
+        # An administrator sets the user's time zone, and back to the hub's default (null).
+        await page.select_option("#user-form [name=time_zone]", "Europe/Warsaw")
+        await page.click("#user-form button.submit")
+        await wait_until(lambda: db.fetchval("SELECT time_zone = 'Europe/Warsaw' FROM users WHERE id = $1", tech["id"]),
+                         what="the time zone saved")
+        await user_shown(page, db, tech["id"])
+        assert await page.input_value("#user-form [name=time_zone]") == "Europe/Warsaw"
+        await page.select_option("#user-form [name=time_zone]", "")
+        await page.click("#user-form button.submit")
+        await wait_until(lambda: db.fetchval("SELECT time_zone IS NULL FROM users WHERE id = $1", tech["id"]),
+                         what="back to the hub's default")
+        await user_shown(page, db, tech["id"])
+
         # Deactivate, after a confirmation naming the user.
         await page.click("#user-toggle-active")
         await confirm(page, "tech@example.com")

@@ -7,6 +7,7 @@
 import * as API from "./api.js";
 import { el, fmtTime } from "./queue.js";
 import { Field, Form, changed, confirmAction, errorText, randomText, showOnce } from "./forms.js";
+import { zoneNames } from "./settings.js";
 
 const ROLES = ["MASTER", "ADMIN", "OPERATOR", "TECHNICIAN", "FIELD_WORKER"];
 const ASSIGNED_ONLY = new Set(["TECHNICIAN", "FIELD_WORKER"]);
@@ -133,10 +134,14 @@ export class UsersAdmin {
     const account = new Form([
       new Field({ name: "display_name", label: "Display name", maxLength: 200, disabled: locked, value: u.display_name }),
       role,
+      new Field({ name: "time_zone", label: "Time zone", type: "select", disabled: locked, value: u.time_zone || "",
+                  options: [["", `Hub default (${this.me.hub_time_zone})`], ...zoneNames(u.time_zone).map((z) => [z, z])] }),
     ], {
       submitLabel: "Save user", errorFields: { last_master: "role" }, onStale: stale,
       onSubmit: async (values) => {
-        const diff = changed(values, u);
+        // "" is the hub default, which the hub calls null.
+        const diff = changed(values, { ...u, time_zone: u.time_zone || "" });
+        if ("time_zone" in diff) diff.time_zone = diff.time_zone || null;
         if (!Object.keys(diff).length) { this.toast("Nothing changed", "info"); return; }
         await API.patch(`/api/v1/users/${u.id}`, { version: u.version, ...diff });
         this.toast(`${u.email} saved`, "info");

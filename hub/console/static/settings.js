@@ -6,7 +6,7 @@ import { Field, Form } from "./forms.js";
 import { el, timeEl } from "./queue.js";
 
 // The IANA zones the browser knows, with `keep` (the current setting) even when it does not.
-function zoneNames(keep) {
+export function zoneNames(keep) {
   const names = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
   return keep && !names.includes(keep) ? [keep, ...names] : names;
 }
