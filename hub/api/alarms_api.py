@@ -19,6 +19,7 @@ from hub.alarms.outcomes import CallOutcome, ResolutionCode, resolution_label
 from hub.alarms.people import Who, people, who
 from hub.alarms.repository import claimant_join
 from hub.api.app import deps
+from hub.auth.audit import audit
 from hub.api.common import Page, PageQuery, record
 from hub.api.errors import ApiError, conflict, forbidden, invalid, not_found
 from hub.api.permissions import ASSIGNED_ONLY, allowed, object_filter, require_object
@@ -190,10 +191,6 @@ SQL_CONTACT = "SELECT name, phone FROM object_contacts WHERE id = $1 AND object_
 SQL_ADD_DISPATCH = """
 INSERT INTO dispatch_log (object_id, bundle_id, author, entry, at, contact_id, contact_name, contact_phone, outcome)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *
-"""
-SQL_AUDIT = """
-INSERT INTO audit_log (at, actor, action, target_type, target_id, details, request_id)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
 """
 SQL_ASSIGNEE = """
 SELECT u.role, u.active, EXISTS (SELECT 1 FROM user_object_assignments a WHERE a.user_id = u.id AND a.object_id = $2)
@@ -408,8 +405,7 @@ async def add_dispatch_entry(call: Call) -> DispatchEntry:
                                     contact["phone"] if contact else None, body.outcome)
         details = {"entry_id": entry["id"], **({"contact_id": body.contact_id, "outcome": body.outcome}
                                                if contact else {})}
-        await conn.execute(SQL_AUDIT, now, call.user.actor, "dispatch_log.add", "bundle_alarm", str(bundle_id),
-                           msgspec.json.encode(details).decode(), request_id.get())
+        await audit(conn, now, call.user.actor, "dispatch_log.add", "bundle_alarm", bundle_id, None, **details)
         out = history.dispatch_out(entry, await people(conn, [call.user.actor]))
         # The bundle as the outbox row carries it, share-locked so no lifecycle move commits
         # between this read and the row: a console never gets an older bundle after a newer one.
