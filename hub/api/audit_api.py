@@ -9,8 +9,7 @@ from aiohttp import web
 
 from hub.api.app import deps
 from hub.api.common import PageQuery, record
-from hub.api.csv_stream import stream_csv
-from hub.api.pdf_export import export_pdf
+from hub.api.pdf_export import export_file
 from hub.api.routing import Call, Router
 
 router = Router()
@@ -42,10 +41,8 @@ async def audit_log(call: Call) -> web.StreamResponse | dict[str, Any]:
     """Audit entries, newest first; `format=csv` streams them all."""
     q: AuditQuery = call.query
     args = (q.actor, q.action, q.target_type, q.target_id, q.since, q.until)
-    if q.format == "csv":
-        return await stream_csv(call, "audit-log.csv", COLUMNS, SQL_AUDIT, *args)
-    if q.format == "pdf":
-        return await export_pdf(call, "audit-log.pdf", "Audit log", COLUMNS, SQL_AUDIT, *args)
+    if (file := await export_file(call, "audit-log", "Audit log", COLUMNS, SQL_AUDIT, *args)) is not None:
+        return file
     rows = await deps(call).pool.fetch(SQL_AUDIT + " LIMIT $7 OFFSET $8", *args, q.capped_limit, q.offset)
     return {"items": [record(r) | {"details": msgspec.json.decode(r["details"])} for r in rows],
             "limit": q.capped_limit, "offset": q.offset}

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from hub.api.app import deps
 from hub.api.crud import audit
+from hub.api.csv_stream import stream_csv
 from hub.api.permissions import object_filter
 from hub.api.routing import Call
 from hub.reports.pdf import PdfReport, render_pdf
@@ -44,3 +45,14 @@ async def export_pdf(call: Call, filename: str, title: str, columns: Sequence[st
                 {"query": dict(call.request.query), "rows": len(report.rows), "truncated": truncated})
     return web.Response(body=pdf, content_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+async def export_file(call: Call, stem: str, title: str, columns: Sequence[str], sql: str,
+                      *args: Any) -> web.StreamResponse | None:
+    """The report as the file its `format` asks for (`<stem>.csv` streamed, `<stem>.pdf` titled
+    `title`), or None when it asks for JSON."""
+    if call.query.format == "csv":
+        return await stream_csv(call, f"{stem}.csv", columns, sql, *args)
+    if call.query.format == "pdf":
+        return await export_pdf(call, f"{stem}.pdf", title, columns, sql, *args)
+    return None

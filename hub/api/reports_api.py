@@ -12,9 +12,8 @@ from hub.alarms.outcomes import RESOLUTIONS, ResolutionCode
 from hub.alarms.repository import claimant_join
 from hub.api.app import deps
 from hub.api.common import record
-from hub.api.csv_stream import stream_csv
 from hub.api.errors import invalid
-from hub.api.pdf_export import export_pdf
+from hub.api.pdf_export import export_file
 from hub.api.permissions import object_filter
 from hub.api.routing import Call, Router
 from hub.config import valid_time_zone
@@ -119,10 +118,9 @@ async def alarm_history(call: Call) -> web.StreamResponse | dict:
     if not valid_time_zone(q.time_zone):
         raise invalid(f"{q.time_zone!r} is not an IANA time zone name", {"field": "time_zone"})
     args = _filters(call)
-    if q.format == "csv":
-        return await stream_csv(call, "alarm-history.csv", HISTORY_COLUMNS, SQL_HISTORY, *args)
-    if q.format == "pdf":
-        return await export_pdf(call, "alarm-history.pdf", "Alarm history", HISTORY_COLUMNS, SQL_HISTORY, *args)
+    if (file := await export_file(call, "alarm-history", "Alarm history", HISTORY_COLUMNS, SQL_HISTORY,
+                                  *args)) is not None:
+        return file
     rows = await deps(call).pool.fetch(SQL_HISTORY + f" LIMIT {JSON_LIMIT + 1}", *args)
     days = await deps(call).pool.fetch(SQL_PER_DAY, *args, q.time_zone)
     return {"items": [record(r) for r in rows[:JSON_LIMIT]], "truncated": len(rows) > JSON_LIMIT,
@@ -132,14 +130,10 @@ async def alarm_history(call: Call) -> web.StreamResponse | dict:
 @router.get("/api/v1/reports/response-times", query=ReportQuery, permission="alarms.view", tags=("reports",))
 async def response_times(call: Call) -> web.StreamResponse | dict:
     """Per operator: how fast alarms were claimed and acknowledged (seconds from the first event)."""
-    q: ReportQuery = call.query
     args = _filters(call)
-    if q.format == "csv":
-        return await stream_csv(call, "response-times.csv", RESPONSE_COLUMNS,
-                                SQL_RESPONSE_TIMES, *args)
-    if q.format == "pdf":
-        return await export_pdf(call, "response-times.pdf", "Operator response times", RESPONSE_COLUMNS,
-                                SQL_RESPONSE_TIMES, *args)
+    if (file := await export_file(call, "response-times", "Operator response times", RESPONSE_COLUMNS,
+                                  SQL_RESPONSE_TIMES, *args)) is not None:
+        return file
     return {"items": [record(r) for r in await deps(call).pool.fetch(SQL_RESPONSE_TIMES, *args)]}
 
 
@@ -147,10 +141,8 @@ async def response_times(call: Call) -> web.StreamResponse | dict:
 async def resolutions(call: Call) -> web.StreamResponse | dict:
     """How the period's alarms ended: a count per resolution (every code, zeros included), and the
     alarms not resolved yet."""
-    q: ReportQuery = call.query
     args = (*_filters(call), list(RESOLUTIONS), list(RESOLUTIONS.values()))
-    if q.format == "csv":
-        return await stream_csv(call, "resolutions.csv", RESOLUTION_COLUMNS, SQL_RESOLUTIONS, *args)
-    if q.format == "pdf":
-        return await export_pdf(call, "resolutions.pdf", "Alarm resolutions", RESOLUTION_COLUMNS, SQL_RESOLUTIONS, *args)
+    if (file := await export_file(call, "resolutions", "Alarm resolutions", RESOLUTION_COLUMNS, SQL_RESOLUTIONS,
+                                  *args)) is not None:
+        return file
     return {"items": [record(r) for r in await deps(call).pool.fetch(SQL_RESOLUTIONS, *args)]}
