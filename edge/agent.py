@@ -10,10 +10,12 @@ import nats
 import nats.errors
 from aiohttp import web
 
+from edge.commands import CommandRunner
 from edge.config import EdgeConfig
 from edge.demo_source import run_demo_source
 from edge.discovery import advertise_agent
 from edge.forwarder import Forwarder, ForwarderSettings
+from edge.hub_clock import HubClock
 from edge.journal import Journal
 from edge.links.satel import SatelLink
 from edge.local_api import build_app
@@ -124,8 +126,14 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
 
     tasks = [asyncio.create_task(_prune_loop(journal, stop, config.journal.prune_interval_s), name="journal-prune")]
     tasks += link_tasks
-    reporter = StatusReporter(config.edge_id, journal, signer, nc, satel_link_reports(satel_links), config.status_report)
+    # The hub's answers to status reports tell the box the hub's time; commands expire by it.
+    hub_clock = HubClock()
+    reporter = StatusReporter(config.edge_id, journal, signer, nc, satel_link_reports(satel_links), config.status_report,
+                              hub_clock=hub_clock)
     tasks.append(asyncio.create_task(reporter.run(stop), name="status-report"))
+    runner_of_commands = CommandRunner(config.edge_id, nc, journal, signer.private_raw(),
+                                       {link.panel_id: link for link in satel_links}, hub_clock)
+    tasks.append(asyncio.create_task(runner_of_commands.run(stop), name="hub-commands"))
     if config.demo.enabled:
         tasks.append(asyncio.create_task(run_demo_source(journal, stop, config.demo.interval_s), name="demo-source"))
     if config.discovery.enabled:

@@ -65,6 +65,8 @@ SQL_NEXT_RUN = (
     "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value"
 )
 SQL_GET_CURSOR = "SELECT value FROM link_cursors WHERE name = ?"
+SQL_CLAIM_COMMAND = "INSERT INTO commands_seen (id, received_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"
+SQL_HAS_EVENT = "SELECT 1 FROM journal WHERE id = ?"
 SQL_SET_CURSOR = (
     "INSERT INTO link_cursors (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"
 )
@@ -352,6 +354,23 @@ class Journal:
                 await self._w.execute(SQL_SET_CURSOR, (name, value))
             except sqlite3.Error as exc:
                 raise JournalError(f"cannot store cursor {name}: {exc}") from None
+
+    async def claim_command(self, command_id: str) -> bool:
+        """Record, durably, that this box takes hub command `command_id`; False when it was taken
+        before (a redelivery: it must not run again)."""
+        async with self._write_lock:
+            try:
+                cur = await self._w.execute(SQL_CLAIM_COMMAND, (command_id, self._clock.now().isoformat()))
+                claimed = cur.rowcount == 1
+                await cur.close()
+            except sqlite3.Error as exc:
+                raise JournalError(f"cannot record command {command_id}: {exc}") from None
+        return claimed
+
+    async def has_event(self, event_id: str) -> bool:
+        """Whether an envelope with this id is in the journal (forwarded rows stay until pruned)."""
+        async with self._r.execute(SQL_HAS_EVENT, (event_id,)) as cur:
+            return await cur.fetchone() is not None
 
     async def next_run(self) -> int:
         """Count one more start of the agent, durably, and return its number: it orders this run's

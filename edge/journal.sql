@@ -32,3 +32,9 @@ CREATE TABLE IF NOT EXISTS link_cursors (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- Every hub command id this box has taken (edge.commands), written before the command runs: a
+-- command JetStream delivers again (an ack lost, the agent killed mid-command) is never run twice.
+CREATE TABLE IF NOT EXISTS commands_seen (
+    id          TEXT PRIMARY KEY,
+    received_at TEXT NOT NULL
+);

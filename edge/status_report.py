@@ -15,21 +15,25 @@ import asyncio
 import importlib.metadata
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Protocol
 
+import msgspec
 import nats.errors
 from nats.aio.client import Client as NatsClient
 from prometheus_client import Counter
 
 from edge.config import StatusReportSettings
+from edge.hub_clock import HubClock
 from edge.journal import Journal, JournalError
 from shared import subjects
 from shared.backoff import sleep_or_stop
 from shared.clock import SYSTEM_CLOCK, Clock
-from shared.edge_status import EdgeStatusReport, LaneBacklog, LinkReport, encode_report, report_headers
+from shared.edge_status import (EdgeStatusReport, LaneBacklog, LinkReport, decode_answer, encode_report,
+                                report_headers)
 from shared.signing import Signer
 
 log = logging.getLogger("vigil.edge.status")
@@ -70,7 +74,7 @@ class StatusReporter:
 
     def __init__(self, edge_id: str, journal: Journal, signer: Signer, nc: NatsClient,
                  links: Callable[[], list[LinkReport]], settings: StatusReportSettings,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, hub_clock: HubClock | None = None) -> None:
         self.edge_id = edge_id
         self.journal = journal
         self.signer = signer
@@ -78,6 +82,7 @@ class StatusReporter:
         self.links = links
         self.settings = settings
         self.clock = clock
+        self.hub_clock = hub_clock  # fed the hub's time from every answer
         self.run_no = 0  # set by start(): this agent start's number in the journal
         self.sent = 0
         self.last_outcome = "answered"  # the first report is logged only if it is not answered
@@ -110,12 +115,20 @@ class StatusReporter:
         except (JournalError, sqlite3.Error) as exc:
             return self._outcome("failed", f"no report: the journal cannot be read ({exc})")
         payload = encode_report(report)
+        started = time.monotonic()
         try:
-            await self.nc.request(subjects.edge_status(self.edge_id), payload, timeout=REPLY_TIMEOUT_S,
-                                  headers=report_headers(self.signer, payload))
+            reply = await self.nc.request(subjects.edge_status(self.edge_id), payload, timeout=REPLY_TIMEOUT_S,
+                                          headers=report_headers(self.signer, payload))
         except (nats.errors.Error, asyncio.TimeoutError) as exc:
             return self._outcome("unanswered", f"status report {report.run}.{report.n} not answered by the hub "
                                                f"({type(exc).__name__})")
+        if self.hub_clock is not None and reply.data:
+            try:
+                answer = decode_answer(reply.data)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                log.warning("the hub's answer to a status report is unreadable", extra={"edge": self.edge_id})
+            else:
+                self.hub_clock.observe(report.sent_at, time.monotonic() - started, answer.hub_time)
         return self._outcome("answered", "the hub answers status reports")
 
     def _outcome(self, outcome: str, message: str) -> str:

@@ -197,6 +197,22 @@ class ReportSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError(f"reports.pdf_max_rows must be 1..100000, got {self.pdf_max_rows}")
 
 
+class CommandSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Panel commands (hub.commands). `settle_grace_s`: how long after its expiry a SENT command
+    with no result from its edge becomes TIMEOUT at the hub (the edge's late result replaces it);
+    it must cover the edge link's command timeout. `publish_interval_s`: how often the outbox is
+    swept for commands another hub process committed (its own are sent at once)."""
+
+    settle_grace_s: float = 30.0
+    publish_interval_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 5 <= self.settle_grace_s <= 3600:
+            raise ValueError(f"commands.settle_grace_s must be 5..3600, got {self.settle_grace_s}")
+        if not 0.05 <= self.publish_interval_s <= 60:
+            raise ValueError(f"commands.publish_interval_s must be 0.05..60, got {self.publish_interval_s}")
+
+
 class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # The role the hub runs as. With `database_owner_url` set it must own no table: migrations
     # run as the owner and the hub grants this role row access only (hub/db/roles.py), so the
@@ -230,6 +246,7 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
     documents: DocumentSettings = msgspec.field(default_factory=DocumentSettings)
     reports: ReportSettings = msgspec.field(default_factory=ReportSettings)
+    commands: CommandSettings = msgspec.field(default_factory=CommandSettings)
 
     def __post_init__(self) -> None:
         if self.nats_access.users_file and not self.nats_password_file:

@@ -13,6 +13,7 @@ from prometheus_client import Counter
 
 from hub.alarms.apply import raise_overdue_link_alarms
 from hub.alarms.repository import escalate, sweep
+from hub.commands.repository import time_out_overdue
 from hub.db.outbox import write_outbox
 from hub.api import idempotency
 from hub.config import AlarmSettings
@@ -45,13 +46,23 @@ async def raise_overdue(pool: asyncpg.Pool, now: datetime, grace: timedelta) -> 
     return len(items)
 
 
+async def time_out_commands(pool: asyncpg.Pool, now: datetime, grace: timedelta) -> int:
+    """SENT commands with no result past their expiry and `grace` become TIMEOUT; how many."""
+    async with pool.acquire() as conn, conn.transaction():
+        items = await time_out_overdue(conn, now, grace)
+        await write_outbox(conn, items)
+    return len(items)
+
+
 async def run_housekeeping(pool: asyncpg.Pool, stop: asyncio.Event, clock: Clock = SYSTEM_CLOCK, *,
                            maintain: Callable[[], Awaitable[None]] | None = None,
                            planned_stop_grace: timedelta = timedelta(minutes=10), sweep_interval_s: float = 1.0,
                            minutely_interval_s: float = 60.0, partition_interval_s: float = 6 * 3600,
-                           escalate_after: Mapping[str, timedelta] | None = None) -> None:
+                           escalate_after: Mapping[str, timedelta] | None = None,
+                           command_settle_grace: timedelta = timedelta(seconds=30)) -> None:
     """Sweep and escalate every `sweep_interval_s` (thresholds per priority in `escalate_after`,
-    by default alarms.escalate_after_s's); once a minute run `maintain` (key rotation, session
+    by default alarms.escalate_after_s's), and time out panel commands whose edge gave no result
+    within `command_settle_grace` of their expiry; once a minute run `maintain` (key rotation, session
     and throttle clean-up) and expire idempotency keys; check partitions every
     `partition_interval_s`. Every time comes from `clock`."""
     escalation = AlarmSettings().escalation() if escalate_after is None else dict(escalate_after)
@@ -70,6 +81,8 @@ async def run_housekeeping(pool: asyncpg.Pool, stop: asyncio.Event, clock: Clock
                 log.warning("escalated %d alarm bundles still NEW past their threshold", escalated)
             if raised := await raise_overdue(pool, clock.now(), planned_stop_grace):
                 log.warning("raised %d LINK alarms for planned stops past their grace", raised)
+            if timed_out := await time_out_commands(pool, clock.now(), command_settle_grace):
+                log.warning("%d panel commands got no result from their edge in time", timed_out)
             if clock.monotonic() - last_minutely > minutely_interval_s:
                 last_minutely = clock.monotonic()
                 if maintain is not None:

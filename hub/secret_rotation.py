@@ -12,6 +12,7 @@ import asyncpg
 from hub.api.panels_api import integration_key_aad
 from hub.api.secrets_api import object_secret_aad
 from hub.auth.keys import signing_key_aad
+from hub.commands.codes import user_code_aad
 from hub.secret_box import SecretBox, sealed_key_id
 
 
@@ -38,6 +39,7 @@ SEALED = (
     SealedColumn("auth_signing_keys", "kid", "private_key_enc", lambda r: signing_key_aad(r["kid"])),
     SealedColumn("object_secrets", "id", "secret_enc", lambda r: object_secret_aad(r["object_id"])),
     SealedColumn("panels", "id", "integration_key_enc", lambda r: integration_key_aad(r["id"])),
+    SealedColumn("panel_user_codes", "id", "code_enc", lambda r: user_code_aad(r["panel_id"], r["partition"])),
 )
 
 

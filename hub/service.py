@@ -20,6 +20,7 @@ from hub.edges.setup import build_enrolment, https_context, keep_access_in_step
 from hub.edges.status import listen_for_status
 from hub.ingest.edge_keys import EdgeKeyCache
 from hub.edges.registry import leaf_users
+from hub.commands.publisher import CommandPublisher, ensure_commands_stream
 from hub.housekeeping import ensure_partitions, run_housekeeping
 from hub.api.server import build_http
 from hub.auth import build_auth
@@ -90,6 +91,9 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
         # The users file may predate enrolments and revocations made while this hub was down.
         await access.apply(edge_leaf_users(await leaf_users(pool)))
     await ensure_streams(nc, config.ingest.stream_max_bytes)
+    await ensure_commands_stream(nc)
+    commands = CommandPublisher(nc, pool, interval_s=config.commands.publish_interval_s)
+    await commands.ensure_consumers()
     keys = EdgeKeyCache(ingest_pool, config.ingest.key_cache_s)
     await listen_for_status(nc, pool, keys)  # edges' status reports (hub/edges/status.py)
     ingest = Ingest(nc, ingest_pool, keys, batch=config.ingest.batch,
@@ -107,7 +111,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     enrolment = build_enrolment(config, pool, access)
     runner = web.AppRunner(build_http(pool, auth.authenticator, [auth.router, stream_router(stream)], box,
                                       enrolment=enrolment, supervisor=supervisor, documents=config.documents,
-                                      reports=config.reports), access_log=None)
+                                      reports=config.reports, commands=commands), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.http_host, config.http_port)
     await site.start()
@@ -119,18 +123,21 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
                  "open" if enrolment is not None else "off: needs nats_access.ca_dir, leaf_url and users_file")
 
     owner_task = supervisor.spawn("partition-owner", owner.run)
+    commands_task = supervisor.spawn("command-publisher", partial(commands.run, stop))
     gaps_task = supervisor.spawn("gap-watch", lambda: _watch_gaps(pool, stop))
     access_task = supervisor.spawn("nats-access", partial(keep_access_in_step, pool, access, stop)) \
         if access is not None else None
     housekeeping_task = supervisor.spawn("housekeeping", lambda: run_housekeeping(
         pool, stop, maintain=auth.maintain, planned_stop_grace=timedelta(seconds=config.alarms.planned_stop_grace_s),
-        escalate_after=config.alarms.escalation()))
+        escalate_after=config.alarms.escalation(),
+        command_settle_grace=timedelta(seconds=config.commands.settle_grace_s)))
     await stop.wait()
     log.info("hub stopping: finishing in-flight batches")
     owner.stop()
     await owner_task
     await ingest.close()
     await gaps_task
+    await commands_task
     if access_task is not None:
         await access_task
     await stream.close()  # before the HTTP server: live clients get a clean 1001 close

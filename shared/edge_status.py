@@ -82,3 +82,20 @@ def signature_valid(public_key: bytes, signature_b64: str, payload: bytes) -> bo
     except ValueError:
         return False
     return verify(public_key, signature, SIGNATURE_CONTEXT + payload)
+
+
+class StatusAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The hub's answer to a report: its own clock, so the edge can judge a command's expiry (set
+    by the hub's clock) even when the box's clock is off (`edge.hub_clock`)."""
+
+    hub_time: UtcTime
+
+
+def encode_answer(answer: StatusAnswer) -> bytes:
+    """The bytes of the hub's answer."""
+    return msgspec.json.encode(answer)
+
+
+def decode_answer(data: bytes) -> StatusAnswer:
+    """The hub's answer; msgspec errors when it is not one (an older hub answers empty)."""
+    return msgspec.json.decode(data, type=StatusAnswer)

@@ -28,7 +28,7 @@ import bcrypt
 
 from shared.private_file import create_private_file, read_private_file, write_private_file
 from shared.process import ManagedProcess
-from shared.subjects import HUB_DOMAIN, edge_inbox_prefix, edge_subjects
+from shared.subjects import HUB_DOMAIN, edge_command_access, edge_commands, edge_inbox_prefix, edge_subjects
 
 #: The hub server's account for Vigil's streams, the hub and the edges' leaf connections.
 HUB_ACCOUNT = "VIGIL"
@@ -104,6 +104,7 @@ class NatsUser:
     publish: tuple[str, ...] | None = None
     subscribe: tuple[str, ...] | None = None
     connection_types: tuple[str, ...] = ()
+    publish_deny: tuple[str, ...] = ()  # carved out of `publish` (a deny wins over an allow)
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -117,7 +118,8 @@ class NatsUser:
             fields.append(f"allowed_connection_types: {_qlist(self.connection_types)}")
         permissions = []
         if self.publish is not None:
-            permissions.append(f"publish: {{ allow: {_qlist(self.publish)} }}")
+            deny = f", deny: {_qlist(self.publish_deny)}" if self.publish_deny else ""
+            permissions.append(f"publish: {{ allow: {_qlist(self.publish)}{deny} }}")
         if self.subscribe is not None:
             permissions.append(f"subscribe: {{ allow: {_qlist(self.subscribe)} }}")
         if permissions:
@@ -275,8 +277,11 @@ class EdgeNatsConfig:
 
     def users(self) -> list[NatsUser]:
         own = (edge_subjects(self.edge_id),)
-        agent = NatsUser(AGENT_USER, self.agent_password_hash, publish=own,
-                         subscribe=(*own, f"{edge_inbox_prefix(self.edge_id)}.>"), connection_types=("STANDARD",))
+        # The agent pulls and acknowledges its commands (docs/architecture.md §4.3); it never
+        # publishes a command itself.
+        agent = NatsUser(AGENT_USER, self.agent_password_hash, publish=(*own, *edge_command_access(self.edge_id)),
+                         subscribe=(*own, f"{edge_inbox_prefix(self.edge_id)}.>"), connection_types=("STANDARD",),
+                         publish_deny=(edge_commands(self.edge_id),))
         robots = []
         for robot, password_hash in self.robots:
             if not _NAME_RE.match(robot) or robot == AGENT_USER:

@@ -48,8 +48,30 @@ def edge_lane_subject(edge: str, lane: str) -> str:
 
 
 def edge_commands(edge: str) -> str:
-    """Hub→edge commands for one edge."""
+    """Hub→edge commands for one edge: only the hub publishes here (the edge's leaf user is denied
+    it), into VIGIL_COMMANDS."""
     return f"vigil.edge.{edge}.cmd"
+
+
+def command_consumer(edge: str) -> str:
+    """The durable pull consumer on VIGIL_COMMANDS the hub makes for one edge (its own subject only)."""
+    return f"cmd-{edge}"
+
+
+def command_fetch_subject(edge: str) -> str:
+    """The JetStream API subject an edge pulls its commands with, across the leaf into the hub's
+    domain: the one `$JS` API subject its permissions allow."""
+    return f"$JS.{HUB_DOMAIN}.API.CONSUMER.MSG.NEXT.{COMMANDS_STREAM}.{command_consumer(edge)}"
+
+
+def command_ack_subjects(edge: str) -> str:
+    """Where an edge acknowledges its delivered commands: its own consumer's ack subjects only."""
+    return f"$JS.ACK.{COMMANDS_STREAM}.{command_consumer(edge)}.>"
+
+
+def edge_command_access(edge: str) -> tuple[str, ...]:
+    """The subjects beyond its own an edge publishes to fetch and acknowledge its commands."""
+    return (command_fetch_subject(edge), command_ack_subjects(edge))
 
 
 def edge_notices(edge: str) -> str:

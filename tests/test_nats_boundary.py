@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -21,6 +22,7 @@ import nats.js.errors
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from hub.commands.publisher import consumer_config, ensure_commands_stream
 from hub.config import load_hub_config
 from hub.ingest.consumer import ensure_streams
 from hub.nats_access import EdgeLeafUser, NatsAccessError, NatsRefused, leaf_user_name, render_users
@@ -316,6 +318,59 @@ async def test_an_edge_receives_only_its_own_subjects(boundary: SecureNats) -> N
         await hub.close()
 
 
+async def _commands_stream(secure: SecureNats) -> nats.NATS:
+    """The hub's VIGIL_COMMANDS with both edges' consumers, and one command queued for each."""
+    hub = await secure.connect_hub()
+    await ensure_commands_stream(hub)
+    js = hub.jetstream()
+    for edge in (A, B):
+        await js.add_consumer(subjects.COMMANDS_STREAM, consumer_config(edge))
+        await js.publish(subjects.edge_commands(edge), f"command for {edge}".encode())
+    return hub
+
+
+async def _pull(client: nats.NATS, edge: str) -> bytes:
+    """One command from `edge`'s consumer, pulled and acknowledged across the leaf."""
+    js = client.jetstream(domain=subjects.HUB_DOMAIN)
+    pull = await js.pull_subscribe_bind(durable=subjects.command_consumer(edge), stream=subjects.COMMANDS_STREAM,
+                                        inbox_prefix=f"{subjects.edge_inbox_prefix(edge)}.".encode())
+    [msg] = await pull.fetch(1, timeout=10)
+    await msg.ack_sync(timeout=10)
+    return msg.data
+
+
+async def test_an_edge_pulls_and_acknowledges_only_its_own_commands(boundary: SecureNats) -> None:
+    """The agent's user pulls its own consumer and acknowledges what it took (the stream forgets
+    it); an intruder on B's box cannot pull A's consumer, nor put a command into either edge's
+    subject, its own included."""
+    hub = await _commands_stream(boundary)
+    agent = await boundary.connect_agent(A)  # its login carries its own inbox prefix
+    intruder = await _intruder(boundary, B)
+    try:
+        async def pulled() -> bool:
+            try:
+                return await _pull(agent, A) == f"command for {A}".encode()
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                return False  # the leaf's interest is still on its way
+
+        await wait_until(pulled, timeout=30, what="A pulls its own command")
+        js = hub.jetstream()
+        assert (await js.consumer_info(subjects.COMMANDS_STREAM, subjects.command_consumer(A))).num_pending == 0
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+            await intruder.request(subjects.command_fetch_subject(A), b'{"batch": 1}', timeout=2)
+        for subject in (subjects.edge_commands(A), subjects.edge_commands(B)):
+            await intruder.publish(subject, b"forged")
+        await _fence(intruder, B)
+        info = await js.stream_info(subjects.COMMANDS_STREAM)
+        assert info.state.messages == 1, "only B's own, hub-made command is in the stream"
+        assert (await js.consumer_info(subjects.COMMANDS_STREAM, subjects.command_consumer(A))).num_pending == 0
+        assert await _pull(intruder, B) == f"command for {B}".encode(), "B's box takes its own command"
+    finally:
+        await intruder.close()
+        await agent.close()
+        await hub.close()
+
+
 async def test_the_agent_may_only_use_its_own_subjects_on_the_site(boundary: SecureNats) -> None:
     """On the edge's own server too: the agent's user sends only its edge's subjects."""
     agent = await boundary.connect_agent(A)
@@ -483,7 +538,12 @@ def test_configs_hold_hashes_and_refuse_what_would_open_the_boundary(tmp_path: P
     with pytest.raises(NatsConfigError, match="repeated: edge-site-a"):
         render_users("hub", hashed, "sys", hashed, [EdgeLeafUser(A, hashed), EdgeLeafUser(A, hashed)])
     text = render_users("hub", hashed, "sys", hashed, [EdgeLeafUser(A, hashed)])
-    assert '"vigil.edge.site-a.>", "_INBOX_site-a.>"' in text and "$JS" not in text and '"_INBOX.>"' not in text
+    assert '"vigil.edge.site-a.>", "_INBOX_site-a.>"' in text and '"_INBOX.>"' not in text
+    # The JetStream API only as far as pulling and acknowledging its own commands; never publishing one.
+    js_subjects = sorted(set(re.findall(r'"(\$JS[^"]*)"', text)))
+    assert js_subjects == [f"$JS.ACK.{subjects.COMMANDS_STREAM}.cmd-site-a.>",
+                           f"$JS.hub.API.CONSUMER.MSG.NEXT.{subjects.COMMANDS_STREAM}.cmd-site-a"]
+    assert 'deny: ["vigil.edge.site-a.cmd"]' in text
     tls = TlsFiles(tmp_path / "c", tmp_path / "k", tmp_path / "ca")
     for url in ("nats-leaf://hub:7422", "tls://hub", "tls://u:p@hub:7422", "tls://hub:port"):
         with pytest.raises(NatsConfigError, match="tls://host:port"):

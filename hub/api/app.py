@@ -165,7 +165,7 @@ def _wrap(route: Route):  # type: ignore[no-untyped-def]
 
         if not route.idempotent_post:
             return await respond()
-        return await idempotently(call, call.raw_body, respond)
+        return await idempotently(call, route.fingerprint(call) if route.fingerprint else call.raw_body, respond)
 
     handle.__name__ = route.handler.__name__
     return handle

@@ -77,6 +77,9 @@ class Route:
     # stream, under its own size cap, and keeps Idempotency-Key itself once it knows what it read
     # (hub.api.app.idempotently).
     form: Mapping[str, Any] | None = None
+    # What identifies the request for Idempotency-Key, when not its whole body: a body holding a
+    # secret that may be replayed (a panel command's user code) is fingerprinted without it.
+    fingerprint: Callable[["Call"], bytes] | None = None
 
 
 @dataclass
@@ -87,7 +90,8 @@ class Router:
             body: type | None = None, query: type | None = None, response: type | None = None, status: int = 200,
             produces: str = "application/json", consumes: tuple[str, ...] = ("application/json",),
             tags: tuple[str, ...] = (), carries_secret: bool = False,
-            form: Mapping[str, Any] | None = None) -> Callable[[Handler], Handler]:
+            form: Mapping[str, Any] | None = None,
+            fingerprint: Callable[[Call], bytes] | None = None) -> Callable[[Handler], Handler]:
         if not public and permission is None:
             raise ValueError(f"{method} {path}: a non-public route needs a permission")
 
@@ -97,7 +101,7 @@ class Router:
                                      idempotent_post=(method == "POST" and not public and not carries_secret
                                                       and form is None),
                                      carries_secret=carries_secret, produces=produces, consumes=consumes, tags=tags,
-                                     form=form))
+                                     form=form, fingerprint=fingerprint))
             return handler
 
         return register

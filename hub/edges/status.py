@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import asyncpg
 import msgspec
@@ -25,7 +26,7 @@ from prometheus_client import Counter
 from hub.ingest.edge_keys import EdgeKeyCache
 from hub.ingest.verify import EdgeKey
 from shared import subjects
-from shared.edge_status import EdgeStatusReport, decode_report, signature_valid
+from shared.edge_status import EdgeStatusReport, StatusAnswer, decode_report, encode_answer, signature_valid
 
 log = logging.getLogger("vigil.hub.edges.status")
 
@@ -123,7 +124,7 @@ class StatusListener:
         RECEIVED.labels("stored" if stored else "older").inc()
         if msg.reply:
             try:
-                await msg.respond(b"")
+                await msg.respond(encode_answer(StatusAnswer(datetime.now(timezone.utc))))
             except nats.errors.Error as exc:  # stored all the same; the edge only sends it again
                 log.info("could not answer edge %s's status report: %s", edge, exc, extra={"edge": edge})
 

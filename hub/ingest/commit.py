@@ -17,10 +17,12 @@ import msgspec
 
 from hub.alarms.apply import IngestedEvent, apply_lifecycle, raise_system_alarms
 from hub.alarms.classify import Meaning, classify
+from hub.commands.repository import ResultEvent, apply_results
 from hub.db.bulk import rows_json
 from hub.db.outbox import OutboxItem, write_outbox
 from hub.ingest.partitions import Fence, PartitionLost
 from hub.ingest.verify import Accepted, Rejected
+from shared.commands import RESULT_KIND, CommandResult
 from shared.envelope import Envelope
 
 log = logging.getLogger("vigil.hub.ingest.commit")
@@ -117,7 +119,8 @@ WHERE e.edge_id = u.edge_id
 
 # What people did to a panel through an edge (a command given, a DLOADX release) is audited at the
 # hub too, under the edge and the person it names.
-AUDITED_KINDS = {"satel.command": "panel.command", "edge.link.released": "panel.released"}
+AUDITED_KINDS = {"satel.command": "panel.command", RESULT_KIND: "panel.command",
+                 "edge.link.released": "panel.released"}
 SQL_AUDIT_EDGE_ACTIONS = """
 INSERT INTO audit_log (at, actor, action, target_type, target_id, details)
 SELECT $1, u.actor, u.action, 'panel', u.target, u.details
@@ -244,6 +247,9 @@ async def commit_batch(
             result.merged = outcome["fresh"] - result.stored
             result.duplicates = sum(len(s.envelopes) for s in accepted) - outcome["fresh"]
             outbox = await apply_lifecycle(conn, inserted, now)
+            # A panel command's result settles the command it names (hub.commands).
+            outbox += await apply_results(conn, [res for r in rows if r["kind"] == RESULT_KIND and r["id"] in stored
+                                                 and (res := _command_result(r, now)) is not None], now)
         for r in rejects:
             result.quarantine_ids.append(await _quarantine(conn, r, now))
         outbox += await raise_system_alarms(
@@ -313,6 +319,20 @@ def _meaning(env: Envelope) -> Meaning:
     except msgspec.DecodeError:
         body = {}
     return classify(env.kind, body if isinstance(body, dict) else {})
+
+
+def _command_result(row: dict[str, Any], now: datetime) -> ResultEvent | None:
+    """The `cmd.result` row as a typed result, or None when its body is not one (it stays stored
+    as an event; it just settles nothing)."""
+    try:
+        body = msgspec.json.decode(bytes(row["body"]), type=CommandResult)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        log.warning("edge %s: a cmd.result event with an unreadable body", row["edge_id"],
+                    extra={"edge": row["edge_id"], "event_id": row["id"]})
+        return None
+    # When the edge says it happened, unless its clock is off (then when the hub heard).
+    return ResultEvent(row["edge_id"], row["id"], now if row["ts_suspect"] else row["ts"],
+                       body)
 
 
 def _audit_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Iterable
 from shared.nats_server import (HUB_ACCOUNT, SYSTEM_ACCOUNT, NatsConfigError, NatsUser, is_password_hash,
                                 render_account)
 from shared.private_file import write_private_file
-from shared.subjects import edge_inbox_prefix, edge_subjects, valid_edge_id
+from shared.subjects import edge_command_access, edge_commands, edge_inbox_prefix, edge_subjects, valid_edge_id
 
 
 def leaf_user_name(edge_id: str) -> str:
@@ -41,8 +41,11 @@ class EdgeLeafUser:
 
     def nats_user(self) -> NatsUser:
         own = (edge_subjects(self.edge_id), f"{edge_inbox_prefix(self.edge_id)}.>")
-        return NatsUser(leaf_user_name(self.edge_id), self.password_bcrypt, publish=own, subscribe=own,
-                        connection_types=("LEAFNODE",))
+        # Beyond its own subjects: pulling and acknowledging its own commands. Publishing a
+        # command is the hub's alone, so the edge's own command subject is carved out.
+        return NatsUser(leaf_user_name(self.edge_id), self.password_bcrypt,
+                        publish=(*own, *edge_command_access(self.edge_id)), subscribe=own,
+                        connection_types=("LEAFNODE",), publish_deny=(edge_commands(self.edge_id),))
 
 
 def edge_leaf_users(rows: Iterable[tuple[str, str]]) -> list[EdgeLeafUser]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import msgspec
 
+from shared.commands import RESULT_KIND, CommandResult
 from shared.bodies.core import DemoTick, LinkStatus
 from shared.bodies.satel import (
     SATEL_BODY_TYPES,
@@ -24,6 +25,7 @@ BODY_TYPES: dict[str, type[msgspec.Struct]] = {
     "edge.link.up": LinkStatus,
     "edge.link.down": LinkStatus,
     **SATEL_BODY_TYPES,
+    RESULT_KIND: CommandResult,
 }
 
 __all__ = [

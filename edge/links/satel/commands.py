@@ -1,7 +1,9 @@
 """Control commands for a Satel panel: typed outcomes and the bounded queue the link serves them from.
 
 A command goes through the link's one session loop, between polls, so it never interleaves with
-a poll on the module's single connection. The caller gets a `CommandOutcome`:
+a poll on the module's single connection. The queue serves by priority, then in arrival order:
+a person's command (the local page, or the hub's MANUAL) before an automatic one (an auto-arm
+schedule), and every queued command before the next poll. The caller gets a `CommandOutcome`:
 
 - ACK: the module answered 0xEF 00 (done) or 0xEF FF (accepted, being processed);
 - NACK: the module answered another 0xEF code; `code` holds it and `reason` says what it means;
@@ -14,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections import deque
+import heapq
+import itertools
 from dataclasses import dataclass, field
 
 from firmware_bridges.satel.protocol import Request, ResultAnswer, ResultCode
@@ -34,6 +37,13 @@ _REASONS: dict[int, str] = {
     ResultCode.CANNOT_ARM: "cannot arm (e.g. a tampered zone); force arming is not possible either",
     ResultCode.ACCEPTED: "accepted, being processed",
 }
+
+
+class CommandPriority(enum.IntEnum):
+    """Lower goes first."""
+
+    MANUAL = 0
+    AUTOMATIC = 1
 
 
 class CommandResult(str, enum.Enum):
@@ -78,6 +88,7 @@ class CommandJob:
     name: str
     request: Request
     deadline: float  # event-loop time
+    priority: CommandPriority = CommandPriority.MANUAL
     future: asyncio.Future[CommandOutcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     def finish(self, outcome: CommandOutcome) -> None:
@@ -87,13 +98,15 @@ class CommandJob:
 
 
 class CommandQueue:
-    """A bounded FIFO of command jobs; `put` refuses when full instead of growing."""
+    """A bounded queue of command jobs, by priority then arrival; `put` refuses when full instead
+    of growing."""
 
     def __init__(self, maxsize: int) -> None:
         if maxsize < 1:
             raise ValueError(f"command queue size must be at least 1, got {maxsize}")
         self.maxsize = maxsize
-        self._jobs: deque[CommandJob] = deque()
+        self._jobs: list[tuple[int, int, CommandJob]] = []
+        self._arrival = itertools.count()
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -102,13 +115,14 @@ class CommandQueue:
         """Queue `job`; False (and nothing queued) when the queue is full."""
         if len(self._jobs) >= self.maxsize:
             return False
-        self._jobs.append(job)
+        heapq.heappush(self._jobs, (job.priority, next(self._arrival), job))
         return True
 
     def take(self, now: float) -> CommandJob | None:
-        """The oldest job still before its deadline; jobs past it end as TIMEOUT, never sent."""
+        """The first job by priority and arrival still before its deadline; jobs past it end as
+        TIMEOUT, never sent."""
         while self._jobs:
-            job = self._jobs.popleft()
+            _, _, job = heapq.heappop(self._jobs)
             if job.future.done():  # the caller gave up already
                 continue
             if now > job.deadline:
@@ -121,7 +135,7 @@ class CommandQueue:
         """End every queued job as UNAVAILABLE (they were never sent); returns how many."""
         failed = 0
         while self._jobs:
-            job = self._jobs.popleft()
+            _, _, job = heapq.heappop(self._jobs)
             if not job.future.done():
                 job.finish(CommandOutcome(CommandResult.UNAVAILABLE, reason))
                 failed += 1

@@ -29,7 +29,8 @@ import msgspec
 from edge.config import SatelPanelSettings
 from edge.journal import Journal, JournalError
 from edge.links.satel import metrics
-from edge.links.satel.commands import CommandJob, CommandOutcome, CommandQueue, CommandResult, outcome_of
+from edge.links.satel.commands import (CommandJob, CommandOutcome, CommandPriority, CommandQueue, CommandResult,
+                                       outcome_of)
 from edge.links.satel.connection import Connection, CorruptAnswer, LinkLost
 from edge.links.satel.event_log import ALARM_QUERIES, EventLogState, LogWalk
 from edge.links.satel.state import (
@@ -72,6 +73,7 @@ from firmware_bridges.satel.protocol import (
 from shared.backoff import Backoff
 from shared.bodies import CommandGiven, LinkReleased, LinkStatus
 from shared.clock import SYSTEM_CLOCK, Clock
+from shared.commands import ITEMS_OF, PanelCommand, Source
 from shared.envelope import Priority, new_envelope
 
 log = logging.getLogger("vigil.edge.satel")
@@ -531,14 +533,15 @@ class SatelLink:
             reason=outcome.reason, who=who))
         return outcome
 
-    async def _run_command(self, name: str, request: Request) -> CommandOutcome:
+    async def _run_command(self, name: str, request: Request,
+                           priority: CommandPriority = CommandPriority.MANUAL) -> CommandOutcome:
         s = self.settings
         if self.link_state is not LinkState.UP:
             why = "released for DLOADX" if self.release_info is not None else f"link {self.link_state.value}"
             outcome = CommandOutcome(CommandResult.UNAVAILABLE, f"not sent: {why}")
         else:
             loop = asyncio.get_running_loop()
-            job = CommandJob(name, request, loop.time() + s.command_timeout_s)
+            job = CommandJob(name, request, loop.time() + s.command_timeout_s, priority)
             if not self._commands.put(job):
                 outcome = CommandOutcome(CommandResult.UNAVAILABLE, f"not sent: {len(self._commands)} commands already queued")
             else:
@@ -554,49 +557,70 @@ class SatelLink:
                  extra={"panel": self.panel_id, "command": name, "result": outcome.result.value, "code": outcome.code})
         return outcome
 
-    @staticmethod
-    def _items(what: str, items: Iterable[int]) -> frozenset[int]:
+    def _user_code(self, code: str) -> UserCode:
+        # The code the person typed (or the hub sealed for this command), always: the edge keeps no
+        # code to fall back on, so nobody can arm or disarm without knowing one
+        # (docs/architecture.md §7).
+        return UserCode.from_digits(code, self.settings.code_prefix)
+
+    def _request(self, type_: str, items: Iterable[int], *, code: str, mode: int = 0,
+                 force: bool = False) -> tuple[str, Request, frozenset[int]]:
+        """The command's name (as journaled), its request and the numbers it names, for a command
+        type of shared.commands.ITEMS_OF. Raises ValueError for bad input."""
+        what = ITEMS_OF.get(type_)
+        if what is None:
+            raise ValueError(f"unknown command type {type_!r}")
         chosen = frozenset(items)
         if not chosen:
-            raise ValueError(f"name at least one {what}")
-        return chosen
+            raise ValueError(f"name at least one {what[:-1]}")
+        user = self._user_code(code)
+        wide = self.state.wide
+        if type_ == "arm":
+            return f"{'force ' if force else ''}arm mode {mode}", Arm(user, chosen, mode, force), chosen
+        if type_ == "disarm":
+            return "disarm", Disarm(user, chosen), chosen
+        if type_ == "clear_alarm":
+            return "clear alarm", ClearAlarm(user, chosen), chosen
+        if type_ in ("outputs_on", "outputs_off"):
+            on = type_ == "outputs_on"
+            return (f"outputs {'on' if on else 'off'}",
+                    SwitchOutputs(user, chosen, OutputAction.ON if on else OutputAction.OFF, wide), chosen)
+        kind = BypassZones if type_ == "bypass" else UnbypassZones
+        return type_, kind(user, chosen, wide), chosen
 
-    def _user_code(self, code: str) -> UserCode:
-        # The code the person typed, always: the edge keeps no code to fall back on, so nobody can
-        # arm or disarm without knowing one (docs/architecture.md §7).
-        return UserCode.from_digits(code, self.settings.code_prefix)
+    async def _local(self, type_: str, items: Iterable[int], who: str, **request: Any) -> CommandOutcome:
+        name, req, chosen = self._request(type_, items, **request)
+        return await self._submit(name, req, chosen, who)
 
     async def arm(
         self, partitions: Iterable[int], *, mode: int = 0, force: bool = False, code: str, who: str
     ) -> CommandOutcome:
         """Arm partitions in mode 0–3 (force: despite violated zones). Raises ValueError for bad input."""
-        chosen = self._items("partition", partitions)
-        request = Arm(self._user_code(code), chosen, mode, force)
-        return await self._submit(f"{'force ' if force else ''}arm mode {mode}", request, chosen, who)
+        return await self._local("arm", partitions, who, code=code, mode=mode, force=force)
 
     async def disarm(self, partitions: Iterable[int], *, code: str, who: str) -> CommandOutcome:
         """Disarm partitions. Raises ValueError for bad input."""
-        chosen = self._items("partition", partitions)
-        return await self._submit("disarm", Disarm(self._user_code(code), chosen), chosen, who)
+        return await self._local("disarm", partitions, who, code=code)
 
     async def clear_alarm(self, partitions: Iterable[int], *, code: str, who: str) -> CommandOutcome:
         """Clear the alarm (and alarm memory) of partitions. Raises ValueError for bad input."""
-        chosen = self._items("partition", partitions)
-        return await self._submit("clear alarm", ClearAlarm(self._user_code(code), chosen), chosen, who)
+        return await self._local("clear_alarm", partitions, who, code=code)
 
     async def switch_outputs(self, outputs: Iterable[int], *, on: bool, code: str, who: str) -> CommandOutcome:
         """Switch outputs on or off. Raises ValueError for bad input."""
-        action = OutputAction.ON if on else OutputAction.OFF
-        chosen = self._items("output", outputs)
-        request = SwitchOutputs(self._user_code(code), chosen, action, self.state.wide)
-        return await self._submit(f"outputs {'on' if on else 'off'}", request, chosen, who)
+        return await self._local("outputs_on" if on else "outputs_off", outputs, who, code=code)
 
     async def bypass(self, zones: Iterable[int], *, bypass: bool = True, code: str, who: str) -> CommandOutcome:
         """Bypass zones (or remove their bypass). Raises ValueError for bad input."""
-        kind = BypassZones if bypass else UnbypassZones
-        chosen = self._items("zone", zones)
-        request = kind(self._user_code(code), chosen, self.state.wide)
-        return await self._submit("bypass" if bypass else "unbypass", request, chosen, who)
+        return await self._local("bypass" if bypass else "unbypass", zones, who, code=code)
+
+    async def execute(self, command: PanelCommand, code: str) -> CommandOutcome:
+        """Carry out a command from the hub (edge.commands journals its result as `cmd.result`),
+        an auto-arm schedule's after every person's. Raises ValueError for a command this panel
+        cannot take (bad numbers, a code that is not digits)."""
+        name, req, _ = self._request(command.type, command.items(), code=code, mode=command.mode, force=command.force)
+        priority = CommandPriority.AUTOMATIC if command.source is Source.AUTO_ARM else CommandPriority.MANUAL
+        return await self._run_command(name, req, priority)
 
     # --- DLOADX release --------------------------------------------------------------------------
 

@@ -1,0 +1,179 @@
+"""The command outbox into JetStream (docs/architecture.md §4.3): a committed command is published
+on its edge's subject by whichever hub process takes its outbox row first, and marked SENT in the
+transaction that deletes the row. A hub that dies between commit and publish leaves the row for
+the next sweep; one that dies after publishing but before its commit publishes again, and
+JetStream drops the copy (Nats-Msg-Id is the command id, inside the duplicate window) — the edge,
+which remembers every command id it has executed, would refuse it anyway.
+
+Each edge gets a durable pull consumer on VIGIL_COMMANDS filtered to its own subject, made by the
+hub (an edge may not touch the JetStream API beyond pulling and acknowledging its own)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import asyncpg
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NatsClient
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
+from prometheus_client import Counter, Gauge
+
+from hub.commands.repository import command_update
+from hub.db.outbox import OutboxItem, write_outbox
+from shared import subjects
+from shared.backoff import Backoff, sleep_or_stop
+
+log = logging.getLogger("vigil.hub.commands")
+
+PUBLISHED = Counter("vigil_commands_published_total", "Commands published into VIGIL_COMMANDS by outcome",
+                    ["outcome"])
+PENDING = Gauge("vigil_command_outbox_pending", "Commands committed and not yet published (this process's last look)")
+
+# A command unacknowledged this long is delivered again; the edge's execution fits well inside it
+# (its link's command timeout), and a redelivered id is never executed twice.
+ACK_WAIT_S = 30.0
+# JetStream drops a second publish with the same command id within this window.
+DUPLICATE_WINDOW_S = 300.0
+# Nothing stays longer: a command lives for at most an hour (hub.commands.domain.MAX_EXPIRES_S).
+MAX_AGE_S = 24 * 3600.0
+
+SQL_TAKE = """
+SELECT o.command_id, o.subject, o.payload, c.edge_id, c.expires_at
+FROM command_outbox o JOIN satel_commands c ON c.id = o.command_id
+ORDER BY o.created_at LIMIT $1
+FOR UPDATE OF o SKIP LOCKED
+"""
+SQL_SENT = """
+WITH gone AS (DELETE FROM command_outbox WHERE command_id = $1)
+UPDATE satel_commands SET status = CASE WHEN status = 'PENDING' THEN 'SENT' ELSE status END,
+                          sent_at = coalesce(sent_at, $2)
+WHERE id = $1 RETURNING *
+"""
+SQL_EXPIRED_UNSENT = """
+WITH gone AS (DELETE FROM command_outbox WHERE command_id = $1)
+UPDATE satel_commands SET status = 'EXPIRED', result_at = $2,
+    result_reason = 'not sent: it expired before the hub could hand it to NATS'
+WHERE id = $1 AND status = 'PENDING' RETURNING *
+"""
+SQL_FAILED = "UPDATE command_outbox SET attempts = attempts + 1, last_error = $2 WHERE command_id = $1"
+SQL_COUNT = "SELECT count(*) FROM command_outbox"
+SQL_EDGES = "SELECT edge_id FROM edges WHERE revoked_at IS NULL"
+
+
+def commands_stream_config() -> StreamConfig:
+    """VIGIL_COMMANDS: one subject per edge, each read by that edge's consumer only (work queue:
+    a command leaves the stream once its edge acknowledges it)."""
+    return StreamConfig(
+        name=subjects.COMMANDS_STREAM, subjects=subjects.COMMANDS_STREAM_SUBJECTS,
+        retention=RetentionPolicy.WORK_QUEUE, storage=StorageType.FILE, max_age=MAX_AGE_S,
+        duplicate_window=DUPLICATE_WINDOW_S)
+
+
+def consumer_config(edge: str) -> ConsumerConfig:
+    """The durable pull consumer of one edge's commands."""
+    return ConsumerConfig(
+        durable_name=subjects.command_consumer(edge), filter_subject=subjects.edge_commands(edge),
+        ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_S, deliver_policy=DeliverPolicy.ALL, max_ack_pending=64)
+
+
+async def ensure_commands_stream(nc: NatsClient) -> None:
+    """Create or update VIGIL_COMMANDS (idempotent; every hub process calls it at start)."""
+    js = nc.jetstream()
+    try:
+        await js.add_stream(commands_stream_config())
+    except nats.js.errors.BadRequestError:
+        await js.update_stream(commands_stream_config())
+
+
+class CommandPublisher:
+    """Publishes the command outbox. `wake()` after committing a command sends it at once; a sweep
+    every `interval_s` catches rows another process committed, or one left by a crash."""
+
+    def __init__(self, nc: NatsClient, pool: asyncpg.Pool, *, interval_s: float = 1.0, batch: int = 32,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self._nc = nc
+        self._js = nc.jetstream()
+        self._pool = pool
+        self._interval_s = interval_s
+        self._batch = batch
+        self._now = now
+        self._wake = asyncio.Event()
+        self._consumers: set[str] = set()
+
+    def wake(self) -> None:
+        """A command was committed: publish without waiting for the next sweep."""
+        self._wake.set()
+
+    async def ensure_consumers(self) -> None:
+        """A consumer for every edge not revoked, so an edge pulls before its first command."""
+        for r in await self._pool.fetch(SQL_EDGES):
+            await self._ensure_consumer(r["edge_id"])
+
+    async def _ensure_consumer(self, edge: str) -> None:
+        if edge in self._consumers:
+            return
+        await self._js.add_consumer(subjects.COMMANDS_STREAM, consumer_config(edge))
+        self._consumers.add(edge)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop`; a failing NATS backs off, never loses a row."""
+        backoff = Backoff(0.2, 5.0)
+        waiter = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    more = await self.publish_once()
+                    backoff.reset()
+                except (nats.errors.Error, asyncio.TimeoutError, OSError, asyncpg.PostgresError) as exc:
+                    delay = backoff.next_delay()
+                    log.warning("command outbox not published (%s); retrying in %.1f s", exc, delay)
+                    if await sleep_or_stop(delay, stop):
+                        return
+                    continue
+                if more:
+                    continue
+                woken = asyncio.create_task(self._wake.wait())
+                await asyncio.wait({woken, waiter}, timeout=self._interval_s, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+        finally:
+            waiter.cancel()
+
+    async def publish_once(self) -> bool:
+        """Publish one batch of the outbox; True when the batch was full (more may wait). What was
+        published is committed even when a later row fails; the failure is raised after."""
+        failure: Exception | None = None
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(SQL_TAKE, self._batch)
+            updates: list[OutboxItem] = []
+            for r in rows:
+                try:
+                    updates += await self._publish(conn, r)
+                except (nats.errors.Error, asyncio.TimeoutError) as exc:
+                    await conn.execute(SQL_FAILED, r["command_id"], str(exc)[:500])
+                    PUBLISHED.labels("failed").inc()
+                    failure = exc
+                    break
+            await write_outbox(conn, updates)
+            PENDING.set(await conn.fetchval(SQL_COUNT))
+        if failure is not None:
+            raise failure
+        return len(rows) == self._batch
+
+    async def _publish(self, conn: asyncpg.Connection, r: Any) -> list[OutboxItem]:
+        now = self._now()
+        command_id = str(r["command_id"])
+        if r["expires_at"] <= now:
+            row = await conn.fetchrow(SQL_EXPIRED_UNSENT, r["command_id"], now)
+            PUBLISHED.labels("expired").inc()
+            log.warning("command %s expired before it could be sent", command_id, extra={"command_id": command_id})
+            return [command_update(row)] if row is not None else []
+        await self._ensure_consumer(r["edge_id"])
+        await self._js.publish(r["subject"], bytes(r["payload"]), timeout=2.0, headers={subjects.H_MSG_ID: command_id})
+        row = await conn.fetchrow(SQL_SENT, r["command_id"], self._now())
+        PUBLISHED.labels("sent").inc()
+        log.info("command %s sent to edge %s", command_id, r["edge_id"], extra={"command_id": command_id})
+        return [command_update(row)]
