@@ -20,6 +20,7 @@ EXPECTED_TYPES = {
     "audit.js": "text/javascript", "chart.js": "text/javascript", "alarm_detail.js": "text/javascript",
     "alarm_dialogs.js": "text/javascript", "checklist.js": "text/javascript", "notices.js": "text/javascript",
     "panel_state.js": "text/javascript", "settings.js": "text/javascript", "documents.js": "text/javascript",
+    "panel_commands.js": "text/javascript",
 }
 
 

@@ -269,7 +269,7 @@ export class AlarmDetail {
     try { o = await API.get(`/api/v1/objects/${a.object_id}`); } catch (e) { this.toast(e.message, "error"); return; }
     fields($("alarm-object"), [["Name", o.name], ["Address", o.address], ["Type", o.type], ["Status", o.status],
       ["Service mode", serviceModeText(o)]]);
-    this.panels.render($("alarm-panels"), o.panels);
+    this.panels.render($("alarm-panels"), o.panels, o.name);
   }
 
   // A live-stream message about an alarm (already merged into the store): redraw the detail when

@@ -34,7 +34,7 @@ const state = {
   panelIds: new Set(),    // panels whose live state is on screen
   objectNames: new Map(),
 };
-const panels = new PanelStates(state.panelIds);
+const panels = new PanelStates(state.panelIds, { me: () => state.me, toast });
 const detail = new AlarmDetail({ store: state.store, siren: state.siren, me: () => state.me, showView, toast, panels,
                                  state });
 const showAlarm = (id, options) => detail.open(id, options);
@@ -169,6 +169,8 @@ function startStream() {
 }
 
 function onState({ connected, lastMessageAt, stale }) {
+  // Back after a cut: an open command may have settled meanwhile.
+  if (connected && state.everConnected && $("conn").dataset.state !== "up") panels.reloadCommands();
   if (connected) state.everConnected = true;
   const banner = $("banner");
   banner.hidden = connected;
@@ -202,6 +204,8 @@ function onChange(msg) {
     detail.changed(msg);
   } else if (msg.topic === "panel.state" || msg.topic === "panel.link") {
     if (state.panelIds.has(p.panel_id)) panels.refresh(p.panel_id);
+  } else if (msg.topic === "command.updated" && p.command) {
+    panels.commandUpdated(p.command);
   } else if (msg.topic === "object.updated") {
     if (state.view === "objects" && state.objectId === msg.object_id) showObject(msg.object_id);
   }
@@ -294,7 +298,7 @@ async function showObject(id) {
   fields($("object-fields"), [["Address", o.address], ["Type", o.type], ["Status", o.status],
     ["Service mode", serviceModeText(o)]]);
   renderContacts($("object-contacts"), o.contacts);
-  panels.render($("object-panels"), o.panels);
+  panels.render($("object-panels"), o.panels, o.name);
   let secrets = [];
   try { secrets = await API.get(`/api/v1/objects/${id}/secrets`); } catch { secrets = []; }
   $("object-secrets").replaceChildren(...(secrets.length ? secrets.map(secretRow) : [el("p", { class: "muted" }, "No secrets")]));
