@@ -213,6 +213,24 @@ class CommandSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError(f"commands.publish_interval_s must be 0.05..60, got {self.publish_interval_s}")
 
 
+class AutoArmSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Auto-arm schedules and open/close supervision (hub.commands.scheduler). `interval_s`: how
+    often a pass runs. `lookback_s`: a run due longer ago than this (no hub ran then) is recorded
+    MISSED and never armed late, and a supervision deadline that old is not judged. It must
+    outlast two passes, or a run due between two passes would be missed."""
+
+    interval_s: float = 15.0
+    lookback_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.interval_s <= 600:
+            raise ValueError(f"auto_arm.interval_s must be 1..600, got {self.interval_s}")
+        # At most an hour: an arm later than that would surprise whoever is on site by then.
+        if not 2 * self.interval_s < self.lookback_s <= 3600:
+            raise ValueError(f"auto_arm.lookback_s must be above twice interval_s and at most 3600, "
+                             f"got {self.lookback_s}")
+
+
 class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # The role the hub runs as. With `database_owner_url` set it must own no table: migrations
     # run as the owner and the hub grants this role row access only (hub/db/roles.py), so the
@@ -247,6 +265,7 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     documents: DocumentSettings = msgspec.field(default_factory=DocumentSettings)
     reports: ReportSettings = msgspec.field(default_factory=ReportSettings)
     commands: CommandSettings = msgspec.field(default_factory=CommandSettings)
+    auto_arm: AutoArmSettings = msgspec.field(default_factory=AutoArmSettings)
 
     def __post_init__(self) -> None:
         if self.nats_access.users_file and not self.nats_password_file:

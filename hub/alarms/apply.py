@@ -246,6 +246,12 @@ async def raise_system_alarms(conn: asyncpg.Connection, refusals: list[tuple[str
         for edge_id, what in refusals], now)
 
 
+async def raise_hub_alarms(conn: asyncpg.Connection, alarms: list[AlarmInput], now: datetime) -> list[OutboxItem]:
+    """Open or join bundles for alarms the hub raises itself (made with `hub_alarm`), in the
+    caller's transaction; returns the outbox items for the caller to write last."""
+    return await _apply_inputs(conn, alarms, now) if alarms else []
+
+
 async def _apply_inputs(conn: asyncpg.Connection, inputs: list[AlarmInput], now: datetime) -> list[OutboxItem]:
     """Bundle alarm and restore inputs against the open bundles and write the result."""
     keys = sorted({i.key for i in inputs})

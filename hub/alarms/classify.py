@@ -18,6 +18,7 @@ TEMPERATURE = "TEMPERATURE"
 LINK = "LINK"
 ROBOT = "ROBOT"
 SYSTEM = "SYSTEM"  # raised by the hub about an edge as a whole (its segments refused, …)
+OPEN_CLOSE = "OPEN_CLOSE"  # raised by the hub's open/close supervision (hub.commands.supervision)
 
 # Alarm types whose acknowledgement needs a note.
 NOTE_REQUIRED = frozenset({TEMPERATURE})
