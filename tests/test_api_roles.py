@@ -89,6 +89,23 @@ ROLE_MATRIX: dict[Route, frozenset[str]] = {
     ("PATCH", "/api/v1/outputs/{id}"): frozenset({M, A}),
     ("GET", "/api/v1/panels/{id}/state"): frozenset({M, A, O, T, F}),
     ("GET", "/api/v1/panels/{id}/history"): frozenset({M, A, O, T, F}),
+    # Auto-arm schedules and their runs, open/close supervision, holidays: seen as panels and objects
+    # are; schedules and supervision changed by who commands panels, holidays by who edits objects.
+    ("GET", "/api/v1/panels/{id}/auto-arm"): frozenset({M, A, O, T, F}),
+    ("POST", "/api/v1/panels/{id}/auto-arm"): frozenset({M, A}),
+    ("GET", "/api/v1/auto-arm/{id}"): frozenset({M, A, O, T, F}),
+    ("PATCH", "/api/v1/auto-arm/{id}"): frozenset({M, A}),
+    ("DELETE", "/api/v1/auto-arm/{id}"): frozenset({M, A}),
+    ("GET", "/api/v1/panels/{id}/auto-arm/runs"): frozenset({M, A, O, T, F}),
+    ("GET", "/api/v1/panels/{id}/supervision"): frozenset({M, A, O, T, F}),
+    ("POST", "/api/v1/panels/{id}/supervision"): frozenset({M, A}),
+    ("GET", "/api/v1/supervision/{id}"): frozenset({M, A, O, T, F}),
+    ("PATCH", "/api/v1/supervision/{id}"): frozenset({M, A}),
+    ("DELETE", "/api/v1/supervision/{id}"): frozenset({M, A}),
+    ("GET", "/api/v1/holidays"): frozenset({M, A, O, T, F}),
+    ("POST", "/api/v1/holidays"): frozenset({M, A}),
+    ("PATCH", "/api/v1/holidays/{id}"): frozenset({M, A}),
+    ("DELETE", "/api/v1/holidays/{id}"): frozenset({M, A}),
     # Recorder and camera secrets.
     ("POST", "/api/v1/objects/{id}/secrets"): frozenset({M, A}),
     ("GET", "/api/v1/objects/{id}/secrets"): frozenset({M, A, O, T, F}),
@@ -98,6 +115,7 @@ ROLE_MATRIX: dict[Route, frozenset[str]] = {
     ("GET", "/api/v1/reports/alarms"): frozenset({M, A, O, T}),
     ("GET", "/api/v1/reports/response-times"): frozenset({M, A, O, T}),
     ("GET", "/api/v1/reports/resolutions"): frozenset({M, A, O, T}),
+    ("GET", "/api/v1/reports/auto-arm"): frozenset({M, A, O, T}),
     ("GET", "/api/v1/audit"): frozenset({M}),
     # Edges: their status is object data; creating (the enrolment token) and revoking is ADMIN's.
     ("GET", "/api/v1/edges"): frozenset({M, A, O, T, F}),

@@ -47,6 +47,10 @@ SQL_OUTBOX = "SELECT sequence_id, topic, object_id FROM outbox ORDER BY sequence
 SQL_OUTBOX_HEAD = "SELECT value FROM outbox_counter"
 SQL_TIE_EDGE = "UPDATE edges SET object_id = $2 WHERE edge_id = $1"
 SQL_PANELS_ON = "SELECT source FROM panels WHERE edge_id = $1 ORDER BY source"
+SQL_MISSED_RUN = """
+INSERT INTO auto_arm_runs (schedule_id, panel_id, object_id, partition, due_at, outcome, detail, created_at, decided_at)
+VALUES ($1, $2, $3, 1, $4, 'MISSED', 'no hub ran then', $4, $4)
+"""
 
 
 @dataclass
@@ -60,6 +64,8 @@ class Side:
     secret_id: int = 0
     alarm_id: int = 0
     document_id: int = 0
+    schedule_id: int = 0
+    supervision_id: int = 0
     operator: str = ""  # the actor who claimed its alarm
 
     @property
@@ -193,6 +199,18 @@ async def document_download(w: World, role: str, path: str) -> None:
     await _hidden(w, role, "GET", path, w.bravo.document_id)
 
 
+async def holiday_list(w: World, role: str, path: str) -> None:
+    """Alpha's holiday only; asking for those of Bravo's object is hidden as a missing object is."""
+    page = await _get(w, role, path)
+    assert [h["name"] for h in page["items"]] == ["alpha stocktaking"], page
+    answers = []
+    for object_id in (w.bravo.object_id, MISSING_ID):
+        resp = await w.hub.client.get(f"{path}?object_id={object_id}", headers=w.headers[role])
+        assert resp.status == 404, f"{role} {path}?object_id={object_id}: {resp.status}"
+        answers.append((await resp.json())["error"]["message"])
+    assert answers[0] == answers[1]
+
+
 async def reveal(w: World, role: str, path: str) -> None:
     """Alpha's secret is revealed; Bravo's is hidden (not refused: its existence is not theirs)."""
     resp = await w.hub.client.post(path.format(id=w.alpha.secret_id), headers=w.headers[role], json=REVEAL_REASON)
@@ -303,6 +321,16 @@ SCOPED: dict[Route, Check] = {
     ("GET", "/api/v1/reports/alarms"): report("id", lambda w: [str(w.alpha.alarm_id)]),
     ("GET", "/api/v1/reports/response-times"): report("operator", lambda w: [w.alpha.operator]),
     ("GET", "/api/v1/reports/resolutions"): resolution_counts,
+    ("GET", "/api/v1/reports/auto-arm"): report("object_id", lambda w: [str(w.alpha.object_id)]),
+    ("GET", "/api/v1/panels/{id}/auto-arm"): by_id(
+        lambda s: s.panel_id, lambda b: [x["at_time"] for x in b] == ["22:00"]),
+    ("GET", "/api/v1/auto-arm/{id}"): by_id(lambda s: s.schedule_id, lambda b: b["at_time"] == "22:00"),
+    ("GET", "/api/v1/panels/{id}/auto-arm/runs"): by_id(
+        lambda s: s.panel_id, lambda b: [r["outcome"] for r in b["items"]] == ["MISSED"]),
+    ("GET", "/api/v1/panels/{id}/supervision"): by_id(
+        lambda s: s.panel_id, lambda b: [x["close_by"] for x in b] == ["22:15"]),
+    ("GET", "/api/v1/supervision/{id}"): by_id(lambda s: s.supervision_id, lambda b: b["open_from"] == "07:00"),
+    ("GET", "/api/v1/holidays"): holiday_list,
     ("GET", "/api/v1/alarms/{id}/timeline"): by_id(
         lambda s: s.alarm_id, lambda b: any("alpha patrol sent" in item["text"] for item in b["items"])),
     ("GET", "/api/v1/edges"): edge_list,
@@ -372,6 +400,14 @@ async def _build_side(w: World, side: Side, operator: dict[str, str]) -> None:
     side.document_id = await _upload_document(w, side)
     for plural, label in (("zones", "door"), ("partitions", "floor"), ("outputs", "siren")):
         await _as_master(w, "POST", f"{panels}/{plural}", {"number": 1, "name": f"{name} {label}"})
+    side.schedule_id = (await _as_master(w, "POST", f"{panels}/auto-arm", {
+        "partition": 1, "at_time": "22:00", "days": [1, 2, 3, 4, 5], "time_zone": "Europe/Warsaw"}))["id"]
+    side.supervision_id = (await _as_master(w, "POST", f"{panels}/supervision", {
+        "partition": 1, "time_zone": "Europe/Warsaw", "days": [1, 2, 3, 4, 5], "open_from": "07:00",
+        "open_until": "09:00", "close_by": "22:15"}))["id"]
+    await _as_master(w, "POST", "/api/v1/holidays", {"day": "2026-12-24", "object_id": side.object_id,
+                                                     "name": f"{name} stocktaking"})
+    await w.db.execute(SQL_MISSED_RUN, side.schedule_id, side.panel_id, side.object_id, _now())
     at = _now()
     await side.site.ingest(side.site.env("edge.link.up", {}, at, source=source),
                            side.site.env("satel.partition.armed", {"partition": 1, "mode": 0}, at, source=source),

@@ -17,7 +17,8 @@ MASTER = as_role("MASTER", 1)
 
 @pytest.mark.parametrize("path", ["/api/v1/audit?format=csv&action=x", "/api/v1/reports/alarms?format=csv",
                                   "/api/v1/reports/response-times?format=csv",
-                                  "/api/v1/reports/resolutions?format=csv"])
+                                  "/api/v1/reports/resolutions?format=csv",
+                                  "/api/v1/reports/auto-arm?format=csv"])
 async def test_every_csv_export_is_audited_with_its_filters(api_client: TestClient, db: asyncpg.Pool, path: str) -> None:
     resp = await api_client.get(path, headers=MASTER)
     assert resp.status == 200 and resp.content_type == "text/csv"

@@ -1,6 +1,7 @@
 """Auto-arm schedules and open/close supervision (issue 13): the pure rules (DST, holidays,
 missed runs, the forced retry), the scheduler's passes against real PostgreSQL with a fake `now`
-(partition state ingested as edges send it, command results settled as ingest settles them)."""
+(partition state ingested as edges send it, command results settled as ingest settles them), and
+the REST routes (roles, scope, validation, versions, audit, the morning report)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,9 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
+from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 
 from hub.commands import codes, scheduler
@@ -23,6 +26,7 @@ from hub.secret_box import SecretBox
 from shared.clock import FakeClock
 from shared.commands import CommandResult, Outcome as ResultOutcome
 from shared.envelope import Priority
+from support.api import as_role, json_of
 from support.site import Site
 from support.waiting import wait_until
 
@@ -496,3 +500,157 @@ async def test_run_loop_wakes_the_publisher_and_stops(hub: Hub) -> None:
     stop.set()
     await asyncio.wait_for(task, 10)
     assert len(await hub.commands()) == 1 and woken == [True]
+
+
+# --- the REST routes ------------------------------------------------------------------------------
+
+ADMIN, OPERATOR = as_role("ADMIN", 1), as_role("OPERATOR", 2)
+SCHEDULE_BODY = {"partition": 1, "at_time": "22:00", "days": [5, 1, 1], "time_zone": WARSAW}
+SUPERVISION_BODY = {"partition": 1, "time_zone": WARSAW, "days": [1, 2, 3, 4, 5], "open_from": "07:00",
+                    "open_until": "09:00", "close_by": "22:15"}
+
+
+@pytest.fixture
+async def panel(hub: Hub) -> int:
+    return hub.panel
+
+
+async def _audit(pool: asyncpg.Pool, action: str) -> list[dict[str, Any]]:
+    rows = await pool.fetch("SELECT actor, target_id, details FROM audit_log WHERE action = $1 ORDER BY id", action)
+    return [{"actor": r["actor"], "target_id": r["target_id"], **msgspec.json.decode(r["details"])} for r in rows]
+
+
+async def test_schedule_routes_roles_versions_and_audit(api_client: TestClient, hub: Hub, panel: int) -> None:
+    url = f"/api/v1/panels/{panel}/auto-arm"
+    refused = await api_client.post(url, json=SCHEDULE_BODY, headers=OPERATOR)
+    assert refused.status == 403
+    resp = await api_client.post(url, json=SCHEDULE_BODY, headers=ADMIN)
+    created = await json_of(resp)
+    assert resp.status == 201, created
+    assert (created["at_time"], created["days"], created["version"], created["enabled"]) == ("22:00", [1, 5], 1, True)
+    assert created["next_due_at"] is not None and created["created_by"] == "user:1"
+    listed = await json_of(await api_client.get(url, headers=OPERATOR))
+    assert [s["id"] for s in listed] == [created["id"]]
+    one = f"/api/v1/auto-arm/{created['id']}"
+    assert (await json_of(await api_client.get(one, headers=OPERATOR)))["time_zone"] == WARSAW
+    # A technician assigned elsewhere learns nothing of it.
+    other = as_role("TECHNICIAN", 3, [hub.site.objects["Shop"]])
+    assert (await api_client.get(one, headers=other)).status == 404
+    assert (await api_client.get(url, headers=other)).status == 404
+
+    stale = await api_client.patch(one, json={"version": 2, "enabled": False}, headers=ADMIN)
+    assert stale.status == 409
+    patched = await json_of(await api_client.patch(one, json={"version": 1, "at_time": "21:30:15", "enabled": False},
+                                                   headers=ADMIN))
+    assert (patched["at_time"], patched["enabled"], patched["version"], patched["next_due_at"]) == \
+        ("21:30:15", False, 2, None)
+    assert (await api_client.patch(one, json={"version": 2, "mode": 1}, headers=OPERATOR)).status == 403
+
+    await hub.pool.execute("INSERT INTO auto_arm_runs (schedule_id, panel_id, object_id, partition, due_at, outcome, "
+                           "detail, created_at, decided_at) VALUES ($1, $2, $3, 1, $4, 'MISSED', 'late', $4, $4)",
+                           created["id"], panel, hub.object_id, DUE)
+    assert (await api_client.delete(one, headers=OPERATOR)).status == 403
+    assert (await api_client.delete(one, headers=ADMIN)).status == 204
+    assert (await api_client.get(one, headers=ADMIN)).status == 404
+    runs = await json_of(await api_client.get(f"{url}/runs", headers=OPERATOR))
+    assert [(r["outcome"], r["schedule_id"]) for r in runs["items"]] == [("MISSED", None)] and runs["total"] == 1
+    assert [a["target_id"] for a in await _audit(hub.pool, "auto_arm.create")] == [str(created["id"])]
+    [update] = await _audit(hub.pool, "auto_arm.update")
+    assert update["fields"] == ["at_time", "enabled"] and update["actor"] == "user:1"
+    [deleted] = await _audit(hub.pool, "auto_arm.delete")
+    assert (deleted["at_time"], deleted["time_zone"]) == ("21:30:15", WARSAW)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"time_zone": "Mars/Olympus"}, "time_zone"),
+    ({"time_zone": "../../etc/passwd"}, "time_zone"),
+    ({"days": []}, "days"),
+    ({"days": [8]}, "days[0]"),
+    ({"at_time": "25:00"}, "at_time"),
+    ({"partition": 33}, "partition"),
+    ({"mode": 4}, "mode"),
+    ({"expires_in_s": 2}, "expires_in_s"),
+])
+async def test_schedule_validation_names_the_field(api_client: TestClient, hub: Hub, panel: int,
+                                                   change: dict[str, Any], field: str) -> None:
+    resp = await api_client.post(f"/api/v1/panels/{panel}/auto-arm", json={**SCHEDULE_BODY, **change}, headers=ADMIN)
+    body = await json_of(resp)
+    assert resp.status == 422 and body["error"]["details"]["field"] == field, body
+    assert await hub.pool.fetchval("SELECT count(*) FROM auto_arm_schedules") == 0
+    assert await hub.pool.fetchval("SELECT count(*) FROM audit_log") == 0
+
+
+async def test_a_schedule_for_a_missing_panel_is_404(api_client: TestClient) -> None:
+    assert (await api_client.post("/api/v1/panels/999/auto-arm", json=SCHEDULE_BODY, headers=ADMIN)).status == 404
+    assert (await api_client.get("/api/v1/auto-arm/999", headers=ADMIN)).status == 404
+
+
+async def test_supervision_routes_validate_the_window_and_audit(api_client: TestClient, hub: Hub, panel: int) -> None:
+    url = f"/api/v1/panels/{panel}/supervision"
+    bad = await api_client.post(url, json={**SUPERVISION_BODY, "open_until": "06:00"}, headers=ADMIN)
+    assert bad.status == 422 and (await json_of(bad))["error"]["details"]["field"] == "open_until"
+    assert (await api_client.post(url, json=SUPERVISION_BODY, headers=OPERATOR)).status == 403
+    resp = await api_client.post(url, json=SUPERVISION_BODY, headers=ADMIN)
+    created = await json_of(resp)
+    assert resp.status == 201 and created["close_by"] == "22:15", created
+    duplicate = await api_client.post(url, json=SUPERVISION_BODY, headers=ADMIN)
+    assert duplicate.status == 409
+    one = f"/api/v1/supervision/{created['id']}"
+    # The window is checked as it will be: close_by before the stored open_until.
+    early = await api_client.patch(one, json={"version": 1, "close_by": "08:00"}, headers=ADMIN)
+    assert early.status == 422 and (await json_of(early))["error"]["details"]["field"] == "close_by"
+    patched = await json_of(await api_client.patch(one, json={"version": 1, "close_by": "21:00"}, headers=ADMIN))
+    assert (patched["close_by"], patched["version"]) == ("21:00", 2)
+    assert [s["id"] for s in await json_of(await api_client.get(url, headers=OPERATOR))] == [created["id"]]
+    assert (await api_client.delete(one, headers=ADMIN)).status == 204
+    assert [len(await _audit(hub.pool, f"supervision.{a}")) for a in ("create", "update", "delete")] == [1, 1, 1]
+
+
+async def test_holiday_routes(api_client: TestClient, hub: Hub) -> None:
+    bank, shop = hub.site.objects["Bank"], hub.site.objects["Shop"]
+    assert (await api_client.post("/api/v1/holidays", json={"day": "2026-12-24"}, headers=OPERATOR)).status == 403
+    every = await json_of(await api_client.post("/api/v1/holidays", json={"day": "2026-12-24", "name": "Wigilia"},
+                                                headers=ADMIN))
+    assert every["object_id"] is None
+    again = await api_client.post("/api/v1/holidays", json={"day": "2026-12-24"}, headers=ADMIN)
+    assert again.status == 409  # one global holiday a day
+    own = await json_of(await api_client.post("/api/v1/holidays", json={"day": "2026-12-24", "object_id": bank},
+                                              headers=ADMIN))
+    await api_client.post("/api/v1/holidays", json={"day": "2026-12-27", "object_id": shop}, headers=ADMIN)
+    assert (await api_client.post("/api/v1/holidays", json={"day": "2026-12-28", "object_id": 999},
+                                  headers=ADMIN)).status == 404
+    listed = await json_of(await api_client.get(f"/api/v1/holidays?object_id={bank}", headers=OPERATOR))
+    assert [h["id"] for h in listed["items"]] == [every["id"], own["id"]]
+    technician = as_role("TECHNICIAN", 3, [bank])
+    seen = await json_of(await api_client.get("/api/v1/holidays", headers=technician))
+    assert {h["object_id"] for h in seen["items"]} == {None, bank}
+    assert (await api_client.get(f"/api/v1/holidays?object_id={shop}", headers=technician)).status == 404
+    moved = await json_of(await api_client.patch(f"/api/v1/holidays/{own['id']}",
+                                                 json={"version": 1, "day": "2026-12-31"}, headers=ADMIN))
+    assert (moved["day"], moved["version"]) == ("2026-12-31", 2)
+    assert (await api_client.delete(f"/api/v1/holidays/{own['id']}", headers=ADMIN)).status == 204
+    assert (await api_client.delete(f"/api/v1/holidays/{own['id']}", headers=ADMIN)).status == 404
+    assert [len(await _audit(hub.pool, f"holiday.{a}")) for a in ("create", "update", "delete")] == [3, 1, 1]
+
+
+async def test_morning_report_lists_failed_and_missed_runs_and_supervision_alarms(
+        api_client: TestClient, hub: Hub) -> None:
+    await hub.schedule(checked_until=DUE - timedelta(days=1, hours=1))  # yesterday's run: missed
+    await hub.supervise(close_by=time(22, 15))
+    await hub.pool.execute("DELETE FROM panel_user_codes")  # today's: no code
+    await hub.tick(DUE + timedelta(seconds=5))
+    await hub.tick(DUE + timedelta(minutes=15, seconds=5))
+    url = f"/api/v1/reports/auto-arm?since={(DUE - timedelta(days=2)).isoformat()}"
+    report = await json_of(await api_client.get(url.replace("+", "%2B"), headers=OPERATOR))
+    assert [(i["category"], i["what"]) for i in report["items"]] == [
+        ("auto_arm", "MISSED"), ("auto_arm", "FAILED"), ("supervision", "FAILED_TO_CLOSE")]
+    assert report["totals"] == {"FAILED": 1, "FAILED_TO_CLOSE": 1, "MISSED": 1}
+    assert report["items"][2]["bundle_id"] is not None and report["items"][0]["object_name"] == "Bank"
+    since_today = await json_of(await api_client.get(
+        f"/api/v1/reports/auto-arm?since={DUE.isoformat()}".replace("+", "%2B"), headers=OPERATOR))
+    assert [i["what"] for i in since_today["items"]] == ["FAILED", "FAILED_TO_CLOSE"]
+    csv_resp = await api_client.get("/api/v1/reports/auto-arm?format=csv", headers=OPERATOR)
+    lines = (await csv_resp.text()).splitlines()
+    assert csv_resp.status == 200 and lines[0].startswith("at,category,what") and len(lines) == 4
+    assert (await api_client.get("/api/v1/reports/auto-arm", headers=as_role("FIELD_WORKER", 4, []))).status == 403
+    assert len(await _audit(hub.pool, "data.exported")) == 1
