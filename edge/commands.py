@@ -69,7 +69,9 @@ class CommandRunner:
         self._hub_clock = hub_clock
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._running: set[asyncio.Task[None]] = set()
-        self._in_flight: set[str] = set()  # command ids running now: a redelivery meanwhile waits
+        # One lock per command id being handled: a copy delivered while the first still runs waits
+        # for it, then finds it done and is acknowledged without running.
+        self._in_flight: dict[str, asyncio.Lock] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Pull and run commands until `stop`; a lost leaf link or a missing consumer backs off and
@@ -119,13 +121,13 @@ class CommandRunner:
             await msg.term()  # never delivered again: it cannot become readable
             return
         extra = {"edge": self.edge_id, "command_id": command.id, "panel": command.panel}
-        if command.id in self._in_flight:
-            return  # delivered again while it runs: the running one acknowledges it
-        self._in_flight.add(command.id)
+        lock = self._in_flight.setdefault(command.id, asyncio.Lock())
         try:
-            await self._settle(msg, command, extra)
+            async with lock:
+                await self._settle(msg, command, extra)
         finally:
-            self._in_flight.discard(command.id)
+            if not lock.locked():
+                self._in_flight.pop(command.id, None)
 
     async def _settle(self, msg: Msg, command: PanelCommand, extra: dict[str, str]) -> None:
         try:

@@ -45,6 +45,10 @@ class EventLog:
             index = (index - 1) % len(self._slots)
         return tuple(reversed(indices))
 
+    def records(self) -> list[EventRecord]:
+        """Every record still kept, oldest first: what a test counts to see what the panel did."""
+        return [record for index in self.latest(len(self._slots)) if (record := self._slots[index]) is not None]
+
     @property
     def newest_index(self) -> int | None:
         """Index of the newest record, or None when the log is empty."""
