@@ -20,6 +20,7 @@ from hub.edges.setup import build_enrolment, https_context, keep_access_in_step
 from hub.edges.status import listen_for_status
 from hub.ingest.edge_keys import EdgeKeyCache
 from hub.edges.registry import leaf_users
+from hub.commands import scheduler as auto_arm
 from hub.commands.publisher import CommandPublisher, ensure_commands_stream
 from hub.housekeeping import ensure_partitions, run_housekeeping
 from hub.api.server import build_http
@@ -124,6 +125,9 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
 
     owner_task = supervisor.spawn("partition-owner", owner.run)
     commands_task = supervisor.spawn("command-publisher", partial(commands.run, stop))
+    auto_arm_task = supervisor.spawn("auto-arm", partial(
+        auto_arm.run, pool, box, stop, interval_s=config.auto_arm.interval_s, lookback_s=config.auto_arm.lookback_s,
+        wake=commands.wake))
     gaps_task = supervisor.spawn("gap-watch", lambda: _watch_gaps(pool, stop))
     access_task = supervisor.spawn("nats-access", partial(keep_access_in_step, pool, access, stop)) \
         if access is not None else None
@@ -138,6 +142,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     await ingest.close()
     await gaps_task
     await commands_task
+    await auto_arm_task
     if access_task is not None:
         await access_task
     await stream.close()  # before the HTTP server: live clients get a clean 1001 close

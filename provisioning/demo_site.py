@@ -100,6 +100,15 @@ DEMO_PROCEDURES: dict[str, str] = {
         "Armed and the fix will take over 30 minutes: dispatch the patrol for a round.",
         "Resolve when the administrator confirms the box is fixed and its data stored.",
     ),
+    classify.OPEN_CLOSE: _steps(
+        "Read which it is: not armed by the closing deadline, not opened in the opening window, or opened early.",
+        "Not armed: call the first contact; ask whether someone is still on site or forgot to arm.",
+        "Nobody answers, or nobody should be there: arm from the panel view (reason: the contact's answer) or "
+        "dispatch the patrol if a zone is still violated.",
+        "Opened early: call the first contact and ask for the site's password word; a wrong or no answer is a "
+        "break-in: dispatch the patrol.",
+        "Acknowledge with what the contact said; resolve when the site is armed or the opening is confirmed.",
+    ),
 }
 
 #: The emulated panel's partitions, zones and outputs as the operators see them (the numbers and

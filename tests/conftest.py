@@ -70,3 +70,19 @@ async def api_client(db: asyncpg.Pool) -> AsyncIterator[TestClient]:
         yield client
     finally:
         await client.close()
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> SecretBox:
+    """The hub's secret box, in a file as the hub keeps it."""
+    return SecretBox.from_file(tmp_path / "secret.key")
+
+
+@pytest.fixture
+async def boxed_client(db: asyncpg.Pool, box: SecretBox) -> AsyncIterator[TestClient]:
+    """The hub's HTTP app with `box`, callers named by support.api.as_role headers."""
+    c = await start_client(build_http(db, HeaderAuthenticator(), [], box))
+    try:
+        yield c
+    finally:
+        await c.close()

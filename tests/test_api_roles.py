@@ -89,6 +89,14 @@ ROLE_MATRIX: dict[Route, frozenset[str]] = {
     ("PATCH", "/api/v1/outputs/{id}"): frozenset({M, A}),
     ("GET", "/api/v1/panels/{id}/state"): frozenset({M, A, O, T, F}),
     ("GET", "/api/v1/panels/{id}/history"): frozenset({M, A, O, T, F}),
+    # Panel commands: given by who commands panels, followed by whoever sees the panel; the stored
+    # user codes (write-only) only by who commands panels.
+    ("POST", "/api/v1/panels/{id}/commands"): frozenset({M, A}),
+    ("GET", "/api/v1/panels/{id}/commands"): frozenset({M, A, O, T, F}),
+    ("GET", "/api/v1/commands/{id}"): frozenset({M, A, O, T, F}),
+    ("GET", "/api/v1/panels/{id}/user-codes"): frozenset({M, A}),
+    ("PUT", "/api/v1/panels/{id}/user-codes/{partition}"): frozenset({M, A}),
+    ("DELETE", "/api/v1/panels/{id}/user-codes/{partition}"): frozenset({M, A}),
     # Auto-arm schedules and their runs, open/close supervision, holidays: seen as panels and objects
     # are; schedules and supervision changed by who commands panels, holidays by who edits objects.
     ("GET", "/api/v1/panels/{id}/auto-arm"): frozenset({M, A, O, T, F}),

@@ -66,6 +66,7 @@ class Side:
     document_id: int = 0
     schedule_id: int = 0
     supervision_id: int = 0
+    command_id: str = ""
     operator: str = ""  # the actor who claimed its alarm
 
     @property
@@ -104,7 +105,7 @@ async def _get(w: World, role: str, url: str) -> Any:
 async def _as_master(w: World, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
     resp = await w.hub.client.request(method, url, headers=w.headers[M], json=body)
     data = await resp.json()
-    assert resp.status in (200, 201), data
+    assert resp.status in (200, 201, 202), data
     return data
 
 
@@ -331,6 +332,9 @@ SCOPED: dict[Route, Check] = {
         lambda s: s.panel_id, lambda b: [x["close_by"] for x in b] == ["22:15"]),
     ("GET", "/api/v1/supervision/{id}"): by_id(lambda s: s.supervision_id, lambda b: b["open_from"] == "07:00"),
     ("GET", "/api/v1/holidays"): holiday_list,
+    ("GET", "/api/v1/panels/{id}/commands"): by_id(
+        lambda s: s.panel_id, lambda b: [c["reason"] for c in b["items"]] == ["alpha closing"]),
+    ("GET", "/api/v1/commands/{id}"): by_id(lambda s: s.command_id, lambda b: b["reason"] == "alpha closing"),
     ("GET", "/api/v1/alarms/{id}/timeline"): by_id(
         lambda s: s.alarm_id, lambda b: any("alpha patrol sent" in item["text"] for item in b["items"])),
     ("GET", "/api/v1/edges"): edge_list,
@@ -342,6 +346,7 @@ SCOPED: dict[Route, Check] = {
 ADMINS_ONLY = "no assigned-only role may call it"
 NOT_SCOPED: dict[Route, str] = {
     ("GET", "/api/v1/users"): ADMINS_ONLY,
+    ("GET", "/api/v1/panels/{id}/user-codes"): ADMINS_ONLY,
     ("GET", "/api/v1/users/{id}"): ADMINS_ONLY,
     ("GET", "/api/v1/audit"): ADMINS_ONLY,
     ("GET", "/api/v1/auth/me"): "the caller's own account",
@@ -408,6 +413,8 @@ async def _build_side(w: World, side: Side, operator: dict[str, str]) -> None:
     await _as_master(w, "POST", "/api/v1/holidays", {"day": "2026-12-24", "object_id": side.object_id,
                                                      "name": f"{name} stocktaking"})
     await w.db.execute(SQL_MISSED_RUN, side.schedule_id, side.panel_id, side.object_id, _now())
+    side.command_id = (await _as_master(w, "POST", f"{panels}/commands", {
+        "type": "arm", "partitions": [1], "user_code": "1234", "reason": f"{name} closing"}))["id"]
     at = _now()
     await side.site.ingest(side.site.env("edge.link.up", {}, at, source=source),
                            side.site.env("satel.partition.armed", {"partition": 1, "mode": 0}, at, source=source),

@@ -7,17 +7,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
 from hub.api.panels_api import integration_key_aad
-from hub.api.server import build_http
 from hub.secret_box import SecretBox, SecretBoxError, add_current_key, sealed_key_id
 from hub.secret_rotation import reseal_all
-from support.api import HeaderAuthenticator, as_role, json_of, start_client
+from support.api import as_role, json_of
 from test_secret_replays import _text_anywhere
 
 ADMIN = as_role("ADMIN", 2)
@@ -29,25 +28,13 @@ SQL_SEALED = "SELECT integration_key_enc, version FROM panels WHERE id = $1"
 SQL_AUDIT = "SELECT action, details FROM audit_log WHERE target_type = 'panel' AND target_id = $1 ORDER BY id"
 
 
-@pytest.fixture
-def box(tmp_path: Path) -> SecretBox:
-    return SecretBox.from_file(tmp_path / "secret.key")
-
-
-@pytest.fixture
-async def client(db: asyncpg.Pool, box: SecretBox) -> AsyncIterator[TestClient]:
-    c = await start_client(build_http(db, HeaderAuthenticator(), [], box))
-    yield c
-    await c.close()
-
-
-async def _object(client: TestClient, db: asyncpg.Pool) -> int:
+async def _object(boxed_client: TestClient, db: asyncpg.Pool) -> int:
     await db.execute(SQL_EDGE, b"\x00" * 32)
-    return int((await json_of(await client.post("/api/v1/objects", json={"name": "Bank"}, headers=ADMIN)))["id"])
+    return int((await json_of(await boxed_client.post("/api/v1/objects", json={"name": "Bank"}, headers=ADMIN)))["id"])
 
 
-async def _panel(client: TestClient, object_id: int, **extra: Any) -> Any:
-    resp = await client.post("/api/v1/panels", json={"object_id": object_id, "edge_id": "site-1", "source": "panel-1",
+async def _panel(boxed_client: TestClient, object_id: int, **extra: Any) -> Any:
+    resp = await boxed_client.post("/api/v1/panels", json={"object_id": object_id, "edge_id": "site-1", "source": "panel-1",
                                                      **extra}, headers=ADMIN)
     assert resp.status == 201, await resp.text()
     return await json_of(resp)
@@ -69,10 +56,10 @@ def _error(body: dict[str, Any], code: str) -> dict[str, Any]:
     return body["error"]  # type: ignore[no-any-return]
 
 
-async def test_set_on_create_sealed_under_the_panel_and_never_answered(client: TestClient, db: asyncpg.Pool,
+async def test_set_on_create_sealed_under_the_panel_and_never_answered(boxed_client: TestClient, db: asyncpg.Pool,
                                                                        box: SecretBox) -> None:
-    object_id = await _object(client, db)
-    made = await _panel(client, object_id, integration_key=KEY)
+    object_id = await _object(boxed_client, db)
+    made = await _panel(boxed_client, object_id, integration_key=KEY)
     assert made["has_integration_key"] is True
     assert "integration_key" not in made and "integration_key_enc" not in made
     assert await _opened(db, box, made["id"]) == KEY
@@ -83,15 +70,15 @@ async def test_set_on_create_sealed_under_the_panel_and_never_answered(client: T
         box.decrypt(sealed, integration_key_aad(made["id"] + 1))
     assert await _audits(db, made["id"]) == [("panel.create", {"object_id": object_id, "integration_key": "set"})]
     for path in (f"/api/v1/panels/{made['id']}", f"/api/v1/objects/{object_id}"):
-        resp = await client.get(path, headers=ADMIN)
+        resp = await boxed_client.get(path, headers=ADMIN)
         assert resp.status == 200 and KEY not in await resp.text()
-    plain = await _panel(client, object_id, source="panel-2")
+    plain = await _panel(boxed_client, object_id, source="panel-2")
     assert plain["has_integration_key"] is False and await _opened(db, box, plain["id"]) is None
     assert await _audits(db, plain["id"]) == [("panel.create", {"object_id": object_id})]
 
 
-async def test_set_replace_keep_and_clear_by_patch(client: TestClient, db: asyncpg.Pool, box: SecretBox) -> None:
-    panel = await _panel(client, await _object(client, db))
+async def test_set_replace_keep_and_clear_by_patch(boxed_client: TestClient, db: asyncpg.Pool, box: SecretBox) -> None:
+    panel = await _panel(boxed_client, await _object(boxed_client, db))
     url = f"/api/v1/panels/{panel['id']}"
     steps: list[tuple[dict[str, Any], str | None, dict[str, Any]]] = [
         ({"integration_key": KEY}, KEY, {"fields": ["integration_key"], "integration_key": "set"}),
@@ -104,7 +91,7 @@ async def test_set_replace_keep_and_clear_by_patch(client: TestClient, db: async
     ]
     version = panel["version"]
     for body, stored, audited in steps:
-        resp = await client.patch(url, json={"version": version, **body}, headers=ADMIN)
+        resp = await boxed_client.patch(url, json={"version": version, **body}, headers=ADMIN)
         answer = await json_of(resp)
         assert resp.status == 200, answer
         assert answer["version"] == version + 1  # one bump per request, key or not
@@ -117,14 +104,14 @@ async def test_set_replace_keep_and_clear_by_patch(client: TestClient, db: async
 
 
 @pytest.mark.parametrize("bad", ["ABCDEFGHIJKLM", "zażółć", "klucz€", 12345, ["k"]])
-async def test_a_bad_key_is_refused_beside_its_field_and_changes_nothing(client: TestClient, db: asyncpg.Pool,
+async def test_a_bad_key_is_refused_beside_its_field_and_changes_nothing(boxed_client: TestClient, db: asyncpg.Pool,
                                                                          box: SecretBox, bad: Any) -> None:
-    object_id = await _object(client, db)
-    panel = await _panel(client, object_id, integration_key=KEY)
+    object_id = await _object(boxed_client, db)
+    panel = await _panel(boxed_client, object_id, integration_key=KEY)
     before = await db.fetchrow(SQL_SEALED, panel["id"])
-    refusals = [await client.patch(f"/api/v1/panels/{panel['id']}", json={"version": panel["version"],
+    refusals = [await boxed_client.patch(f"/api/v1/panels/{panel['id']}", json={"version": panel["version"],
                                    "model": "changed", "integration_key": bad}, headers=ADMIN),
-                await client.post("/api/v1/panels", json={"object_id": object_id, "edge_id": "site-1",
+                await boxed_client.post("/api/v1/panels", json={"object_id": object_id, "edge_id": "site-1",
                                   "source": "panel-2", "integration_key": bad}, headers=ADMIN)]
     for resp in refusals:
         text = await resp.text()
@@ -137,18 +124,18 @@ async def test_a_bad_key_is_refused_beside_its_field_and_changes_nothing(client:
     assert [a for a, _ in await _audits(db, panel["id"])] == ["panel.create"]
 
 
-async def test_refusals_by_role_version_and_panel_change_nothing(client: TestClient, db: asyncpg.Pool,
+async def test_refusals_by_role_version_and_panel_change_nothing(boxed_client: TestClient, db: asyncpg.Pool,
                                                                  box: SecretBox) -> None:
-    object_id = await _object(client, db)
-    panel = await _panel(client, object_id, integration_key=KEY)
+    object_id = await _object(boxed_client, db)
+    panel = await _panel(boxed_client, object_id, integration_key=KEY)
     url = f"/api/v1/panels/{panel['id']}"
     cases = [
-        (client.patch(url, json={"version": 1, "integration_key": OTHER_KEY}, headers=OPERATOR), 403, "forbidden"),
-        (client.post("/api/v1/panels", json={"object_id": object_id, "edge_id": "site-1", "source": "panel-2",
+        (boxed_client.patch(url, json={"version": 1, "integration_key": OTHER_KEY}, headers=OPERATOR), 403, "forbidden"),
+        (boxed_client.post("/api/v1/panels", json={"object_id": object_id, "edge_id": "site-1", "source": "panel-2",
                      "integration_key": OTHER_KEY}, headers=OPERATOR), 403, "forbidden"),
-        (client.patch(url, json={"version": 7, "integration_key": OTHER_KEY}, headers=ADMIN), 409, "conflict"),
-        (client.patch(url, json={"version": 7, "integration_key": ""}, headers=ADMIN), 409, "conflict"),
-        (client.patch("/api/v1/panels/999999", json={"version": 1, "integration_key": OTHER_KEY}, headers=ADMIN),
+        (boxed_client.patch(url, json={"version": 7, "integration_key": OTHER_KEY}, headers=ADMIN), 409, "conflict"),
+        (boxed_client.patch(url, json={"version": 7, "integration_key": ""}, headers=ADMIN), 409, "conflict"),
+        (boxed_client.patch("/api/v1/panels/999999", json={"version": 1, "integration_key": OTHER_KEY}, headers=ADMIN),
          404, "not_found"),
     ]
     for request, status, code in cases:
@@ -162,19 +149,19 @@ async def test_refusals_by_role_version_and_panel_change_nothing(client: TestCli
 
 
 async def test_no_replay_key_and_the_plaintext_nowhere_in_the_database_or_logs(
-        client: TestClient, db: asyncpg.Pool, box: SecretBox, caplog: pytest.LogCaptureFixture) -> None:
+        boxed_client: TestClient, db: asyncpg.Pool, box: SecretBox, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    object_id = await _object(client, db)
+    object_id = await _object(boxed_client, db)
     body = {"object_id": object_id, "edge_id": "site-1", "source": "panel-1", "integration_key": KEY}
     # Even the digest of a body that holds the key is never kept: the key could be guessed against it.
     for _ in range(2):
-        resp = await client.post("/api/v1/panels", json=body, headers={**ADMIN, "Idempotency-Key": "panel-1"})
+        resp = await boxed_client.post("/api/v1/panels", json=body, headers={**ADMIN, "Idempotency-Key": "panel-1"})
         assert resp.status == 400 and "never stored" in _error(await json_of(resp), "idempotency_not_allowed")["message"]
     assert await db.fetchval("SELECT count(*) FROM idempotency_keys") == 0
     assert await db.fetchval("SELECT count(*) FROM panels") == 0
     # A PATCH is never replayed: its Idempotency-Key is not kept either.
-    panel = await _panel(client, object_id, integration_key=KEY)
-    resp = await client.patch(f"/api/v1/panels/{panel['id']}", json={"version": 1, "integration_key": OTHER_KEY},
+    panel = await _panel(boxed_client, object_id, integration_key=KEY)
+    resp = await boxed_client.patch(f"/api/v1/panels/{panel['id']}", json={"version": 1, "integration_key": OTHER_KEY},
                               headers={**ADMIN, "Idempotency-Key": "patch-1"})
     assert resp.status == 200
     assert await db.fetchval("SELECT count(*) FROM idempotency_keys") == 0
@@ -184,9 +171,9 @@ async def test_no_replay_key_and_the_plaintext_nowhere_in_the_database_or_logs(
     assert KEY not in logged and OTHER_KEY not in logged
 
 
-async def test_a_rotation_seals_the_key_again(client: TestClient, db: asyncpg.Pool, box: SecretBox,
+async def test_a_rotation_seals_the_key_again(boxed_client: TestClient, db: asyncpg.Pool, box: SecretBox,
                                               tmp_path: Path) -> None:
-    panel = await _panel(client, await _object(client, db), integration_key=KEY)
+    panel = await _panel(boxed_client, await _object(boxed_client, db), integration_key=KEY)
     new_kid = add_current_key(tmp_path / "secret.key")
     rotated = SecretBox.from_file(tmp_path / "secret.key")
     async with db.acquire() as conn:

@@ -32,6 +32,14 @@ def test_the_demo_procedures_cover_every_alarm_type() -> None:
         assert len(lines) >= 3 and all(line.startswith(f"{n}. ") for n, line in enumerate(lines, 1)), steps
 
 
+def test_the_console_offers_every_alarm_type() -> None:
+    """The console's procedure editor and history filter list the hub's alarm types, all of them."""
+    source = (Path(classify.__file__).parent.parent / "console" / "static" / "admin_objects.js").read_text()
+    listed = re.search(r"export const ALARM_TYPES = \[([^\]]*)\]", source)
+    assert listed is not None
+    assert set(re.findall(r'"([A-Z_]+)"', listed.group(1))) == ALARM_TYPES
+
+
 def test_the_demo_zones_are_the_emulated_panels() -> None:
     panel = sample_panel()
     assert {z["number"]: z["partition_number"] for z in DEMO_ZONES} == {n: z.partition for n, z in panel.zones.items()}

@@ -10,7 +10,7 @@ import { Field, Form, changed, confirmAction } from "./forms.js";
 import { documentTable } from "./documents.js";
 
 // hub/alarms/classify.py: the alarm types a procedure can be for.
-export const ALARM_TYPES = ["BURGLARY", "TAMPER", "FIRE", "PANIC", "TROUBLE", "TEMPERATURE", "LINK", "ROBOT", "SYSTEM"];
+export const ALARM_TYPES = ["BURGLARY", "TAMPER", "FIRE", "PANIC", "TROUBLE", "TEMPERATURE", "LINK", "ROBOT", "SYSTEM", "OPEN_CLOSE"];
 const MAX_CALL_ORDER = 100;       // ContactIn.call_order
 const MAX_STEPS_CHARS = 4000;     // ProcedureIn.steps
 const MAX_TITLE_CHARS = 200;      // hub/api/documents_api.py MAX_TITLE

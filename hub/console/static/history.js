@@ -3,13 +3,13 @@
 // timeline grouped by kind, each entry with who and when. Also what the Reports and Audit pages
 // share: RecordPage, times in the reader's zone with UTC on hover, typed times read in that zone.
 import * as API from "./api.js";
+import { ALARM_TYPES } from "./admin_objects.js";
 import { timeEl } from "./dates.js";
 import { Field, Form } from "./forms.js";
 import { PRIORITIES, el, personEl } from "./queue.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE_SIZE = 50;
-const ALARM_TYPES = ["BURGLARY", "TAMPER", "FIRE", "PANIC", "TROUBLE", "TEMPERATURE", "LINK", "ROBOT", "SYSTEM"];
 const STATUSES = ["CLOSED", "RESOLVED", "ACK", "IN_PROGRESS", "CLAIMING", "NEW"];
 const KINDS = [["event", "Events"], ["transition", "Lifecycle"], ["dispatch", "Dispatch log"]];
 
