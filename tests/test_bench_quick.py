@@ -20,6 +20,7 @@ BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
 FIGURES = {
     "api": ["api_p99_ms"],
     "append": ["append"],
+    "commands": ["command_p99_ms"],
     "forward": ["forward"],
     "fsync": ["fsync_p99_ms"],
     "ingest": ["ingest"],
@@ -29,7 +30,7 @@ FIGURES = {
     "pg_insert_raw": ["pg_insert_raw"],
 }
 # Benchmarks that start nats-server, PostgreSQL databases, hub or edge processes.
-TOPOLOGY = {"ingest", "ingest_1000_edges", "forward", "latency", "lifecycle", "edge_idle", "api", "fanout", "pg_insert_raw"}
+TOPOLOGY = {"commands", "ingest", "ingest_1000_edges", "forward", "latency", "lifecycle", "edge_idle", "api", "fanout", "pg_insert_raw"}
 QUICK_TIMEOUT_S = 60
 
 
