@@ -4,24 +4,29 @@ settled only by the owning edge and only once, and the hub's own TIMEOUT. The wh
 processes is tests/test_commands_e2e.py."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
 import msgspec
+import nats.errors
 import pytest
 from aiohttp.test_utils import TestClient
 
 from hub.api.commands_api import CommandIn
 from hub.api.idempotency import body_hash
+from hub.commands.publisher import CommandPublisher, ensure_commands_stream
 from hub.commands.repository import ResultEvent, apply_results, time_out_overdue
 from hub.secret_box import SecretBox
 from hub.secret_rotation import reseal_all
+from shared import subjects
 from shared.commands import CommandResult, Outcome, decode_command
 from shared.sealing import open_sealed
 from shared.signing import Signer
 from support.api import as_role, json_of
+from support.topology import Topology
 from test_secret_replays import _text_anywhere
 
 ADMIN = as_role("ADMIN", 2)
@@ -183,3 +188,46 @@ async def test_the_hub_times_out_a_silent_command_and_the_edges_late_word_replac
     assert timed_out.payload["command"]["status"] == "TIMEOUT"
     [late] = await _settle(db, "site-1", _result(command["id"], Outcome.ACK, 0))
     assert late.payload["command"]["status"] == "ACK" and late.payload["command"]["late"] is True
+
+
+async def test_a_command_the_publisher_never_sent_expires_and_leaves_nothing_to_send(
+        boxed_client: TestClient, db: asyncpg.Pool, panel: int) -> None:
+    """NATS down (or the publisher failing) for longer than a command's life: housekeeping ends it
+    EXPIRED and drops its outbox row, so nothing is sent late and no partition stays ARMING."""
+    _, command = await _give(boxed_client, panel, {"type": "arm", "partitions": [1], "user_code": "1234",
+                                                   "expires_in_s": 5})
+    now = datetime.now(timezone.utc)
+    async with db.acquire() as conn, conn.transaction():
+        assert await time_out_overdue(conn, now, timedelta(seconds=30)) == []
+        [expired] = await time_out_overdue(conn, now + timedelta(seconds=40), timedelta(seconds=30))
+    assert expired.payload["command"]["status"] == "EXPIRED" and expired.payload["command"]["transitional"] is None
+    assert "not sent" in expired.payload["command"]["result_reason"]
+    assert await db.fetchval("SELECT count(*) FROM command_outbox") == 0
+
+
+async def test_a_publish_that_fails_keeps_the_command_queued_until_nats_takes_it(
+        topology: Topology, boxed_client: TestClient, db: asyncpg.Pool, panel: int) -> None:
+    """JetStream does not take the command (here: no VIGIL_COMMANDS stream yet): the outbox row
+    stays, with the attempt and the error; once the stream is there the same row is sent, once."""
+    _, command = await _give(boxed_client, panel, {"type": "arm", "partitions": [1], "user_code": "1234"})
+    nc = await topology.connect_hub()
+    try:
+        publisher = CommandPublisher(nc, db)
+        with pytest.raises((nats.errors.Error, asyncio.TimeoutError)):
+            await publisher.publish_once()
+        row = await db.fetchrow("SELECT attempts, last_error FROM command_outbox")
+        assert row["attempts"] == 1 and row["last_error"]
+        assert await db.fetchval("SELECT status FROM satel_commands") == "PENDING"
+        await ensure_commands_stream(nc)
+        assert await publisher.publish_once() is False
+        assert await db.fetchval("SELECT status FROM satel_commands") == "SENT"
+        assert await db.fetchval("SELECT count(*) FROM command_outbox") == 0
+        info = await nc.jetstream().stream_info(subjects.COMMANDS_STREAM)
+        assert info.state.messages == 1
+        consumer = await nc.jetstream().consumer_info(subjects.COMMANDS_STREAM, subjects.command_consumer("site-1"))
+        assert consumer.num_pending == 1, "the edge's consumer made before the first publish"
+        [update] = await db.fetch("SELECT payload FROM outbox WHERE topic = 'command.updated' ORDER BY sequence_id "
+                                  "DESC LIMIT 1")
+        assert command["id"] in update["payload"] and '"SENT"' in update["payload"]
+    finally:
+        await nc.close()

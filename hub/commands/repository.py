@@ -53,6 +53,18 @@ UPDATE satel_commands SET status = 'TIMEOUT', result_at = $1,
 WHERE status = 'SENT' AND expires_at < $2
 RETURNING *
 """
+# A PENDING command past its expiry and the grace: the publisher could not send it (NATS down, or
+# the publisher itself failing). It is never sent now; its outbox row goes with it.
+NOT_SENT = "not sent: it expired before the hub could hand it to NATS"
+SQL_UNSENT_EXPIRED = """
+WITH gone AS (
+    DELETE FROM command_outbox o USING satel_commands c
+    WHERE o.command_id = c.id AND c.status = 'PENDING' AND c.expires_at < $2
+)
+UPDATE satel_commands SET status = 'EXPIRED', result_at = $1, result_reason = $3
+WHERE status = 'PENDING' AND expires_at < $2
+RETURNING *
+"""
 SQL_OPEN_FOR_PANELS = """
 SELECT * FROM satel_commands WHERE panel_id = ANY($1) AND status IN ('PENDING', 'SENT') ORDER BY created_at
 """
@@ -192,7 +204,9 @@ async def apply_results(conn: asyncpg.Connection, results: list[ResultEvent], no
 
 async def time_out_overdue(conn: asyncpg.Connection, now: datetime, settle_grace: timedelta) -> list[OutboxItem]:
     """SENT commands past their result deadline become TIMEOUT (the edge's result, if it comes,
-    replaces it); returns the live updates for the caller to write."""
+    replaces it), and PENDING ones the publisher never sent become EXPIRED, so no command stays
+    open (and no partition ARMING) for ever; returns the live updates for the caller to write."""
     rows = await conn.fetch(SQL_OVERDUE, now, now - settle_grace)
+    rows += await conn.fetch(SQL_UNSENT_EXPIRED, now, now - settle_grace, NOT_SENT)
     return [command_update(r) for r in rows]
 
