@@ -13,6 +13,7 @@ the panel may or may not have acted). A command past its expiry (by the hub's cl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Mapping
@@ -78,15 +79,24 @@ class CommandRunner:
         tries again. Commands already running finish (their results journaled) before it returns."""
         js = self._nc.jetstream(domain=subjects.HUB_DOMAIN)
         backoff = Backoff(0.5, 10.0)
+        stopped = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
+                pull = None
                 try:
                     pull = await js.pull_subscribe_bind(
                         durable=subjects.command_consumer(self.edge_id), stream=subjects.COMMANDS_STREAM,
                         inbox_prefix=f"{subjects.edge_inbox_prefix(self.edge_id)}.".encode())
                     while not stop.is_set():
+                        # A pull waits at the hub for FETCH_WAIT_S; stopping does not wait for it.
+                        fetch = asyncio.create_task(pull.fetch(FETCH_BATCH, timeout=FETCH_WAIT_S))
+                        await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                        if not fetch.done():
+                            fetch.cancel()
+                            await asyncio.gather(fetch, return_exceptions=True)
+                            break
                         try:
-                            msgs = await pull.fetch(FETCH_BATCH, timeout=FETCH_WAIT_S)
+                            msgs = fetch.result()
                         except nats.errors.TimeoutError:
                             continue
                         backoff.reset()
@@ -102,7 +112,12 @@ class CommandRunner:
                                 extra={"edge": self.edge_id})
                     if await sleep_or_stop(delay, stop):
                         break
+                finally:
+                    if pull is not None:
+                        with contextlib.suppress(nats.errors.Error):
+                            await pull.unsubscribe()
         finally:
+            stopped.cancel()
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
 

@@ -26,6 +26,7 @@ from shared.logs import request_id
 router = Router()
 
 PUBLISHER_KEY = "command_publisher"
+SQL_DISPLAY_NAME = "SELECT nullif(display_name, '') FROM users WHERE id = $1"
 
 Numbers = Annotated[list[int], msgspec.Meta(max_length=256)]
 StatusName = Literal["PENDING", "SENT", "ACK", "NACK", "TIMEOUT", "EXPIRED"]
@@ -93,8 +94,10 @@ async def give_command(call: Call) -> dict[str, Any]:
             outputs=tuple(body.outputs), mode=body.mode, force=body.force, user_code=body.user_code,
             expires_in_s=body.expires_in_s))
         now = datetime.now(timezone.utc)
-        who = Requester(call.user.actor, call.user.email, request_id=request_id.get(), ip=call.request.remote)
         async with deps(call).pool.acquire() as conn, conn.transaction():
+            # Named as people know them: the display name, else the sign-in email.
+            name = await conn.fetchval(SQL_DISPLAY_NAME, call.user.user_id) or call.user.email
+            who = Requester(call.user.actor, name, request_id=request_id.get(), ip=call.request.remote)
             if req.user_code is not None:
                 code, code_from = req.user_code, "TYPED"
             else:
