@@ -65,6 +65,10 @@ export class AlarmDetail {
     if (this.id !== id) this.liveLog = new Map();
     this.id = id;
     if (!quiet) {
+      // Until the alarm is read, offer nothing: the log form and the actions depend on it and on
+      // the caller's rights, and a form shown for a moment to someone who may not use it misleads.
+      $("log-form").hidden = true;
+      $("alarm-actions").replaceChildren();
       this.showView("alarm");
       $("alarm-title").textContent = `Alarm #${id}`;
     }
