@@ -201,16 +201,22 @@ class CommandSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Panel commands (hub.commands). `settle_grace_s`: how long after its expiry a SENT command
     with no result from its edge becomes TIMEOUT at the hub (the edge's late result replaces it);
     it must cover the edge link's command timeout. `publish_interval_s`: how often the outbox is
-    swept for commands another hub process committed (its own are sent at once)."""
+    swept for commands another hub process committed (its own are sent at once). `ack_wait_s`:
+    how long an edge may take to acknowledge a command before JetStream delivers it again (the
+    edge runs it at most once either way); it must exceed the edge links' longest command
+    (command_timeout_s + request_timeout_s, 13 s by default)."""
 
     settle_grace_s: float = 30.0
     publish_interval_s: float = 1.0
+    ack_wait_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not 5 <= self.settle_grace_s <= 3600:
             raise ValueError(f"commands.settle_grace_s must be 5..3600, got {self.settle_grace_s}")
         if not 0.05 <= self.publish_interval_s <= 60:
             raise ValueError(f"commands.publish_interval_s must be 0.05..60, got {self.publish_interval_s}")
+        if not 5 <= self.ack_wait_s <= 600:
+            raise ValueError(f"commands.ack_wait_s must be 5..600, got {self.ack_wait_s}")
 
 
 class AutoArmSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -93,7 +93,8 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
         await access.apply(edge_leaf_users(await leaf_users(pool)))
     await ensure_streams(nc, config.ingest.stream_max_bytes)
     await ensure_commands_stream(nc)
-    commands = CommandPublisher(nc, pool, interval_s=config.commands.publish_interval_s)
+    commands = CommandPublisher(nc, pool, interval_s=config.commands.publish_interval_s,
+                                ack_wait_s=config.commands.ack_wait_s)
     await commands.ensure_consumers()
     keys = EdgeKeyCache(ingest_pool, config.ingest.key_cache_s)
     await listen_for_status(nc, pool, keys)  # edges' status reports (hub/edges/status.py)

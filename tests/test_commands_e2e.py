@@ -175,7 +175,9 @@ async def test_arm_and_disarm_from_the_hub_reach_the_panel_and_come_back(topolog
     await wait_until(disarmed, timeout=30, what="partition 1 disarmed at the hub")
     status, page = await site.call("GET", f"/panels/{site.panel_id}/commands")
     assert [c["id"] for c in page["items"]] == [disarm["id"], armed["id"]]
-    assert page["items"][0]["requested_name"] == MASTER[0]
+    shown = await topology.pool.fetchval(
+        "SELECT coalesce(nullif(display_name, ''), email) FROM users WHERE email = $1", MASTER[0])
+    assert page["items"][0]["requested_name"] == shown, "named as people know them"
     # Audited twice each (requested at the hub, result from the edge), never with the code.
     audit = await topology.pool.fetch(
         "SELECT action, details::text AS details FROM audit_log WHERE action LIKE 'panel.command%' ORDER BY id")
@@ -372,7 +374,7 @@ async def test_an_edge_killed_while_the_panel_acts_never_runs_the_command_again(
     """SIGKILL the agent after the command reached the panel and before its result was journaled:
     JetStream delivers it again to the restarted agent, which does not run it a second time and
     reports TIMEOUT (the panel may have acted — here it did)."""
-    site = await _start(topology, emulator, poll_interval_s=5.0)
+    site = await _start(topology, emulator, hub_overrides={"commands": {"ack_wait_s": 5}}, poll_interval_s=5.0)
     emulator.set_response_delay(0.8)  # inside the link's 1 s timeout: time to kill the agent
     before = emulator.server.stats.frames_received
     command = await site.give(type="arm", partitions=[1], user_code=SAMPLE_USER_CODE)

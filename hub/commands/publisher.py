@@ -32,9 +32,6 @@ PUBLISHED = Counter("vigil_commands_published_total", "Commands published into V
                     ["outcome"])
 PENDING = Gauge("vigil_command_outbox_pending", "Commands committed and not yet published (this process's last look)")
 
-# A command unacknowledged this long is delivered again; the edge's execution fits well inside it
-# (its link's command timeout), and a redelivered id is never executed twice.
-ACK_WAIT_S = 30.0
 # JetStream drops a second publish with the same command id within this window.
 DUPLICATE_WINDOW_S = 300.0
 # Nothing stays longer: a command lives for at most an hour (hub.commands.domain.MAX_EXPIRES_S).
@@ -71,11 +68,13 @@ def commands_stream_config() -> StreamConfig:
         duplicate_window=DUPLICATE_WINDOW_S)
 
 
-def consumer_config(edge: str) -> ConsumerConfig:
-    """The durable pull consumer of one edge's commands."""
+def consumer_config(edge: str, ack_wait_s: float = 30.0) -> ConsumerConfig:
+    """The durable pull consumer of one edge's commands: a command unacknowledged for `ack_wait_s`
+    is delivered again (the edge never runs an id twice). Made again with another ack wait, the
+    server updates it in place."""
     return ConsumerConfig(
         durable_name=subjects.command_consumer(edge), filter_subject=subjects.edge_commands(edge),
-        ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_S, deliver_policy=DeliverPolicy.ALL, max_ack_pending=64)
+        ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait_s, deliver_policy=DeliverPolicy.ALL, max_ack_pending=64)
 
 
 async def ensure_commands_stream(nc: NatsClient) -> None:
@@ -92,12 +91,13 @@ class CommandPublisher:
     every `interval_s` catches rows another process committed, or one left by a crash."""
 
     def __init__(self, nc: NatsClient, pool: asyncpg.Pool, *, interval_s: float = 1.0, batch: int = 32,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 ack_wait_s: float = 30.0, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self._nc = nc
         self._js = nc.jetstream()
         self._pool = pool
         self._interval_s = interval_s
         self._batch = batch
+        self._ack_wait_s = ack_wait_s
         self._now = now
         self._wake = asyncio.Event()
         self._consumers: set[str] = set()
@@ -114,7 +114,7 @@ class CommandPublisher:
     async def _ensure_consumer(self, edge: str) -> None:
         if edge in self._consumers:
             return
-        await self._js.add_consumer(subjects.COMMANDS_STREAM, consumer_config(edge))
+        await self._js.add_consumer(subjects.COMMANDS_STREAM, consumer_config(edge, self._ack_wait_s))
         self._consumers.add(edge)
 
     async def run(self, stop: asyncio.Event) -> None:

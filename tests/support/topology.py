@@ -78,7 +78,9 @@ class Topology:
             except Exception:  # a failed service already failed its test; don't hide the teardown
                 pass
         for proc in reversed(self._procs):
-            proc.stop(10)
+            # In a thread: the WAN proxy runs on this loop, and an agent draining its journal at
+            # stop needs it to carry the hub's PubAcks.
+            await asyncio.to_thread(proc.stop, 10)
         if self.proxy:
             await self.proxy.close()
         await self.nats.stop()
@@ -159,7 +161,9 @@ class Topology:
                "VIGIL_HUB_NATS_USER": config.nats_user, "VIGIL_HUB_NATS_PASSWORD_FILE": config.nats_password_file,
                "VIGIL_HUB_AUTH_SECRET_FILE": config.auth.secret_file,
                "VIGIL_HUB_AUTH_MASTER_EMAIL": config.auth.master_email,
-               "VIGIL_HUB_AUTH_MASTER_PASSWORD": config.auth.master_password}
+               "VIGIL_HUB_AUTH_MASTER_PASSWORD": config.auth.master_password,
+               "VIGIL_HUB_COMMANDS_SETTLE_GRACE_S": str(config.commands.settle_grace_s),
+               "VIGIL_HUB_COMMANDS_ACK_WAIT_S": str(config.commands.ack_wait_s)}
         if config.https_port:
             env |= {"VIGIL_HUB_HTTPS_HOST": config.https_host, "VIGIL_HUB_HTTPS_PORT": str(config.https_port),
                     "VIGIL_HUB_HTTPS_CERT_FILE": config.https_cert_file, "VIGIL_HUB_HTTPS_KEY_FILE": config.https_key_file}
