@@ -328,6 +328,24 @@ async def test_a_refused_or_unanswered_arm_fails_the_run_and_is_counted(
     assert _failures(reason) == before + 1  # a decided run is counted once
 
 
+async def test_a_run_failed_on_the_hubs_timeout_is_armed_when_the_panels_late_ack_comes(hub: Hub) -> None:
+    """The hub gave up waiting (TIMEOUT), the run FAILED; then the edge's ACK arrives after a WAN
+    cut: the partition was armed, and the run and the morning report say so."""
+    await hub.schedule()
+    await hub.tick(DUE + timedelta(seconds=5))
+    [command] = await hub.commands()
+    await hub.pool.execute("UPDATE satel_commands SET status = 'TIMEOUT', result_at = $2 WHERE id = $1",
+                           command["id"], DUE + timedelta(minutes=6))
+    await hub.tick(DUE + timedelta(minutes=6, seconds=5))
+    [run] = await hub.runs()
+    assert run["outcome"] == "FAILED"
+    await hub.result(command["id"], ResultOutcome.ACK, 0, DUE + timedelta(minutes=8))
+    assert (await hub.tick(DUE + timedelta(minutes=8, seconds=5))).outcomes == {"ARMED": 1}
+    [run] = await hub.runs()
+    assert run["outcome"] == "ARMED" and "came after the hub had stopped waiting" in run["detail"]
+    assert (await hub.tick(DUE + timedelta(minutes=9))).outcomes == {}, "once"
+
+
 async def test_a_run_due_while_no_hub_ran_is_missed_never_armed_late(hub: Hub) -> None:
     before = _failures("missed")
     await hub.schedule(checked_until=DUE - timedelta(hours=3))

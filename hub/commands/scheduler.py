@@ -72,6 +72,15 @@ WHERE r.outcome = 'PENDING' AND c.status NOT IN ('PENDING', 'SENT')
 ORDER BY r.id LIMIT $1
 FOR UPDATE OF r SKIP LOCKED
 """
+# A run FAILED on the hub's TIMEOUT whose edge later said ACK (the command's status is the edge's
+# word, `late`): the partition was armed after all, and the run says so.
+SQL_LATE_ARMED = """
+UPDATE auto_arm_runs r SET outcome = 'ARMED', decided_at = $1,
+    detail = 'armed: the panel''s ACK came after the hub had stopped waiting (' || coalesce(r.detail, '') || ')'
+FROM satel_commands c
+WHERE c.id = coalesce(r.forced_command_id, r.command_id) AND r.outcome = 'FAILED' AND c.status = 'ACK' AND c.late
+RETURNING r.id, r.schedule_id
+"""
 SQL_RUN_FORCED = "UPDATE auto_arm_runs SET forced_command_id = $2, detail = $3 WHERE id = $1"
 SQL_RUN_DECIDED = "UPDATE auto_arm_runs SET outcome = $2, detail = $3, decided_at = $4 WHERE id = $1"
 
@@ -229,6 +238,10 @@ async def _give_arm(conn: asyncpg.Connection, panel: Any, code: str, schedule_id
 async def _settle(pool: asyncpg.Pool, box: SecretBox, now: datetime, result: TickResult) -> None:
     failures: list[str] = []
     async with pool.acquire() as conn, conn.transaction():
+        for r in await conn.fetch(SQL_LATE_ARMED, now):
+            result.outcomes["ARMED"] += 1
+            log.info("auto-arm run %d: armed after all (the panel's ACK came late)", r["id"],
+                     extra={"run_id": r["id"], "schedule_id": r["schedule_id"]})
         for r in await conn.fetch(SQL_SETTLEABLE, SETTLE_BATCH):
             verdict = settle_run(Status(r["status"]), r["result_code"], r["result_reason"], r["forced"],
                                  r["force_on_violation"])
