@@ -179,6 +179,8 @@ def test_only_the_holder_or_a_supervisor_ticks_and_only_while_worked() -> None:
     ("satel.clock.synced", {"drift_s": 1.0}, "Panel clock back in step"),
     ("satel.command", {"command": "arm mode 0", "items": [1, 2], "result": "ACK", "who": "jan"},
      "Command arm mode 0 1, 2 by jan: ACK"),
+    ("cmd.result", {"type": "clear_alarm", "who": "user:4", "outcome": "NACK", "reason": "user code not found"},
+     "Command clear alarm from the hub by user:4: NACK (user code not found)"),
     ("edge.link.down", {"link": "panel-1", "reason": "timeout"}, "Link panel-1: down (timeout)"),
     ("edge.link.down", {"link": "panel-1", "reason": "agent stopping", "planned": True},
      "Link panel-1: down (agent stopping), planned"),

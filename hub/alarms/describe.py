@@ -94,6 +94,13 @@ def _command(body: Mapping[str, Any]) -> str:
     return f"Command {body.get('command', '?')}{on}{who}: {body.get('result', '?')}"
 
 
+def _command_result(body: Mapping[str, Any]) -> str:
+    """A hub command's outcome at the panel (`cmd.result`): what, by whom, and how it ended."""
+    who = f" by {body['who']}" if isinstance(body.get("who"), str) and body["who"] else ""
+    reason = f" ({body['reason']})" if isinstance(body.get("reason"), str) and body["reason"] else ""
+    return f"Command {str(body.get('type', '?')).replace('_', ' ')} from the hub{who}: {body.get('outcome', '?')}{reason}"
+
+
 def describe_event(kind: str, body: Mapping[str, Any], names: PanelNames = NO_NAMES) -> str:
     """One event in words, with the zone, partition and output names of its panel's config."""
     parts = kind.split(".")
@@ -120,6 +127,8 @@ def describe_event(kind: str, body: Mapping[str, Any], names: PanelNames = NO_NA
         return "Panel clock back in step"
     if kind == "satel.command":
         return _command(body)
+    if kind == "cmd.result":
+        return _command_result(body)
     if kind in ("edge.link.up", "edge.link.down"):
         return _link(kind, body)
     if kind == "edge.link.released":
