@@ -106,6 +106,11 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     # segments leave it.
     await listen_for_refusals(nc, config.edge_id, refusals)
 
+    # The hub's answers to status reports tell the box the hub's time; commands expire by it.
+    hub_clock = HubClock()
+    hub_commands = CommandRunner(config.edge_id, nc, journal, signer.private_raw(),
+                                 {link.panel_id: link for link in satel_links}, hub_clock)
+
     def status() -> dict:
         return {
             "edge_id": config.edge_id,
@@ -115,6 +120,7 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
             "refusal": refusals.status(),
             "nats": {"connected": nc.is_connected, "url": config.nats_url},
             "links": {"satel": [link.status() for link in satel_links]},
+            "commands": hub_commands.status(),
         }
 
     # A new token for the on-box tools at every start (edge.local_auth); removed at a clean stop.
@@ -126,14 +132,10 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
 
     tasks = [asyncio.create_task(_prune_loop(journal, stop, config.journal.prune_interval_s), name="journal-prune")]
     tasks += link_tasks
-    # The hub's answers to status reports tell the box the hub's time; commands expire by it.
-    hub_clock = HubClock()
     reporter = StatusReporter(config.edge_id, journal, signer, nc, satel_link_reports(satel_links), config.status_report,
                               hub_clock=hub_clock)
     tasks.append(asyncio.create_task(reporter.run(stop), name="status-report"))
-    runner_of_commands = CommandRunner(config.edge_id, nc, journal, signer.private_raw(),
-                                       {link.panel_id: link for link in satel_links}, hub_clock)
-    tasks.append(asyncio.create_task(runner_of_commands.run(stop), name="hub-commands"))
+    tasks.append(asyncio.create_task(hub_commands.run(stop), name="hub-commands"))
     if config.demo.enabled:
         tasks.append(asyncio.create_task(run_demo_source(journal, stop, config.demo.interval_s), name="demo-source"))
     if config.discovery.enabled:

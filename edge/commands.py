@@ -73,6 +73,9 @@ class CommandRunner:
         # One lock per command id being handled: a copy delivered while the first still runs waits
         # for it, then finds it done and is acknowledged without running.
         self._in_flight: dict[str, asyncio.Lock] = {}
+        self.pulling = False  # the last pull reached the hub (False while the leaf or the hub is away)
+        self.last_error: str | None = None
+        self.last_result: dict[str, str] | None = None  # the last command settled: id, type, outcome
 
     async def run(self, stop: asyncio.Event) -> None:
         """Pull and run commands until `stop`; a lost leaf link or a missing consumer backs off and
@@ -98,7 +101,9 @@ class CommandRunner:
                         try:
                             msgs = fetch.result()
                         except nats.errors.TimeoutError:
+                            self.pulling = True  # the hub answered: nothing to do
                             continue
+                        self.pulling, self.last_error = True, None
                         backoff.reset()
                         # A person's commands before a schedule's, in the order they came.
                         for msg in sorted(msgs, key=_automatic):
@@ -107,6 +112,7 @@ class CommandRunner:
                             self._running.add(task)
                             task.add_done_callback(self._done)
                 except (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError, OSError) as exc:
+                    self.pulling, self.last_error = False, f"{type(exc).__name__}: {exc}".strip()
                     delay = backoff.next_delay()
                     log.warning("cannot pull commands from the hub (%s); trying again in %.1f s", exc, delay,
                                 extra={"edge": self.edge_id})
@@ -120,6 +126,11 @@ class CommandRunner:
             stopped.cancel()
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
+
+    def status(self) -> dict[str, object]:
+        """What the local page shows: whether commands can reach the box, and the last one's end."""
+        return {"pulling": self.pulling, "last_error": self.last_error, "running": len(self._running),
+                "last_result": self.last_result}
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -163,6 +174,7 @@ class CommandRunner:
             log.error("command %s: the journal failed (%s); it will be delivered again", command.id, exc, extra=extra)
             return
         RECEIVED.labels(outcome.value.lower()).inc()
+        self.last_result = {"id": command.id, "type": command.type, "panel": command.panel, "outcome": outcome.value}
         log.info("command %s (%s on %s by %s) → %s: %s", command.id, command.type, command.panel, command.who,
                  outcome.value, reason, extra=extra | {"outcome": outcome.value})
         try:

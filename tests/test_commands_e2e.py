@@ -17,6 +17,8 @@ from typing import Any, AsyncIterator
 import msgspec
 import pytest
 
+from edge.config import EdgeConfig
+from edge.local_auth import read_cli_token, token_path
 from firmware_bridges.satel.emulator import SatelEmulator, catalog
 from firmware_bridges.satel.emulator.site import SAMPLE_USER_CODE
 from firmware_bridges.satel.protocol import ResultCode
@@ -67,6 +69,7 @@ class Site:
     edge: ManagedProcess | None
     panel_id: int
     token: str
+    edge_config: EdgeConfig | None = None
 
     @property
     def api(self) -> str:
@@ -133,7 +136,7 @@ async def _start(topology: Topology, emulator: SatelEmulator, *, start_edge: boo
 
 
 async def _start_edge(site: Site, name: str = "edge", **panel: object) -> None:
-    config = site.topology.edge_config()
+    site.edge_config = config = site.topology.edge_config()
     site.edge = await site.topology.spawn_edge(config, name, VIGIL_EDGE_SATEL_PANELS=_panels(site.emulator.port, **panel))
 
     async def connected() -> bool:
@@ -347,7 +350,20 @@ async def test_a_redelivered_command_runs_once(topology: Topology, emulator: Sat
     assert sum(1 for r in emulator.panel.events.records() if r.code == catalog.ARMING and r.restore) == 1, "armed once"
     log = (topology.root / "run" / "edge.log").read_text()
     assert log.count("delivered again; it ran already") == 2
-    assert site.edge is not None
+    # The box's own page says commands reach it, and how the last one ended.
+    assert site.edge_config is not None
+    status = await asyncio.to_thread(_edge_status, site.edge_config)
+    assert status["commands"]["pulling"] is True and status["commands"]["running"] == 0
+    assert status["commands"]["last_result"] == {"id": command.id, "type": "arm", "panel": PANEL, "outcome": "ACK"}
+
+
+def _edge_status(config: EdgeConfig) -> Any:
+    """The agent's status, asked as the on-box tools ask it (with its token file)."""
+    token = read_cli_token(token_path(config.data_dir))
+    request = urllib.request.Request(f"http://127.0.0.1:{config.http_port}/api/v1/status",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())
 
 
 async def test_the_edge_refuses_what_is_not_its_own_or_not_sealed_for_it(topology: Topology,
