@@ -21,6 +21,7 @@ EXPECTED_TYPES = {
     "alarm_dialogs.js": "text/javascript", "checklist.js": "text/javascript", "notices.js": "text/javascript",
     "panel_state.js": "text/javascript", "settings.js": "text/javascript", "documents.js": "text/javascript",
     "panel_commands.js": "text/javascript",
+    "panel_schedules.js": "text/javascript", "admin_holidays.js": "text/javascript",
 }
 
 

@@ -1,11 +1,12 @@
 // The administration area (ADMIN, MASTER). The hub enforces every rule; these pages only keep
 // what a role cannot use out of sight. Routes: #/admin-objects[/<id>|/new], #/admin-panel/<id>,
-// #/admin-panel/new/<object id>, #/admin-users[/<id>|/new], #/admin-import; the Edges page
-// (edges.js, #/edges) sits in the same menu. Each route's page is the section view-<route>.
+// #/admin-panel/new/<object id>, #/admin-users[/<id>|/new], #/admin-import, #/admin-holidays; the
+// Edges page (edges.js, #/edges) sits in the same menu. Each route's page is the section view-<route>.
 import { ObjectsAdmin } from "./admin_objects.js";
 import { PanelEditor } from "./admin_panels.js";
 import { UsersAdmin } from "./admin_users.js";
 import { ImportAdmin } from "./admin_import.js";
+import { HolidaysAdmin } from "./admin_holidays.js";
 
 export const ADMIN_ROLES = new Set(["ADMIN", "MASTER"]);
 
@@ -14,7 +15,8 @@ export class AdminPages {
     this.showView = showView;
     const ctx = { toast };
     this.pages = { "admin-objects": new ObjectsAdmin(ctx), "admin-panel": new PanelEditor(ctx),
-                   "admin-users": new UsersAdmin(ctx), "admin-import": new ImportAdmin(ctx) };
+                   "admin-users": new UsersAdmin(ctx), "admin-import": new ImportAdmin(ctx),
+                   "admin-holidays": new HolidaysAdmin(ctx) };
     // The menu closes once an entry is chosen, or on a click anywhere else.
     const menu = document.getElementById("nav-admin");
     menu.addEventListener("click", (e) => { if (e.target.closest("button")) menu.open = false; });

@@ -1,11 +1,13 @@
 // The panel editor: a panel's owning edge and its id there (fixed once the panel exists: its
 // events arrive under that pair), model and address, the integration key (write-only: sent when
 // typed, cleared by its button, and only "set" or "not set" is ever shown), and its partitions,
-// zones (name, partition, priority override) and outputs as tables edited in place. Routes:
+// zones (name, partition, priority override) and outputs as tables edited in place; its auto-arm
+// schedules, open/close supervision and stored user codes (panel_schedules.js). Routes:
 // #/admin-panel/<id>, #/admin-panel/new/<object id>.
 import * as API from "./api.js";
 import { el } from "./queue.js";
 import { Field, Form, changed, confirmAction } from "./forms.js";
+import { PanelSchedules } from "./panel_schedules.js";
 
 const PRIORITIES = ["CRITICAL", "HIGH", "NORMAL", "LOW"];
 const EDGE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;   // PanelIn.edge_id
@@ -54,9 +56,14 @@ export class PanelEditor {
     this.toast = toast;
     this.panel = null;
     this.loading = 0;
+    this.schedules = null;
   }
 
-  async show(parts) {
+  // The page is left: an open user-code dialog closes, wiping what was typed.
+  leave() { if (this.schedules) this.schedules.closeCodeDialog(); }
+
+  async show(parts, me) {
+    this.leave();
     const n = ++this.loading;
     const body = $("admin-panel-body");
     body.replaceChildren(el("p", { class: "muted" }, "Loading…"));
@@ -67,6 +74,7 @@ export class PanelEditor {
       try { o = await API.get(`/api/v1/objects/${Number(parts[1])}`); } catch (e) { this.toast(e.message, "error"); return; }
       if (n !== this.loading) return;
       this.panel = null;
+      this.schedules = null;
       this.drawNew(o, edges);
       return;
     }
@@ -75,7 +83,8 @@ export class PanelEditor {
     if (n !== this.loading) return;
     this.edges = edges;
     this.panel = panel;
-    this.cards = Object.fromEntries(["panel", "partitions", "zones", "outputs"].map((k) => [k, el("div", { class: "card", id: `panel-${k}-card` })]));
+    this.cards = Object.fromEntries(["panel", "partitions", "zones", "outputs", "auto-arm", "supervision", "user-codes"]
+      .map((k) => [k, el("div", { class: "card", id: `panel-${k}-card` })]));
     body.replaceChildren(...Object.values(this.cards));
     $("admin-panel-back").href = `#/admin-objects/${panel.object_id}`;
     $("admin-panel-title").textContent = `Panel #${panel.id} — ${panel.edge_id} / ${panel.source}`;
@@ -83,6 +92,16 @@ export class PanelEditor {
     this.drawPartitions();
     this.drawZones();
     this.drawOutputs();
+    this.schedules = new PanelSchedules({ panel, me, toast: this.toast });
+    this.drawSchedules();
+  }
+
+  // Auto-arm, supervision and stored codes name partitions: drawn again when those change.
+  drawSchedules() {
+    this.schedules.panel = this.panel;
+    this.schedules.drawAutoArm(this.cards["auto-arm"]);
+    this.schedules.drawSupervision(this.cards.supervision);
+    this.schedules.drawCodes(this.cards["user-codes"]);
   }
 
   drawNew(o, edges) {
@@ -183,7 +202,7 @@ export class PanelEditor {
           if (values.name === part.name) { this.toast("Nothing changed", "info"); return; }
           await API.patch(`/api/v1/${plural}/${part.id}`, { version: part.version, name: values.name });
           this.toast(`${label} ${part.number} saved`, "info");
-          await this.refresh(card);
+          await this.refresh(card, ...(card === "partitions" ? ["schedules"] : []));
         },
       }),
       newRow: () => new Form([
@@ -194,7 +213,7 @@ export class PanelEditor {
         onSubmit: async (values, headers) => {
           await API.post(`/api/v1/panels/${this.panel.id}/${plural}`, values, headers);
           this.toast(`${label} ${values.number} added`, "info");
-          await this.refresh(card, ...(card === "partitions" ? ["zones"] : []));
+          await this.refresh(card, ...(card === "partitions" ? ["zones", "schedules"] : []));
         },
       }),
     });

@@ -14,6 +14,7 @@ import { HistoryPage } from "./history.js";
 import { ReportsPage } from "./reports.js";
 import { AuditPage } from "./audit.js";
 import { documentTable } from "./documents.js";
+import { drawObjectSchedules } from "./panel_schedules.js";
 
 const $ = (id) => document.getElementById(id);
 const WORK_ROLES = new Set(["OPERATOR", "MASTER"]);
@@ -299,6 +300,7 @@ async function showObject(id) {
     ["Service mode", serviceModeText(o)]]);
   renderContacts($("object-contacts"), o.contacts);
   panels.render($("object-panels"), o.panels, o.name);
+  drawObjectSchedules($("object-schedules"), o.panels, { me: state.me, toast });
   let secrets = [];
   try { secrets = await API.get(`/api/v1/objects/${id}/secrets`); } catch { secrets = []; }
   $("object-secrets").replaceChildren(...(secrets.length ? secrets.map(secretRow) : [el("p", { class: "muted" }, "No secrets")]));

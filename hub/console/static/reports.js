@@ -1,7 +1,8 @@
 // Reports (alarms.view, object-scoped by the hub): for a range of days in the reader's zone, the
 // alarms per day as a bar chart with its table, the alarm history, each operator's time to claim
-// and to acknowledge (p50, p90) as a table and a chart, and how the alarms ended; each with CSV and
-// PDF exports that carry the same filters (also on the Audit page), fetched by API.download.
+// and to acknowledge (p50, p90) as a table and a chart, how the alarms ended, and the morning report
+// of auto-arm failures and open/close supervision alarms; each with CSV and PDF exports that carry
+// the same filters (also on the Audit page), fetched by API.download.
 import * as API from "./api.js";
 import { barChart } from "./chart.js";
 import { fmtTime } from "./dates.js";
@@ -14,6 +15,10 @@ const DEFAULT_DAYS = 30;
 const SHOWN_ROWS = 200;  // the alarm table on screen; the exports carry every row
 // Gridline steps for durations, in seconds: round seconds, minutes and hours.
 const DURATION_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+// The morning report's rows in words: a run's outcome or a supervision alarm's kind.
+const AUTO_ARM_WHAT = { FAILED: "Auto-arm failed", MISSED: "Auto-arm missed (no hub ran)",
+                        FAILED_TO_CLOSE: "Failed to close", FAILED_TO_OPEN: "Failed to open",
+                        UNEXPECTED_OPENING: "Unexpected opening" };
 const RESPONSE_SERIES = [["p50_seconds_to_claim", "Claim p50"], ["p90_seconds_to_claim", "Claim p90"],
                          ["p50_seconds_to_ack", "Ack p50"], ["p90_seconds_to_ack", "Ack p90"]];
 
@@ -108,12 +113,16 @@ export class ReportsPage extends RecordPage {
     const query = { since: wallToIso(values.since, zone), until: wallToIso(addDays(values.until, 1), zone),
                     object_id: values.object_id, resolution: values.resolution };
     const qs = queryString(query);
-    const [alarms, times, ends] = await Promise.all([
+    // The morning report knows no resolution: it takes the range and the object only.
+    const autoArmQuery = { since: query.since, until: query.until, object_id: query.object_id };
+    const [alarms, times, ends, autoArm] = await Promise.all([
       API.get(`/api/v1/reports/alarms?${qs}&${queryString({ time_zone: zone || "UTC" })}`),
-      API.get(`/api/v1/reports/response-times?${qs}`), API.get(`/api/v1/reports/resolutions?${qs}`)]);
+      API.get(`/api/v1/reports/response-times?${qs}`), API.get(`/api/v1/reports/resolutions?${qs}`),
+      API.get(`/api/v1/reports/auto-arm?${queryString(autoArmQuery)}`)]);
     if (n !== this.load) return;
     $("reports-body").replaceChildren(this.perDayCard(alarms, query), this.alarmsCard(alarms),
-      this.responseCard(times.items, query), this.resolutionsCard(ends.items, query));
+      this.responseCard(times.items, query), this.resolutionsCard(ends.items, query),
+      this.autoArmCard(autoArm, autoArmQuery, !!values.resolution));
   }
 
   perDayCard(report, query) {
@@ -164,5 +173,28 @@ export class ReportsPage extends RecordPage {
       exportLinks("/api/v1/reports/resolutions", query, "resolutions", this.toast)),
     table("reports-resolutions-table", "Alarms per resolution", [["Resolution", (r) => r.label], ["Alarms", (r) => r.alarms, true]],
       items));
+  }
+
+  // Auto-arm runs that FAILED or were MISSED and the supervision alarms, oldest first, with totals.
+  // `unfiltered`: a resolution was chosen, which these rows have none of.
+  autoArmCard(report, query, unfiltered) {
+    const total = Object.values(report.totals).reduce((sum, n) => sum + n, 0);
+    const head = el("div", { class: "card-head" }, el("h3", {}, `Auto-arm failures and open/close alarms (${total})`),
+      exportLinks("/api/v1/reports/auto-arm", query, "auto-arm", this.toast));
+    const note = unfiltered ? el("p", { class: "muted" }, "Not filtered by resolution.") : "";
+    if (!report.items.length) {
+      return el("div", { class: "card", id: "reports-auto-arm" }, head, note,
+        el("p", { class: "muted empty" }, "No auto-arm failed and no opening or closing was missed in this period."));
+    }
+    const rows = report.items.slice(0, SHOWN_ROWS);
+    const totals = Object.entries(report.totals).map(([what, n]) => `${AUTO_ARM_WHAT[what] || what}: ${n}`).join(" · ");
+    return el("div", { class: "card", id: "reports-auto-arm" }, head, note, el("p", { class: "auto-arm-totals" }, totals),
+      report.items.length > SHOWN_ROWS || report.truncated
+        ? el("p", { class: "muted" }, `The first ${rows.length} are shown; the exports hold them all.`) : "",
+      table("reports-auto-arm-table", "Auto-arm runs and supervision alarms, oldest first", [
+        ["When", (r) => when(r.at, this.me)], ["What", (r) => AUTO_ARM_WHAT[r.what] || r.what],
+        ["Priority", (r) => r.priority || "—"], ["Object", (r) => r.object_name || `#${r.object_id}`],
+        ["Partition", (r) => `Panel #${r.panel_id}, partition ${r.partition}`], ["Detail", (r) => r.detail || ""],
+        ["Alarm", (r) => (r.bundle_id ? el("a", { href: `#/history/${r.bundle_id}` }, `#${r.bundle_id}`) : "—")]], rows));
   }
 }
