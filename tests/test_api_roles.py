@@ -125,6 +125,9 @@ ROLE_MATRIX: dict[Route, frozenset[str]] = {
     ("GET", "/api/v1/reports/resolutions"): frozenset({M, A, O, T}),
     ("GET", "/api/v1/reports/auto-arm"): frozenset({M, A, O, T}),
     ("GET", "/api/v1/audit"): frozenset({M}),
+    # The raw SMS archive holds message texts and full numbers: MASTER's alone, every read audited.
+    ("GET", "/api/v1/sms-archive"): frozenset({M}),
+    ("GET", "/api/v1/sms-archive/{id}"): frozenset({M}),
     # Edges: their status is object data; creating (the enrolment token) and revoking is ADMIN's.
     ("GET", "/api/v1/edges"): frozenset({M, A, O, T, F}),
     ("POST", "/api/v1/edges"): frozenset({M, A}),

@@ -349,6 +349,8 @@ NOT_SCOPED: dict[Route, str] = {
     ("GET", "/api/v1/panels/{id}/user-codes"): ADMINS_ONLY,
     ("GET", "/api/v1/users/{id}"): ADMINS_ONLY,
     ("GET", "/api/v1/audit"): ADMINS_ONLY,
+    ("GET", "/api/v1/sms-archive"): ADMINS_ONLY,
+    ("GET", "/api/v1/sms-archive/{id}"): ADMINS_ONLY,
     ("GET", "/api/v1/auth/me"): "the caller's own account",
     ("POST", "/api/v1/auth/password"): "the caller's own password",
     ("PATCH", "/api/v1/auth/me/settings"): "the caller's own settings",

@@ -25,6 +25,12 @@ SELECT p.id AS panel_id, p.edge_id, p.source, p.object_id, o.status, o.service_m
 FROM panels p JOIN objects o ON o.id = p.object_id
 JOIN unnest($1::text[], $2::text[]) AS k(edge_id, source) ON k.edge_id = p.edge_id AND k.source = p.source
 """
+# A source that is no panel (the box's GSM modem, its robots) belongs to the object its edge serves.
+SQL_EDGE_CONTEXT = """
+SELECT e.edge_id, o.id AS object_id, o.status, o.service_mode_until
+FROM edges e JOIN objects o ON o.id = e.object_id
+WHERE e.edge_id = ANY($1::text[])
+"""
 SQL_ZONE_OVERRIDES = """
 SELECT z.panel_id, z.number, z.priority_override
 FROM zones z JOIN unnest($1::int8[], $2::int4[]) AS k(panel_id, number) ON k.panel_id = z.panel_id AND k.number = z.number
@@ -198,25 +204,37 @@ def _zone_of(e: IngestedEvent) -> int | None:
     return state.number if state is not None and state.element == "zone" else None
 
 
+async def _edge_objects(conn: asyncpg.Connection, edge_ids: set[str], now: datetime) -> dict[str, tuple[int, bool]]:
+    """Each edge's object and whether it is in service mode, for alarms from sources that are no
+    panel (a temperature SMS names a sensor, not a panel)."""
+    if not edge_ids:
+        return {}
+    rows = await conn.fetch(SQL_EDGE_CONTEXT, sorted(edge_ids))
+    return {r["edge_id"]: (r["object_id"], in_service_mode(r["status"], r["service_mode_until"], now)) for r in rows}
+
+
 async def _bundle(conn: asyncpg.Connection, events: list[IngestedEvent], panels: dict[tuple[str, str], _Panel],
                   now: datetime) -> list[OutboxItem]:
     alarm_events = [e for e in events if e.meaning.opens or e.meaning.restores]
     if not alarm_events:
         return []
+    sites = await _edge_objects(conn, {e.edge_id for e in alarm_events if (e.edge_id, e.source) not in panels}, now)
     wanted = {(p.panel_id, z) for e in alarm_events if (p := panels.get((e.edge_id, e.source))) and (z := _zone_of(e))}
     overrides = await _zone_overrides(conn, wanted)
     inputs: list[AlarmInput] = []
     for e in alarm_events:
         panel = panels.get((e.edge_id, e.source))
-        group_key = f"object:{panel.object_id}" if panel else f"panel:{e.edge_id}/{e.source}"
-        service = panel.service_mode if panel else False
+        site = sites.get(e.edge_id) if panel is None else None
+        object_id = panel.object_id if panel else site[0] if site else None
+        group_key = f"object:{object_id}" if object_id is not None else f"panel:{e.edge_id}/{e.source}"
+        service = panel.service_mode if panel else site[1] if site else False
         zone = _zone_of(e)
         override = overrides.get((panel.panel_id, zone)) if panel and zone else None
         alarm_type = e.meaning.opens or e.meaning.restores
         assert alarm_type is not None
         inputs.append(AlarmInput(
             event_id=e.id, at=e.at, ord=e.ord, edge_id=e.edge_id, source=e.source, group_key=group_key,
-            object_id=panel.object_id if panel else None, alarm_type=alarm_type, restore=e.meaning.opens is None,
+            object_id=object_id, alarm_type=alarm_type, restore=e.meaning.opens is None,
             priority=enrich_priority(e.priority, e.kind, override, service), service_mode=service,
             requires_note=alarm_type in NOTE_REQUIRED, happened_offline_at=e.meaning.happened_offline_at,
         ))

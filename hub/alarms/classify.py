@@ -196,6 +196,8 @@ def classify(kind: str, body: dict[str, Any]) -> Meaning:
     if kind.startswith("sms.temp."):
         if parts[-1] in ("restore", "normal", "ok"):
             return Meaning(restores=TEMPERATURE)
+        if parts[-1] in ("battery_low", "lost_connection"):
+            return Meaning(opens=TROUBLE)  # the logger's own fault: a technician's job, not a cold room's
         return Meaning(opens=TEMPERATURE)
     if kind.startswith("robot.alarm"):
         return Meaning(opens=ROBOT)

@@ -101,6 +101,31 @@ def _command_result(body: Mapping[str, Any]) -> str:
     return f"Command {str(body.get('type', '?')).replace('_', ' ')} from the hub{who}: {body.get('outcome', '?')}{reason}"
 
 
+def _number(body: Mapping[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _temperature(kind: str, body: Mapping[str, Any]) -> str:
+    """A temperature logger's SMS: sensor, value, threshold and which side of it."""
+    sensor = body.get("sensor") if isinstance(body.get("sensor"), str) and body["sensor"] else None
+    if sensor is None:
+        return f"Temperature: {kind.replace('_', ' ')}"
+    unit = f" °{body['unit']}" if body.get("unit") in ("C", "F") else ""
+    value, threshold = _number(body, "value"), _number(body, "threshold")
+    reading = f" {value:g}{unit}" if value is not None else ""
+    if kind == "alarm":
+        limit = f" ({body.get('direction') or 'beyond'} {threshold:g}{unit})" if threshold is not None else ""
+        return f"Temperature alarm: {sensor}{reading}{limit}"
+    if kind == "normal":
+        return f"Temperature back to normal: {sensor}{reading}"
+    if kind == "battery_low":
+        return f"Temperature logger {sensor}: battery low"
+    if kind == "lost_connection":
+        return f"Temperature logger {sensor}: no measurements (connection lost)"
+    return f"Temperature: {sensor} {kind.replace('_', ' ')}"
+
+
 def describe_event(kind: str, body: Mapping[str, Any], names: PanelNames = NO_NAMES) -> str:
     """One event in words, with the zone, partition and output names of its panel's config."""
     parts = kind.split(".")
@@ -135,7 +160,12 @@ def describe_event(kind: str, body: Mapping[str, Any], names: PanelNames = NO_NA
         return (f"Link {body.get('link', '?')} released for {body.get('minutes', '?')} min by "
                 f"{body.get('who', '?')}: {body.get('why', '')}").rstrip(": ")
     if kind.startswith("sms.temp."):
-        return f"Temperature: {last.replace('_', ' ')}"
+        return _temperature(last, body)
+    if kind in ("sms.unparseable", "sms.untrusted"):
+        sender = body.get("sender") if isinstance(body.get("sender"), str) else "?"
+        if kind == "sms.untrusted":
+            return f"SMS from a sender not on the list ({sender}): not an alarm, archived for review"
+        return f"SMS from {sender} not understood ({body.get('quality', '?')}): archived for review"
     if kind.startswith("robot.alarm"):
         return "Robot alarm"
     return kind

@@ -12,6 +12,7 @@
 | panels.command        | —        | —          | —            | yes   | yes    |
 | edges.manage          | —        | —          | —            | yes   | yes    |
 | audit.view            | —        | —          | —            | —     | yes    |
+| sms_archive.read      | —        | —          | —            | —     | yes    |
 
 alarms.supervise: take over or reassign an alarm another operator holds, tick any checklist.
 An ADMIN holds no alarm work, so an ADMIN reassigns to someone who does (docs/architecture.md §5).
@@ -36,6 +37,7 @@ MATRIX: dict[str, frozenset[Role]] = {
     "panels.command": frozenset({_A, _M}),
     "edges.manage": frozenset({_A, _M}),  # create (token), revoke
     "audit.view": frozenset({_M}),
+    "sms_archive.read": frozenset({_M}),  # raw SMS text and full numbers: PII
     "self": frozenset(Role),  # any authenticated user, for their own session
 }
 

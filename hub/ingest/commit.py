@@ -21,7 +21,9 @@ from hub.commands.repository import ResultEvent, apply_results
 from hub.db.bulk import rows_json
 from hub.db.outbox import OutboxItem, write_outbox
 from hub.ingest.partitions import Fence, PartitionLost
+from hub.sms import archive as sms_archive
 from hub.ingest.verify import Accepted, Rejected
+from shared.bodies.gsm import RAW_KIND
 from shared.commands import RESULT_KIND, CommandResult
 from shared.envelope import Envelope
 
@@ -236,6 +238,8 @@ async def commit_batch(
             payload = rows_json(rows)
             outcome = await conn.fetchrow(SQL_INSERT_EVENTS, payload, now)
             stored = set(outcome["stored"])
+            # The raw SMS text and full sender go to their archive only (hub.sms.archive).
+            await sms_archive.archive(conn, [r["archive"] for r in rows if r.get("archive") and r["id"] in stored], now)
             await conn.execute(SQL_COMMITTED, rows_json(seq_runs(rows)), now)
             await conn.execute(SQL_EDGE_SEEN, rows_json(
                 {"edge_id": edge, "last_at": now, "skew": s} for edge, s in skew.items()))
@@ -307,6 +311,8 @@ def _rows(accepted: list[Accepted], epochs: dict[tuple[str, str], int], now: dat
                 "corr": _opt_text(env.corr), "body": msgspec.Raw(_body(env.body)), "lane": seg.lane,
                 "occurrence": occurrence, "ts_suspect": suspect, "merged": merged,
             })
+            if env.kind == RAW_KIND:
+                rows[-1]["archive"] = sms_archive.redact(rows[-1])
             if not merged and env.kind.startswith(_LIFECYCLE_PREFIXES):
                 pending[event_id] = IngestedEvent(event_id, seg.edge_id, order_key(ordinal, env.seq), at, env.kind,
                                                   env.source, env.priority.value, _meaning(env))

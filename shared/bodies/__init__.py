@@ -5,6 +5,7 @@ import msgspec
 
 from shared.commands import RESULT_KIND, CommandResult
 from shared.bodies.core import DemoTick, LinkStatus
+from shared.bodies.gsm import GSM_BODY_TYPES, RawSms, TemperatureSms, UnreadSms
 from shared.bodies.satel import (
     SATEL_BODY_TYPES,
     ClockDrift,
@@ -25,6 +26,7 @@ BODY_TYPES: dict[str, type[msgspec.Struct]] = {
     "edge.link.up": LinkStatus,
     "edge.link.down": LinkStatus,
     **SATEL_BODY_TYPES,
+    **GSM_BODY_TYPES,
     RESULT_KIND: CommandResult,
 }
 
@@ -40,6 +42,9 @@ __all__ = [
     "PanelSnapshot",
     "PartitionArmed",
     "PartitionEvent",
+    "RawSms",
+    "TemperatureSms",
+    "UnreadSms",
     "TroubleEvent",
     "TroubleRef",
     "ZoneEvent",
