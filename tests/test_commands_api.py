@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import msgspec
 import nats.errors
+import nats.js.errors
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -27,6 +28,7 @@ from shared.sealing import open_sealed
 from shared.signing import Signer
 from support.api import as_role, json_of
 from support.topology import Topology
+from support.waiting import wait_until
 from test_secret_replays import _text_anywhere
 
 ADMIN = as_role("ADMIN", 2)
@@ -230,4 +232,32 @@ async def test_a_publish_that_fails_keeps_the_command_queued_until_nats_takes_it
                                   "DESC LIMIT 1")
         assert command["id"] in update["payload"] and '"SENT"' in update["payload"]
     finally:
+        await nc.close()
+
+
+async def test_an_edge_enrolled_while_the_hub_runs_gets_its_consumer_before_any_command(
+        topology: Topology, db: asyncpg.Pool, edge: Signer) -> None:
+    """So the new box's pulls find something to wait on instead of failing until its first command."""
+    nc = await topology.connect_hub()
+    stop = asyncio.Event()
+    try:
+        await ensure_commands_stream(nc)
+        publisher = CommandPublisher(nc, db, interval_s=0.05, consumer_check_s=0.1)
+        await publisher.ensure_consumers()
+        running = asyncio.create_task(publisher.run(stop))
+        await db.execute("INSERT INTO edges (edge_id, public_key, key_id) VALUES ('site-new', $1, 'k-new')",
+                         Signer.generate().public_raw)
+
+        async def made() -> bool:
+            try:
+                await nc.jetstream().consumer_info(subjects.COMMANDS_STREAM, subjects.command_consumer("site-new"))
+            except nats.js.errors.NotFoundError:
+                return False
+            return True
+
+        await wait_until(made, timeout=10, what="the new edge's consumer")
+        stop.set()
+        await asyncio.wait_for(running, 10)
+    finally:
+        stop.set()
         await nc.close()

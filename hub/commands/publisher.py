@@ -91,13 +91,15 @@ class CommandPublisher:
     every `interval_s` catches rows another process committed, or one left by a crash."""
 
     def __init__(self, nc: NatsClient, pool: asyncpg.Pool, *, interval_s: float = 1.0, batch: int = 32,
-                 ack_wait_s: float = 30.0, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 ack_wait_s: float = 30.0, consumer_check_s: float = 10.0,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self._nc = nc
         self._js = nc.jetstream()
         self._pool = pool
         self._interval_s = interval_s
         self._batch = batch
         self._ack_wait_s = ack_wait_s
+        self._consumer_check_s = consumer_check_s
         self._now = now
         self._wake = asyncio.Event()
         self._consumers: set[str] = set()
@@ -118,13 +120,20 @@ class CommandPublisher:
         self._consumers.add(edge)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish until `stop`; a failing NATS backs off, never loses a row."""
+        """Publish until `stop`; a failing NATS backs off, never loses a row. Every
+        `consumer_check_s` it also makes the consumers of edges enrolled since, so a new box can
+        pull before its first command."""
         backoff = Backoff(0.2, 5.0)
         waiter = asyncio.create_task(stop.wait())
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
         try:
             while not stop.is_set():
                 self._wake.clear()
                 try:
+                    if loop.time() - checked >= self._consumer_check_s:
+                        await self.ensure_consumers()
+                        checked = loop.time()
                     more = await self.publish_once()
                     backoff.reset()
                 except (nats.errors.Error, asyncio.TimeoutError, OSError, asyncpg.PostgresError) as exc:
