@@ -1,6 +1,7 @@
 """`python -m edge`: run the agent, create its key pair (once, at enrolment) or print its public
 key, release a Satel panel for DLOADX (and resume it) through the running agent's local API, write
-a support bundle, or manage the site accounts that may log in to the local page.
+a support bundle, manage the site accounts that may log in to the local page, or show how an
+SMS text parses with the GSM link's templates (`sms-test`).
 
 The tools that call the running agent (release, resume, diagnostics) authenticate with the token
 it writes to `<data_dir>/local-api.token` at every start (edge.local_auth), so they work for
@@ -27,6 +28,7 @@ from edge.install.units import write_units
 from edge.config import EdgeConfig, load_edge_config
 from edge.discovery import UNENROLLED, Advertisement, Advertiser, DiscoveryError, hardware_id
 from edge.journal import JournalError
+from edge.links.gsm import DEFAULT_ZONE, TemplateError, load_templates
 from edge.local_auth import TokenFileError, read_cli_token, token_path
 from edge.site_accounts import (
     MIN_PASSWORD, AccountError, AccountStore, AccountStoreError, Role, disable_account, new_account,
@@ -100,7 +102,34 @@ def _parser() -> argparse.ArgumentParser:
     _accounts_parser(sub)
     _advertise_parser(sub)
     _enrolment_parsers(sub)
+    _sms_test_parser(sub)
     return p
+
+
+# --- python -m edge sms-test (no config, no agent: for whoever writes a template file) -----------
+
+
+def _sms_test_parser(sub: Any) -> None:
+    sms = sub.add_parser("sms-test", help="show which SMS template matches a text and the fields it yields (JSON)")
+    sms.add_argument("text", help="the SMS text, as the sensor sends it")
+    sms.add_argument("--templates", type=Path, help="a template file (TOML; default: the shipped templates)")
+    sms.add_argument("--tz", default=DEFAULT_ZONE,
+                     help=f"the zone a time without an offset is in (IANA name; default {DEFAULT_ZONE})")
+    sms.add_argument("--truncated", action="store_true", help="the text is from an incomplete multipart SMS")
+
+
+def _sms_test(args: argparse.Namespace) -> int:
+    """Print the parse of one text as JSON, exit 0 whether or not a template matched; 2 for a
+    template file that cannot be used."""
+    try:
+        templates = load_templates(args.templates, zone=args.tz)
+    except TemplateError as exc:
+        print(f"vigil edge: {exc}", file=sys.stderr)
+        return 2
+    parsed = templates.parse(args.text, truncated=args.truncated)
+    answer = {"matched": parsed.template is not None, **msgspec.to_builtins(parsed)}
+    print(json.dumps(answer, ensure_ascii=False, indent=2))
+    return 0
 
 
 # --- python -m edge enroll | check | units -------------------------------------------------------
@@ -309,6 +338,8 @@ def _advertise(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "sms-test":
+        return _sms_test(args)
     if args.command == "advertise":
         return _advertise(args)
     if args.command in ("release", "resume"):
