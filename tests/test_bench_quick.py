@@ -28,6 +28,7 @@ FIGURES = {
     "latency": ["latency_p99_ms"],
     "lifecycle": ["lifecycle"],
     "pg_insert_raw": ["pg_insert_raw"],
+    "sms": ["sms_parse"],
 }
 # Benchmarks that start nats-server, PostgreSQL databases, hub or edge processes.
 TOPOLOGY = {"commands", "ingest", "ingest_1000_edges", "forward", "latency", "lifecycle", "edge_idle", "api", "fanout", "pg_insert_raw"}
