@@ -296,14 +296,12 @@ def test_gsm7_round_trip(sender: str, text: str, when: datetime.datetime) -> Non
 
 
 @settings(max_examples=200, deadline=None)
-@given(SENDERS, st.text(max_size=70).filter(lambda t: len(t.encode("utf-16-be")) <= 140), TIMES)
+@given(
+    SENDERS,
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=70).filter(lambda t: len(t.encode("utf-16-be")) <= 140),
+    TIMES,
+)
 def test_ucs2_round_trip(sender: str, text: str, when: datetime.datetime) -> None:
-    try:
-        payload_ok = text.encode("utf-16-be") is not None
-    except UnicodeEncodeError:  # lone surrogates cannot be sent
-        payload_ok = False
-    if not payload_ok:
-        return
     message = decode_deliver(encode_deliver(sender, text, encoding="ucs2", smsc_time=when))
     assert (message.sender, message.text, message.encoding, message.garbled) == (sender, text, "ucs2", False)
 
