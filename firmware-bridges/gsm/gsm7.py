@@ -32,6 +32,9 @@ EXTENSION_TABLE = {
 _ENCODE = {char: (code,) for code, char in enumerate(DEFAULT_ALPHABET) if code != ESCAPE}
 _ENCODE.update({char: (ESCAPE, code) for code, char in EXTENSION_TABLE.items()})
 
+# septet value (after the high bit is cleared) -> character, for str.translate
+_DECODE = {code: DEFAULT_ALPHABET[code & 0x7F] for code in range(256)}
+
 
 class Gsm7EncodeError(ValueError):
     """A character has no representation in the GSM 7-bit default alphabet or its extension."""
@@ -56,12 +59,15 @@ def encode_septets(text: str) -> bytes:
 
 
 def decode_septets(septets: bytes) -> str:
-    """Septet values to text.
+    """Septet values to text (a byte's high bit is ignored).
 
     An escape followed by a code missing from the extension table shows the default-alphabet
     character of that code (TS 23.038 §6.2.1.1 note); an escape with nothing after it (a truncated
     message) shows a space, which is what the escape is shown as when no table applies.
     """
+    if ESCAPE not in septets and ESCAPE | 0x80 not in septets:
+        # Fast path for the usual message: one table lookup per septet, done in C.
+        return septets.decode("latin-1").translate(_DECODE)
     alphabet = DEFAULT_ALPHABET
     out: list[str] = []
     index = 0

@@ -94,6 +94,15 @@ def test_creg_prefix_of_the_command_in_flight_is_an_information_line() -> None:
     assert (roaming.status, roaming.lac, roaming.ci) == (RegistrationStatus.ROAMING, "1A2B", "00C3D4")
 
 
+def test_cpin_answer_is_the_reply_but_a_cpin_at_boot_a_notification() -> None:
+    session = AtSession()
+    (final,) = run(session, "AT+CPIN?", b"\r\n+CPIN: READY\r\n\r\nOK\r\n")
+    assert final == Final(True, "OK", None, "ok", ("+CPIN: READY",), "AT+CPIN?")
+    events = run(session, "AT+CGMI", b"\r\n+CPIN: NOT READY\r\nSIMCOM_Ltd\r\n\r\nOK\r\n")
+    assert events[0] == Unsolicited("+CPIN", "NOT READY", "+CPIN: NOT READY")
+    assert events[1].lines == ("SIMCOM_Ltd",)  # type: ignore[union-attr]
+
+
 def test_cmt_carries_the_pdu_line_that_follows() -> None:
     session = AtSession()
     events = session.feed(b"\r\n+CMT: ,23\r\n")

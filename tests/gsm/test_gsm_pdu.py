@@ -79,6 +79,9 @@ def test_extension_characters() -> None:
     assert message.text == f"T {text} @£$¥ ÄÖÑÜ§äöñüà"
     # An escape before a code missing from the table shows the base character; a trailing one a space.
     assert decode_septets(bytes((0x1B, 0x41, 0x42, 0x1B))) == "AB "
+    # The high bit of a septet byte is ignored on both the plain and the escape path.
+    assert decode_septets(bytes((0xC1, 0x80))) == "A@"
+    assert decode_septets(bytes((0x9B, 0x65, 0xC1))) == "€A"
     assert len(DEFAULT_ALPHABET) == 128 and set(EXTENSION_TABLE.values()) <= set(text)
     assert is_gsm7(text) and not is_gsm7("ą")
 
