@@ -17,11 +17,13 @@ from edge.discovery import advertise_agent
 from edge.forwarder import Forwarder, ForwarderSettings
 from edge.hub_clock import HubClock
 from edge.journal import Journal
+from edge.links.gsm.link import GsmLink
+from edge.links.gsm.templates import load_templates
 from edge.links.satel import SatelLink
 from edge.local_api import build_app
 from edge.local_auth import LocalAuth
 from edge.refusals import RefusalState, listen_for_refusals
-from edge.status_report import StatusReporter, satel_link_reports
+from edge.status_report import StatusReporter, link_reports
 from shared import subjects
 from shared.backoff import Backoff, sleep_or_stop
 from shared.config import ConfigError
@@ -87,6 +89,10 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     # request_timeout_s) when stopped, and records itself down.
     satel_links = [SatelLink(panel, journal) for panel in config.satel.panels]
     link_tasks = [asyncio.create_task(link.run(stop), name=f"satel-{link.panel_id}") for link in satel_links]
+    # A modem's templates were checked when the config loaded (edge.config), so this cannot fail.
+    gsm_links = [GsmLink(modem, journal, load_templates(Path(modem.templates_file) if modem.templates_file else None,
+                                                        zone=modem.timezone)) for modem in config.gsm.modems]
+    link_tasks += [asyncio.create_task(link.run(stop), name=f"gsm-{link.modem_id}") for link in gsm_links]
     nc = await _connect_local_nats(config, login, stop)
     if nc is None:
         await asyncio.gather(*link_tasks, return_exceptions=True)
@@ -119,7 +125,7 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
             "forwarder": forwarder.status(),
             "refusal": refusals.status(),
             "nats": {"connected": nc.is_connected, "url": config.nats_url},
-            "links": {"satel": [link.status() for link in satel_links]},
+            "links": {"satel": [link.status() for link in satel_links], "gsm": [link.status() for link in gsm_links]},
             "commands": hub_commands.status(),
         }
 
@@ -132,7 +138,7 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
 
     tasks = [asyncio.create_task(_prune_loop(journal, stop, config.journal.prune_interval_s), name="journal-prune")]
     tasks += link_tasks
-    reporter = StatusReporter(config.edge_id, journal, signer, nc, satel_link_reports(satel_links), config.status_report,
+    reporter = StatusReporter(config.edge_id, journal, signer, nc, link_reports(satel_links, gsm_links), config.status_report,
                               hub_clock=hub_clock)
     tasks.append(asyncio.create_task(reporter.run(stop), name="status-report"))
     tasks.append(asyncio.create_task(hub_commands.run(stop), name="hub-commands"))

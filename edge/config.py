@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from edge.links.gsm.templates import load_templates
 from firmware_bridges.satel.protocol import derive_aes_key
 from shared.bodies.satel import ZONE_EVENTS
 from shared.config import ConfigError, load_config
@@ -20,6 +21,8 @@ from shared.subjects import valid_edge_id
 #: The Satel panels as one JSON array (a list has no VIGIL_EDGE_<KEY> form of its own), e.g.
 #: `[{"id": "panel-1", "host": "10.0.0.5", "integration_key": "…"}]`.
 SATEL_PANELS_VAR = "VIGIL_EDGE_SATEL_PANELS"
+#: The GSM modems likewise, e.g. `[{"id": "gsm-1", "port": "/dev/ttyUSB0", "trusted_senders": ["Efento"]}]`.
+GSM_MODEMS_VAR = "VIGIL_EDGE_GSM_MODEMS"
 
 
 class JournalSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -173,6 +176,68 @@ class SatelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError(f"panel ids must be unique; repeated: {', '.join(duplicates)}")
 
 
+class GsmModemSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One USB GSM modem receiving temperature loggers' SMS (edge/links/gsm/).
+
+    `trusted_senders`: the numbers (any spelling: `+48…`, `0048…`, spaces) and alphanumeric ids
+    whose messages may raise alarms; anything else is archived for review, never an alarm.
+    `templates_file`: the SMS templates (TOML, edge/links/gsm/default_templates.toml's format);
+    empty: the shipped Efento and BluLog ones. `timezone`: how a time in a text without an offset
+    is read. `priorities`: per sensor, a priority per event kind that differs from the default,
+    e.g. `{"282C02": {"sms.temp.alarm": "CRITICAL"}}`."""
+
+    id: str  # the events' `source`
+    port: str  # the serial device, e.g. /dev/ttyUSB0
+    baudrate: int = 115200
+    trusted_senders: list[str] = msgspec.field(default_factory=list)
+    templates_file: str = ""
+    timezone: str = "Europe/Warsaw"
+    priorities: dict[str, dict[str, Priority]] = msgspec.field(default_factory=dict)
+    command_timeout_s: float = 10.0  # an AT command unanswered this long: the modem is gone
+    sweep_interval_s: float = 60.0  # AT+CMGL over the storage: notifications get lost
+    status_interval_s: float = 30.0  # registration, signal and storage read this often
+    concat_timeout_s: float = 600.0  # an incomplete concatenated message is read as it is after this
+    signal_low_rssi: int = 8  # +CSQ rssi at or below this (≈ -97 dBm) is "signal low"
+    storage_warn_ratio: float = 0.8
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not valid_edge_id(self.id):
+            raise ValueError(f"modem id {self.id!r} must be lower-case letters, digits and dashes")
+        if not self.port:
+            raise ValueError(f"modem {self.id}: port must not be empty")
+        if not 0.5 <= self.command_timeout_s <= 120:
+            raise ValueError(f"modem {self.id}: command_timeout_s must be 0.5..120, got {self.command_timeout_s}")
+        if not 1 <= self.sweep_interval_s <= 3600 or not 1 <= self.status_interval_s <= 3600:
+            raise ValueError(f"modem {self.id}: sweep_interval_s and status_interval_s must be 1..3600")
+        if not 1 <= self.concat_timeout_s <= 86400:
+            raise ValueError(f"modem {self.id}: concat_timeout_s must be 1..86400, got {self.concat_timeout_s}")
+        if not 0 <= self.signal_low_rssi <= 31 or not 0 < self.storage_warn_ratio <= 1:
+            raise ValueError(f"modem {self.id}: signal_low_rssi must be 0..31 and storage_warn_ratio in (0, 1]")
+        if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
+            raise ValueError(f"modem {self.id}: need 0 < reconnect_min_s <= reconnect_max_s")
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"modem {self.id}: timezone {self.timezone!r} is not a known IANA time zone") from None
+        if self.templates_file:
+            # A bad template file stops the start here, naming the template, not at the first SMS.
+            load_templates(Path(self.templates_file), zone=self.timezone)
+
+
+class GsmSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The GSM modems this edge reads (none by default)."""
+
+    modems: list[GsmModemSettings] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        ids = [modem.id for modem in self.modems]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"modem ids must be unique; repeated: {', '.join(duplicates)}")
+
+
 class HubLinkSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """How this box reaches its hub, as `edge enroll` wrote it (`edge check` tests each): the hub's
     HTTPS URL and CA, the folder with the leaf credential (user and password, client certificate
@@ -205,6 +270,7 @@ class EdgeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     demo: DemoSettings = msgspec.field(default_factory=DemoSettings)
     discovery: DiscoverySettings = msgspec.field(default_factory=DiscoverySettings)
     satel: SatelSettings = msgspec.field(default_factory=SatelSettings)
+    gsm: GsmSettings = msgspec.field(default_factory=GsmSettings)
     hub: HubLinkSettings = msgspec.field(default_factory=HubLinkSettings)
 
     def __post_init__(self) -> None:
@@ -222,20 +288,25 @@ class EdgeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         return Path(self.data_dir) / "edge.key"
 
 
-def _panels_from_env(env: Mapping[str, str]) -> list[Any] | None:
-    """The panels JSON of VIGIL_EDGE_SATEL_PANELS, checked here so an error names the variable."""
-    raw = env.get(SATEL_PANELS_VAR)
+def _list_from_env(env: Mapping[str, str], var: str, section: str, key: str,
+                   settings: type[msgspec.Struct]) -> list[Any] | None:
+    """The JSON list of a list variable (VIGIL_EDGE_SATEL_PANELS, VIGIL_EDGE_GSM_MODEMS), checked
+    here so an error names the variable."""
+    raw = env.get(var)
     if raw is None:
         return None
     try:
-        panels = json.loads(raw)
+        items = json.loads(raw)
     except ValueError as exc:
-        raise ConfigError(f"{SATEL_PANELS_VAR} is not valid JSON: {exc}") from None
+        raise ConfigError(f"{var} is not valid JSON: {exc}") from None
     try:
-        msgspec.convert({"panels": panels}, SatelSettings, strict=False)
+        msgspec.convert({key: items}, settings, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{SATEL_PANELS_VAR}: {exc}".replace("`$.", "`satel.")) from None
-    return panels
+        raise ConfigError(f"{var}: {exc}".replace("`$.", f"`{section}.")) from None
+    return items
+
+
+_LIST_VARS = ((SATEL_PANELS_VAR, "satel", "panels", SatelSettings), (GSM_MODEMS_VAR, "gsm", "modems", GsmSettings))
 
 
 def load_edge_config(
@@ -243,12 +314,13 @@ def load_edge_config(
 ) -> EdgeConfig:
     """Load and validate the edge config; raises shared.config.ConfigError."""
     env = dict(os.environ if env is None else env)
-    panels = _panels_from_env(env)
-    if panels is not None:
-        # The shared loader would hand the JSON text to a list field as is; it goes in decoded,
-        # above the file and below explicit overrides, where an environment value belongs.
-        del env[SATEL_PANELS_VAR]
-        satel = dict((overrides or {}).get("satel") or {})
-        satel.setdefault("panels", panels)
-        overrides = {**(overrides or {}), "satel": satel}
+    for var, section, key, settings in _LIST_VARS:
+        items = _list_from_env(env, var, section, key, settings)
+        if items is not None:
+            # The shared loader would hand the JSON text to a list field as is; it goes in decoded,
+            # above the file and below explicit overrides, where an environment value belongs.
+            del env[var]
+            values = dict((overrides or {}).get(section) or {})
+            values.setdefault(key, items)
+            overrides = {**(overrides or {}), section: values}
     return load_config(EdgeConfig, prefix="EDGE", path=path, env=env, overrides=overrides)

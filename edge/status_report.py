@@ -64,9 +64,18 @@ class DeviceLink(Protocol):
     since: datetime
 
 
-def satel_link_reports(links: Sequence[DeviceLink]) -> Callable[[], list[LinkReport]]:
+class ModemLink(Protocol):
+    """What a report reads of a GSM link (edge.links.gsm.GsmLink)."""
+
+    modem_id: str
+    state: str
+    since: datetime
+
+
+def link_reports(satel: Sequence[DeviceLink], gsm: Sequence[ModemLink] = ()) -> Callable[[], list[LinkReport]]:
     """The links part of a report, read afresh for each report."""
-    return lambda: [LinkReport("satel", link.panel_id, str(link.link_state.value), link.since) for link in links]
+    return lambda: [*(LinkReport("satel", link.panel_id, str(link.link_state.value), link.since) for link in satel),
+                    *(LinkReport("gsm", link.modem_id, link.state, link.since) for link in gsm)]
 
 
 class StatusReporter:

@@ -55,11 +55,16 @@ PORTS = [
     PortSpec("VIGIL_RUN_EDGE_HTTP_PORT", 8081, "edge local page"),
     PortSpec("VIGIL_RUN_SATEL_PORT", 17094, "emulated Satel panel (ETHM-1 integration)"),
     PortSpec("VIGIL_RUN_SATEL_CONTROL_PORT", 17095, "emulated Satel panel control (HTTP)"),
+    PortSpec("VIGIL_RUN_GSM_CONTROL_PORT", 17096, "emulated GSM modem control (HTTP)"),
 ]
 
 #: The emulated panel's id in the edge config, and the sample site's user code for commands.
 SATEL_PANEL_ID = "panel-1"
 SATEL_USER_CODE = "1234"
+#: The emulated GSM modem's id in the edge config, and the senders it trusts: the demo's
+#: temperature loggers (a number and the vendors' alphanumeric ids).
+GSM_MODEM_ID = "gsm-1"
+GSM_TRUSTED = ["+48600123012", "Efento", "BluLog"]
 
 
 MASTER_EMAIL = "master@vigil.local"
@@ -224,10 +229,23 @@ class Stack:
         # starts before the control endpoint does.
         await satel.wait_ready(lambda: tcp_port_open(HOST, control_port), 30)
 
-        # The agent runs with the config enrolment wrote; the emulated panel is added here, as an
-        # installer adds the site's panels after enrolling.
+        # The temperature loggers' modem: a USB GSM modem emulated on a pseudo-terminal.
+        modem_link = self.box.data_dir / "ttyGSM0"
+        gsm_control = self._p("VIGIL_RUN_GSM_CONTROL_PORT")
+        gsm = ManagedProcess(
+            "gsm emulator",
+            [python, "-m", "firmware_bridges.gsm.emulator", "--link", str(modem_link), "--control-port", str(gsm_control)],
+            log_path=self.logs / "gsm-emulator.log",
+        )
+        gsm.start()
+        self.started.append(("GSM modem emulator", gsm))
+        await gsm.wait_ready(lambda: tcp_port_open(HOST, gsm_control), 30)
+
+        # The agent runs with the config enrolment wrote; the emulated panel and modem are added
+        # here, as an installer adds the site's devices after enrolling.
         panels = [{"id": SATEL_PANEL_ID, "host": HOST, "port": satel_port}]
-        edge_env = {**os.environ, "VIGIL_EDGE_SATEL_PANELS": json.dumps(panels)}
+        modems = [{"id": GSM_MODEM_ID, "port": str(modem_link), "trusted_senders": GSM_TRUSTED}]
+        edge_env = {**os.environ, "VIGIL_EDGE_SATEL_PANELS": json.dumps(panels), "VIGIL_EDGE_GSM_MODEMS": json.dumps(modems)}
         edge = ManagedProcess("edge", [python, "-m", "edge", "--config", str(self.box.config_path), "run"],
                               log_path=self.logs / f"edge-{self.edge_id}.log", env=edge_env)
         edge.start()
@@ -296,6 +314,10 @@ class Stack:
             f"http://{HOST}:{p('VIGIL_RUN_EDGE_HTTP_PORT')}/api/v1/links/satel/{SATEL_PANEL_ID}/arm",
             f"                  curl -X POST http://{HOST}:{p('VIGIL_RUN_SATEL_CONTROL_PORT')}/zones/3/violate",
             "                  the alarm: on the console, or GET /api/v1/alarms?status=NEW on the operator API",
+            f"  GSM modem       {GSM_MODEM_ID}: emulated USB modem on {self.box.data_dir / 'ttyGSM0'}, trusting {', '.join(GSM_TRUSTED)};",
+            f"                  a temperature logger's SMS: curl -H 'Content-Type: application/json' "
+            f"-d '{{\"sender\": \"Efento\", \"text\": \"Efento: sensor 282C02 temperature 9.4C above threshold 8.0C\"}}' "
+            f"http://{HOST}:{p('VIGIL_RUN_GSM_CONTROL_PORT')}/sms",
             f"                  see the events: psql {self.dsn} -c 'select seq, kind, source, ts from events order by seq desc limit 5'",
             "Press Ctrl-C to stop everything.",
         ]

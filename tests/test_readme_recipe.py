@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 
 from provisioning.demo_site import DEMO_OBJECT, OPERATOR_EMAIL
-from provisioning.stack import HOST, PORTS, SATEL_PANEL_ID
+from provisioning.stack import GSM_MODEM_ID, HOST, PORTS, SATEL_PANEL_ID
 from shared.process import free_port, port_is_free
 from support.make_run import hub_call, login, stack_env, start_stack, stop_stack
 from support.waiting import wait_until
@@ -28,7 +28,8 @@ from support.waiting import wait_until
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARKER = "<!-- recipe: make-an-alarm"
 #: The stack's ports the recipe talks to: the emulator's control endpoint, the edge, the hub.
-RECIPE_PORTS = {"VIGIL_RUN_SATEL_CONTROL_PORT", "VIGIL_RUN_EDGE_HTTP_PORT", "VIGIL_RUN_HUB_HTTP_PORT"}
+RECIPE_PORTS = {"VIGIL_RUN_SATEL_CONTROL_PORT", "VIGIL_RUN_GSM_CONTROL_PORT", "VIGIL_RUN_EDGE_HTTP_PORT",
+                "VIGIL_RUN_HUB_HTTP_PORT"}
 _SPACE = re.compile(r"\s*")
 
 
@@ -74,9 +75,9 @@ def _json_documents(text: str) -> list[Any]:
     return documents
 
 
-def _burglaries(hub: str, token: str) -> list[dict[str, Any]]:
+def _alarms(hub: str, token: str, alarm_type: str) -> list[dict[str, Any]]:
     page = hub_call(hub, "GET", "/api/v1/alarms?status=NEW", token=token)
-    return [a for a in page["items"] if a["alarm_type"] == "BURGLARY"]
+    return [a for a in page["items"] if a["alarm_type"] == alarm_type]
 
 
 def _panel_connected(hub: str, token: str) -> bool:
@@ -111,7 +112,7 @@ async def test_the_readme_recipe_makes_an_alarm_the_hub_shows(tmp_path: Path) ->
         operator = (tmp_path / "var" / "hub" / "operator-password").read_text().strip()
         token = (await asyncio.to_thread(login, hub, OPERATOR_EMAIL, operator))["access_token"]
         await wait_until(lambda: _panel_connected(hub, token), timeout=60, what="the edge's link to the panel")
-        assert await asyncio.to_thread(_burglaries, hub, token) == []
+        assert await asyncio.to_thread(_alarms, hub, token, "BURGLARY") == []
         # The detector was left tripped (what the old recipe did first): the recipe must still work.
         await asyncio.to_thread(_control, ports["VIGIL_RUN_SATEL_CONTROL_PORT"], "/zones/3/violate")
 
@@ -121,13 +122,18 @@ async def test_the_readme_recipe_makes_an_alarm_the_hub_shows(tmp_path: Path) ->
         assert ran.returncode == 0, (ran.stdout, ran.stderr)
         answers = _json_documents(ran.stdout)
         assert not [a for a in answers if "error" in a], ran.stdout
-        # restore, the edge's login, arm, violate, the alarm list (the hub's login is captured).
-        assert len(answers) == 5, ran.stdout
+        # restore, the edge's login, arm, violate, the SMS, the alarm list (the hub's login is captured).
+        assert len(answers) == 6, ran.stdout
         assert answers[2]["result"] == "ACK", answers[2]
         assert answers[3]["zone"]["number"] == 3 and answers[3]["zone"]["alarm"] is True, answers[3]
-        assert "items" in answers[4], answers[4]
+        assert answers[4]["stored_at"], answers[4]
+        assert "items" in answers[5], answers[5]
 
-        [alarm] = await wait_until(lambda: _burglaries(hub, token), timeout=30, what="the BURGLARY alarm at the hub")
+        [alarm] = await wait_until(lambda: _alarms(hub, token, "BURGLARY"), timeout=30,
+                                   what="the BURGLARY alarm at the hub")
         assert (alarm["object_name"], alarm["edge_id"], alarm["source"]) == (DEMO_OBJECT["name"], "site-1", SATEL_PANEL_ID)
+        [cold] = await wait_until(lambda: _alarms(hub, token, "TEMPERATURE"), timeout=30,
+                                  what="the TEMPERATURE alarm from the logger's SMS")
+        assert (cold["object_name"], cold["source"], cold["requires_note"]) == (DEMO_OBJECT["name"], GSM_MODEM_ID, True)
     finally:
         await stop_stack(proc, children)
