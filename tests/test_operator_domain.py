@@ -185,6 +185,8 @@ def test_only_the_holder_or_a_supervisor_ticks_and_only_while_worked() -> None:
     ("edge.link.down", {"link": "panel-1", "reason": "agent stopping", "planned": True},
      "Link panel-1: down (agent stopping), planned"),
     ("edge.link.up", {"link": "panel-1"}, "Link panel-1: up"),
+    ("edge.link.degraded", {"link": "gsm-1", "reason": "signal low"}, "Link gsm-1: signal low"),
+    ("edge.link.recovered", {"link": "gsm-1", "reason": "signal low"}, "Link gsm-1: no longer signal low"),
     ("edge.link.released", {"link": "panel-1", "who": "installer", "why": "DLOADX", "minutes": 30},
      "Link panel-1 released for 30 min by installer: DLOADX"),
     ("sms.temp.high", {}, "Temperature: high"),

@@ -109,3 +109,14 @@ async def test_an_unreadable_raw_body_is_stored_without_it(db: asyncpg.Pool) -> 
     ("+1555", "+*555"), ("Efento", "Efento"), ("12", "12")])
 def test_numbers_are_masked_and_names_kept(sender: str, shown: str) -> None:
     assert mask_number(sender) == shown
+
+
+async def test_a_modem_off_the_network_is_trouble_on_the_boxs_object_until_it_recovers(db: asyncpg.Pool) -> None:
+    site = await _site(db)
+    await site.ingest(site.env("edge.link.degraded", {"link": "gsm-1", "reason": "registration lost"}, T0,
+                               Priority.NORMAL, source="gsm-1"))
+    bundle = await db.fetchrow("SELECT * FROM bundle_alarms WHERE alarm_type = 'TROUBLE'")
+    assert bundle["object_id"] == site.objects["Cold store"] and bundle["restored_ord"] == 0
+    await site.ingest(site.env("edge.link.recovered", {"link": "gsm-1", "reason": "registration lost"},
+                               T0 + timedelta(minutes=1), Priority.LOW, source="gsm-1"))
+    assert (await db.fetchrow("SELECT * FROM bundle_alarms WHERE id = $1", bundle["id"]))["restored_ord"] > 0

@@ -193,6 +193,11 @@ def classify(kind: str, body: dict[str, Any]) -> Meaning:
         return Meaning(opens=None if planned else LINK, link_up=False, planned=planned)
     if kind == "edge.link.up":
         return Meaning(restores=LINK, link_up=True)
+    # A link that works but is failing (a modem off the network, its signal or storage): trouble.
+    if kind == "edge.link.degraded":
+        return Meaning(opens=TROUBLE)
+    if kind == "edge.link.recovered":
+        return Meaning(restores=TROUBLE)
     if kind.startswith("sms.temp."):
         if parts[-1] in ("restore", "normal", "ok"):
             return Meaning(restores=TEMPERATURE)

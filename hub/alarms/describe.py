@@ -82,6 +82,11 @@ def _link(kind: str, body: Mapping[str, Any]) -> str:
     link = body.get("link") if isinstance(body.get("link"), str) and body.get("link") else "device"
     if kind == "edge.link.up":
         return f"Link {link}: up"
+    reason_text = body.get("reason") if isinstance(body.get("reason"), str) else "?"
+    if kind == "edge.link.degraded":
+        return f"Link {link}: {reason_text}"
+    if kind == "edge.link.recovered":
+        return f"Link {link}: no longer {reason_text}"
     reason = body.get("reason") if isinstance(body.get("reason"), str) else ""
     words = f"Link {link}: down" + (f" ({reason})" if reason else "")
     return words + (", planned" if body.get("planned") is True else "")
@@ -154,7 +159,7 @@ def describe_event(kind: str, body: Mapping[str, Any], names: PanelNames = NO_NA
         return _command(body)
     if kind == "cmd.result":
         return _command_result(body)
-    if kind in ("edge.link.up", "edge.link.down"):
+    if kind in ("edge.link.up", "edge.link.down", "edge.link.degraded", "edge.link.recovered"):
         return _link(kind, body)
     if kind == "edge.link.released":
         return (f"Link {body.get('link', '?')} released for {body.get('minutes', '?')} min by "

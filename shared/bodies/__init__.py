@@ -25,6 +25,8 @@ BODY_TYPES: dict[str, type[msgspec.Struct]] = {
     "demo.tick": DemoTick,
     "edge.link.up": LinkStatus,
     "edge.link.down": LinkStatus,
+    "edge.link.degraded": LinkStatus,
+    "edge.link.recovered": LinkStatus,
     **SATEL_BODY_TYPES,
     **GSM_BODY_TYPES,
     RESULT_KIND: CommandResult,

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_bridges.gsm.concat import Reassembler
+from firmware_bridges.gsm.gsm7 import encode_septets
 from firmware_bridges.gsm.pdu import (
     Concat,
     SmsDeliver,
@@ -135,4 +136,23 @@ def test_any_ucs2_text_survives_split_shuffle_reassembly(text: str, random: obje
     random.shuffle(parts)  # type: ignore[attr-defined]
     reassembler = Reassembler()
     done = [m for part in parts for m in reassembler.add(part, 0.0)]
+    assert [m.text for m in done] == [text]
+
+
+GSM7_TEXT = st.text(st.sampled_from("abcXYZ 019@£€[]{}^~\\|\f\n"), min_size=1, max_size=500)
+
+
+@settings(max_examples=100, deadline=None)
+@given(GSM7_TEXT, st.integers(1, 6), st.sampled_from([8, 16]))
+def test_any_gsm7_text_split_into_n_parts_reassembles(text: str, parts: int, ref_bits: int) -> None:
+    capacity = 153 if ref_bits == 8 else 152
+    if len(text) < parts or len(encode_septets(text)) > parts * (capacity - 2):
+        return  # too short to spread over that many parts, or (nearly) too long for them
+    split = split_for_concat(text, "gsm7", 42, ref_bits=ref_bits, parts=parts)  # type: ignore[arg-type]
+    assert len(split) == parts
+    reassembler = Reassembler()
+    done = []
+    for concat, data in split:
+        pdu = encode_deliver_raw("Efento", data, encoding="gsm7", smsc_time=WHEN, concat=concat)
+        done += reassembler.add(decode_deliver(pdu), 0.0)
     assert [m.text for m in done] == [text]

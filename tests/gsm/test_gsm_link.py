@@ -116,6 +116,28 @@ async def test_a_modem_reboot_is_initialised_again_and_loses_nothing(rig: Rig) -
     await rig.storage_empty()
 
 
+async def test_registration_lost_and_a_low_signal_are_journaled_when_they_start_and_end(tmp_path: Path) -> None:
+    async with GsmEmulator(tmp_path / "ttyUSB2") as emulator:
+        journal = await Journal.open(tmp_path / "journal.db", max_bytes=1 << 26, retention_s=3600)
+        settings = GsmModemSettings(id="gsm-1", port=str(emulator.link), command_timeout_s=2.0, status_interval_s=1.0)
+        rig = Rig(emulator, journal, GsmLink(settings, journal, default_templates()))
+        stop = asyncio.Event()
+        task = asyncio.create_task(rig.link.run(stop))
+        try:
+            await rig.wait_kind("edge.link.up")
+            emulator.modem.registration, emulator.modem.rssi = 2, 5
+            degraded = await rig.wait_kind("edge.link.degraded", 2)
+            assert sorted(msgspec.json.decode(e.body)["reason"] for e in degraded) == ["registration lost", "signal low"]
+            emulator.modem.registration, emulator.modem.rssi = 1, 20
+            recovered = await rig.wait_kind("edge.link.recovered", 2)
+            assert {msgspec.json.decode(e.body)["reason"] for e in recovered} == {"registration lost", "signal low"}
+            assert len(await rig.events("edge.link.degraded")) == 2, "journaled when it starts, not every read"
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 20)
+            await journal.close()
+
+
 async def test_a_full_storage_is_drained_and_the_held_messages_arrive(rig: Rig) -> None:
     rig.emulator.modem.cnmi = (0, 0, 0, 0, 0)  # nothing notified: the storage fills up
     for n in range(7):

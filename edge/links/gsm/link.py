@@ -88,6 +88,7 @@ class GsmLink:
         self.storage: tuple[int, int] | None = None
         self.last_error: str | None = None
         self.received = 0
+        self._problems: set[str] = set()
         self._reported_down = False
         CONNECTED.labels(self.modem_id).set(0)
 
@@ -206,7 +207,8 @@ class GsmLink:
         await self._status()
 
     async def _status(self) -> None:
-        """Registration, signal and storage, as metrics and state."""
+        """Registration, signal and storage, as metrics and state; a problem that starts or ends
+        is journaled (`edge.link.degraded` / `edge.link.recovered`)."""
         reg = await self._command("AT+CREG?")
         if reg.ok:
             with contextlib.suppress(AtParseError):
@@ -222,6 +224,14 @@ class GsmLink:
                 first = parse_cpms(_args(cpms.lines, "+CPMS"))[0]
                 self.storage = (first.used, first.total)
                 STORAGE.labels(self.modem_id).set(first.used / first.total if first.total else 0)
+        now = health_problems(self.registered, self.rssi, self.storage, self.settings)
+        for problem in sorted(now - self._problems):
+            log.warning("gsm link %s: %s", self.modem_id, problem, extra={"modem": self.modem_id})
+            await self._append("edge.link.degraded", Priority.NORMAL, LinkStatus(self.modem_id, problem))
+        for problem in sorted(self._problems - now):
+            log.info("gsm link %s: no longer %s", self.modem_id, problem, extra={"modem": self.modem_id})
+            await self._append("edge.link.recovered", Priority.LOW, LinkStatus(self.modem_id, problem))
+        self._problems = now
 
     def _set_state(self, state: str) -> None:
         if state != self.state:
@@ -361,6 +371,21 @@ class GsmLink:
                 "registered": self.registered, "rssi": self.rssi,
                 "storage": {"used": self.storage[0], "total": self.storage[1]} if self.storage else None,
                 "received": self.received, "last_error": self.last_error}
+
+
+def health_problems(registered: bool | None, rssi: int | None, storage: tuple[int, int] | None,
+                    settings: GsmModemSettings) -> set[str]:
+    """What keeps SMS from arriving, or soon will: not registered on the network, a signal at or
+    below `signal_low_rssi` (TS 27.007 §8.5: 99 is "not known", not low), the storage at
+    `storage_warn_ratio` or fuller. Unknown values are no problem yet."""
+    problems = set()
+    if registered is False:
+        problems.add("registration lost")
+    if rssi is not None and rssi != 99 and rssi <= settings.signal_low_rssi:
+        problems.add("signal low")
+    if storage is not None and storage[1] and storage[0] / storage[1] >= settings.storage_warn_ratio:
+        problems.add("storage nearly full")
+    return problems
 
 
 def _args(lines: tuple[str, ...], prefix: str) -> str:
