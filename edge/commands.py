@@ -107,9 +107,9 @@ class CommandRunner:
                         self.pulling, self.last_error = True, None
                         backoff.reset()
                         # A person's commands before a schedule's, in the order they came.
-                        for msg in sorted(msgs, key=_automatic):
+                        for msg, command in sorted(((m, _read(m)) for m in msgs), key=_automatic):
                             await self._slots.acquire()
-                            task = asyncio.create_task(self._handle(msg))
+                            task = asyncio.create_task(self._handle(msg, command))
                             self._running.add(task)
                             task.add_done_callback(self._done)
                 except (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError, OSError) as exc:
@@ -139,12 +139,10 @@ class CommandRunner:
         if not task.cancelled() and task.exception() is not None:
             log.error("a command failed unexpectedly", exc_info=task.exception(), extra={"edge": self.edge_id})
 
-    async def _handle(self, msg: Msg) -> None:
-        try:
-            command = decode_command(msg.data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    async def _handle(self, msg: Msg, command: PanelCommand | str) -> None:
+        if isinstance(command, str):
             RECEIVED.labels("malformed").inc()
-            log.error("a command from the hub is malformed and is dropped: %s", exc, extra={"edge": self.edge_id})
+            log.error("a command from the hub is malformed and is dropped: %s", command, extra={"edge": self.edge_id})
             await msg.term()  # never delivered again: it cannot become readable
             return
         extra = {"edge": self.edge_id, "command_id": command.id, "panel": command.panel}
@@ -209,10 +207,16 @@ class CommandRunner:
         await self._journal.append(envelope)
 
 
-def _automatic(msg: Msg) -> bool:
-    """Sort key: False (a person's command) before True (an automatic one); unreadable ones first,
-    so they are dropped without waiting."""
+def _read(msg: Msg) -> PanelCommand | str:
+    """The command a message carries, or why it is none (decoded once, for sorting and running)."""
     try:
-        return decode_command(msg.data).source is Source.AUTO_ARM
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return False
+        return decode_command(msg.data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return str(exc)
+
+
+def _automatic(item: tuple[Msg, PanelCommand | str]) -> bool:
+    """Sort key: False (a person's command, or an unreadable one, dropped at once) before True (a
+    schedule's)."""
+    command = item[1]
+    return isinstance(command, PanelCommand) and command.source is Source.AUTO_ARM
