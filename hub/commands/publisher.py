@@ -24,7 +24,7 @@ from prometheus_client import Counter, Gauge
 from hub.commands.repository import NOT_SENT, command_update
 from hub.db.outbox import OutboxItem, write_outbox
 from shared import subjects
-from shared.backoff import Backoff, sleep_or_stop
+from shared.backoff import Backoff, sleep_or_stop, wait_any
 
 log = logging.getLogger("vigil.hub.commands")
 
@@ -124,31 +124,24 @@ class CommandPublisher:
         `consumer_check_s` it also makes the consumers of edges enrolled since, so a new box can
         pull before its first command."""
         backoff = Backoff(0.2, 5.0)
-        waiter = asyncio.create_task(stop.wait())
         loop = asyncio.get_running_loop()
         checked = loop.time()
-        try:
-            while not stop.is_set():
-                self._wake.clear()
-                try:
-                    if loop.time() - checked >= self._consumer_check_s:
-                        await self.ensure_consumers()
-                        checked = loop.time()
-                    more = await self.publish_once()
-                    backoff.reset()
-                except (nats.errors.Error, asyncio.TimeoutError, OSError, asyncpg.PostgresError) as exc:
-                    delay = backoff.next_delay()
-                    log.warning("command outbox not published (%s); retrying in %.1f s", exc, delay)
-                    if await sleep_or_stop(delay, stop):
-                        return
-                    continue
-                if more:
-                    continue
-                woken = asyncio.create_task(self._wake.wait())
-                await asyncio.wait({woken, waiter}, timeout=self._interval_s, return_when=asyncio.FIRST_COMPLETED)
-                woken.cancel()
-        finally:
-            waiter.cancel()
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                if loop.time() - checked >= self._consumer_check_s:
+                    await self.ensure_consumers()
+                    checked = loop.time()
+                more = await self.publish_once()
+                backoff.reset()
+            except (nats.errors.Error, asyncio.TimeoutError, OSError, asyncpg.PostgresError) as exc:
+                delay = backoff.next_delay()
+                log.warning("command outbox not published (%s); retrying in %.1f s", exc, delay)
+                if await sleep_or_stop(delay, stop):
+                    return
+                continue
+            if not more:
+                await wait_any((self._wake, stop), self._interval_s)
 
     async def publish_once(self) -> bool:
         """Publish one batch of the outbox; True when the batch was full (more may wait). What was

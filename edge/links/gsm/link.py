@@ -36,7 +36,7 @@ from firmware_bridges.gsm.at import (AtParseError, AtSession, Final, Unsolicited
                                      parse_creg, parse_csq, parse_ranges)
 from firmware_bridges.gsm.concat import Assembled, Reassembler
 from firmware_bridges.gsm.pdu import PduError, decode_deliver
-from shared.backoff import Backoff, sleep_or_stop
+from shared.backoff import Backoff, sleep_or_stop, wait_any
 from shared.bodies import LinkStatus
 from shared.clock import SYSTEM_CLOCK, Clock
 from shared.envelope import Priority, new_envelope
@@ -76,8 +76,9 @@ class GsmLink:
         self._session = AtSession()
         self._writer: asyncio.StreamWriter | None = None
         self._final: asyncio.Future[Final] | None = None
-        self._wanted: asyncio.Queue[int] = asyncio.Queue()
+        self._wanted: list[int] = []  # storage indexes a +CMTI named, to read
         self._reboot = asyncio.Event()
+        self._wake = asyncio.Event()  # set by whatever the serve loop must act on now
         self._lost: ModemLost | None = None
         self._reassembler = Reassembler(timeout=settings.concat_timeout_s)
         self._indexes: dict[str, int] = {}  # a held part's PDU → its storage index
@@ -157,9 +158,11 @@ class GsmLink:
             except AtParseError as exc:
                 log.warning("gsm link %s: %s", self.modem_id, exc, extra={"modem": self.modem_id})
                 return
-            self._wanted.put_nowait(index)
+            self._wanted.append(index)
+            self._wake.set()
         elif code in REBOOT_CODES:
             self._reboot.set()
+            self._wake.set()
         elif code == "+CREG":
             with contextlib.suppress(AtParseError):
                 self.registered = parse_creg(event.args, solicited=False).status.registered
@@ -257,44 +260,25 @@ class GsmLink:
         loop = asyncio.get_running_loop()
         next_sweep = loop.time()  # at once: what came while the link was down
         next_status = loop.time() + self.settings.status_interval_s
-        stopping = asyncio.create_task(stop.wait())
-        try:
-            while not stop.is_set():
-                if self._lost is not None:
-                    raise self._lost
-                if self._reboot.is_set():
-                    log.warning("gsm link %s: the modem restarted; initialising it again", self.modem_id,
-                                extra={"modem": self.modem_id})
-                    await self._initialise()
-                    next_sweep = loop.time()
-                if loop.time() >= next_sweep:
-                    await self._sweep()
-                    next_sweep = loop.time() + self.settings.sweep_interval_s
-                while not self._wanted.empty():
-                    await self._read_one(self._wanted.get_nowait())
-                await self._store(self._reassembler.expire(loop.time()))
-                if loop.time() >= next_status:
-                    await self._status()
-                    next_status = loop.time() + self.settings.status_interval_s
-                wanted = asyncio.create_task(self._wanted_or_reboot())
-                await asyncio.wait({wanted, stopping}, timeout=max(0.0, min(next_sweep, next_status) - loop.time()),
-                                   return_when=asyncio.FIRST_COMPLETED)
-                wanted.cancel()
-        finally:
-            stopping.cancel()
-
-    async def _wanted_or_reboot(self) -> None:
-        getter = asyncio.create_task(self._wanted_peek())
-        rebooted = asyncio.create_task(self._reboot.wait())
-        try:
-            await asyncio.wait({getter, rebooted}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            getter.cancel()
-            rebooted.cancel()
-
-    async def _wanted_peek(self) -> None:
-        index = await self._wanted.get()
-        self._wanted.put_nowait(index)
+        while not stop.is_set():
+            self._wake.clear()
+            if self._lost is not None:
+                raise self._lost
+            if self._reboot.is_set():
+                log.warning("gsm link %s: the modem restarted; initialising it again", self.modem_id,
+                            extra={"modem": self.modem_id})
+                await self._initialise()
+                next_sweep = loop.time()
+            if loop.time() >= next_sweep:
+                await self._sweep()
+                next_sweep = loop.time() + self.settings.sweep_interval_s
+            while self._wanted:
+                await self._read_one(self._wanted.pop(0))
+            await self._store(self._reassembler.expire(loop.time()))
+            if loop.time() >= next_status:
+                await self._status()
+                next_status = loop.time() + self.settings.status_interval_s
+            await wait_any((self._wake, stop), max(0.0, min(next_sweep, next_status) - loop.time()))
 
     async def _sweep(self) -> None:
         """Read everything in the storage (TS 27.005 §3.4.2, <stat> 4: all)."""
