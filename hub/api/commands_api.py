@@ -16,7 +16,7 @@ from hub.api.secrets_api import SECRET_BOX_KEY
 from hub.auth.audit import audit
 from hub.commands import codes
 from hub.commands.domain import DEFAULT_EXPIRES_S, CommandError, CommandRequest, NoUserCode, check_request, \
-    code_partitions, pick_stored_code
+    check_user_code, code_partitions, pick_stored_code
 from hub.commands.publisher import CommandPublisher
 from hub.commands.repository import EdgeRevoked, PanelGone, Requester, command_json, create_command, get_command, \
     list_commands, panel_facts
@@ -157,9 +157,9 @@ async def store_user_code(call: Call) -> dict[str, Any]:
     partition = _partition(call)
     code: str = call.body.code
     try:
-        check_request(CommandRequest("disarm", "store", partitions=(1,), user_code=code))
+        check_user_code(code, "code")
     except CommandError as exc:
-        raise invalid(str(exc), {"field": "code"}) from None
+        raise _domain_error(exc) from None
     now = datetime.now(timezone.utc)
     async with deps(call).pool.acquire() as conn, conn.transaction():
         await codes.store_code(conn, deps(call).extra[SECRET_BOX_KEY], panel["id"], partition, code, call.user.actor, now)

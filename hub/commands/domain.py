@@ -84,14 +84,19 @@ def check_request(req: CommandRequest) -> CommandRequest:
     if not req.reason.strip():
         raise CommandError("say why: reason must not be empty", "reason")
     if req.user_code is not None:
-        low, high = _CODE_DIGITS
-        if not (req.user_code.isascii() and req.user_code.isdigit() and low <= len(req.user_code) <= high):
-            raise CommandError(f"user_code must be {low}-{high} digits", "user_code")
+        check_user_code(req.user_code)
     if not MIN_EXPIRES_S <= req.expires_in_s <= MAX_EXPIRES_S:
         raise CommandError(f"expires_in_s must be {MIN_EXPIRES_S}..{MAX_EXPIRES_S}", "expires_in_s")
     items = tuple(sorted(set(lists[own])))
     return CommandRequest(req.type, req.reason.strip(), **{own: items}, mode=req.mode if req.type == "arm" else None,
                           force=req.force, user_code=req.user_code, expires_in_s=req.expires_in_s)
+
+
+def check_user_code(code: str, field: str = "user_code") -> None:
+    """CommandError naming `field` unless `code` is a panel user code: 4-8 digits."""
+    low, high = _CODE_DIGITS
+    if not (code.isascii() and code.isdigit() and low <= len(code) <= high):
+        raise CommandError(f"{field} must be {low}-{high} digits", field)
 
 
 def code_partitions(req: CommandRequest) -> tuple[int, ...]:
