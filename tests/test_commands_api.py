@@ -261,3 +261,21 @@ async def test_an_edge_enrolled_while_the_hub_runs_gets_its_consumer_before_any_
     finally:
         stop.set()
         await nc.close()
+
+
+async def test_the_publisher_never_sends_a_command_past_its_expiry(
+        topology: Topology, boxed_client: TestClient, db: asyncpg.Pool, panel: int) -> None:
+    _, command = await _give(boxed_client, panel, {"type": "arm", "partitions": [1], "user_code": "1234",
+                                                   "expires_in_s": 5})
+    nc = await topology.connect_hub()
+    try:
+        await ensure_commands_stream(nc)
+        late = datetime.now(timezone.utc) + timedelta(seconds=6)
+        assert await CommandPublisher(nc, db, now=lambda: late).publish_once() is False
+        row = await db.fetchrow("SELECT status, result_reason FROM satel_commands WHERE id = $1",
+                                uuid.UUID(command["id"]))
+        assert row["status"] == "EXPIRED" and row["result_reason"].startswith("not sent")
+        assert await db.fetchval("SELECT count(*) FROM command_outbox") == 0
+        assert (await nc.jetstream().stream_info(subjects.COMMANDS_STREAM)).state.messages == 0
+    finally:
+        await nc.close()

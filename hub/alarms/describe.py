@@ -82,12 +82,11 @@ def _link(kind: str, body: Mapping[str, Any]) -> str:
     link = body.get("link") if isinstance(body.get("link"), str) and body.get("link") else "device"
     if kind == "edge.link.up":
         return f"Link {link}: up"
-    reason_text = body.get("reason") if isinstance(body.get("reason"), str) else "?"
-    if kind == "edge.link.degraded":
-        return f"Link {link}: {reason_text}"
-    if kind == "edge.link.recovered":
-        return f"Link {link}: no longer {reason_text}"
     reason = body.get("reason") if isinstance(body.get("reason"), str) else ""
+    if kind == "edge.link.degraded":
+        return f"Link {link}: {reason or '?'}"
+    if kind == "edge.link.recovered":
+        return f"Link {link}: no longer {reason or '?'}"
     words = f"Link {link}: down" + (f" ({reason})" if reason else "")
     return words + (", planned" if body.get("planned") is True else "")
 

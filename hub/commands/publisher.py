@@ -21,7 +21,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
 from prometheus_client import Counter, Gauge
 
-from hub.commands.repository import NOT_SENT, command_update
+from hub.commands.repository import command_update, expire_unsent
 from hub.db.outbox import OutboxItem, write_outbox
 from shared import subjects
 from shared.backoff import Backoff, sleep_or_stop, wait_any
@@ -48,11 +48,6 @@ WITH gone AS (DELETE FROM command_outbox WHERE command_id = $1)
 UPDATE satel_commands SET status = CASE WHEN status = 'PENDING' THEN 'SENT' ELSE status END,
                           sent_at = coalesce(sent_at, $2)
 WHERE id = $1 RETURNING *
-"""
-SQL_EXPIRED_UNSENT = """
-WITH gone AS (DELETE FROM command_outbox WHERE command_id = $1)
-UPDATE satel_commands SET status = 'EXPIRED', result_at = $2, result_reason = $3
-WHERE id = $1 AND status = 'PENDING' RETURNING *
 """
 SQL_FAILED = "UPDATE command_outbox SET attempts = attempts + 1, last_error = $2 WHERE command_id = $1"
 SQL_COUNT = "SELECT count(*) FROM command_outbox"
@@ -168,10 +163,10 @@ class CommandPublisher:
         now = self._now()
         command_id = str(r["command_id"])
         if r["expires_at"] <= now:
-            row = await conn.fetchrow(SQL_EXPIRED_UNSENT, r["command_id"], now, NOT_SENT)
+            rows = await expire_unsent(conn, now, now, r["command_id"])
             PUBLISHED.labels("expired").inc()
             log.warning("command %s expired before it could be sent", command_id, extra={"command_id": command_id})
-            return [command_update(row)] if row is not None else []
+            return [command_update(row) for row in rows]
         await self._ensure_consumer(r["edge_id"])
         await self._js.publish(r["subject"], bytes(r["payload"]), timeout=2.0, headers={subjects.H_MSG_ID: command_id})
         row = await conn.fetchrow(SQL_SENT, r["command_id"], self._now())

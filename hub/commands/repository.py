@@ -53,23 +53,17 @@ UPDATE satel_commands SET status = 'TIMEOUT', result_at = $1,
 WHERE status = 'SENT' AND expires_at < $2
 RETURNING *
 """
-# A PENDING command past its expiry and the grace: the publisher could not send it (NATS down, or
-# the publisher itself failing). It is never sent now; its outbox row goes with it.
+# PENDING commands expired by $2 (one, with $3): never sent now, their outbox rows go with them.
 NOT_SENT = "not sent: it expired before the hub could hand it to NATS"
 SQL_UNSENT_EXPIRED = """
 WITH gone AS (
     DELETE FROM command_outbox o USING satel_commands c
-    WHERE o.command_id = c.id AND c.status = 'PENDING' AND c.expires_at < $2
+    WHERE o.command_id = c.id AND c.status = 'PENDING' AND c.expires_at <= $2 AND ($3::uuid IS NULL OR c.id = $3)
 )
-UPDATE satel_commands SET status = 'EXPIRED', result_at = $1, result_reason = $3
-WHERE status = 'PENDING' AND expires_at < $2
+UPDATE satel_commands SET status = 'EXPIRED', result_at = $1, result_reason = $4
+WHERE status = 'PENDING' AND expires_at <= $2 AND ($3::uuid IS NULL OR id = $3)
 RETURNING *
 """
-SQL_OPEN_FOR_PANELS = """
-SELECT * FROM satel_commands WHERE panel_id = ANY($1) AND status IN ('PENDING', 'SENT') ORDER BY created_at
-"""
-
-
 @dataclass(frozen=True)
 class Requester:
     """Who gives the command: the actor string the audit log uses, a readable name, and the
@@ -166,11 +160,6 @@ async def list_commands(conn: asyncpg.Connection | asyncpg.Pool, panel_id: int, 
     return rows, (rows[0]["total"] if rows else 0)
 
 
-async def open_commands(conn: asyncpg.Connection | asyncpg.Pool, panel_ids: list[int]) -> list[Any]:
-    """The panels' commands still waiting for an outcome, oldest first."""
-    return await conn.fetch(SQL_OPEN_FOR_PANELS, panel_ids)
-
-
 @dataclass(frozen=True)
 class ResultEvent:
     """A stored `cmd.result` event: which edge sent it, its id and body."""
@@ -207,6 +196,14 @@ async def time_out_overdue(conn: asyncpg.Connection, now: datetime, settle_grace
     replaces it), and PENDING ones the publisher never sent become EXPIRED, so no command stays
     open (and no partition ARMING) for ever; returns the live updates for the caller to write."""
     rows = await conn.fetch(SQL_OVERDUE, now, now - settle_grace)
-    rows += await conn.fetch(SQL_UNSENT_EXPIRED, now, now - settle_grace, NOT_SENT)
+    # The publisher could not send these (NATS down, or the publisher itself failing).
+    rows += await expire_unsent(conn, now, now - settle_grace)
     return [command_update(r) for r in rows]
+
+
+async def expire_unsent(conn: asyncpg.Connection, now: datetime, expired_by: datetime,
+                        command_id: uuid.UUID | None = None) -> list[Any]:
+    """End as EXPIRED the PENDING commands (or the one `command_id`) whose expiry is at or before
+    `expired_by`, dropping their outbox rows: they are never sent. Returns the commands ended."""
+    return await conn.fetch(SQL_UNSENT_EXPIRED, now, expired_by, command_id, NOT_SENT)
 
