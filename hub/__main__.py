@@ -41,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     edge = sub.add_parser("edge", help="manage enrolled edges").add_subparsers(dest="edge_command", required=True)
     add = edge.add_parser("add", help="enrol an edge with its public key (re-keying clears a revocation)")
     add.add_argument("edge_id")
-    add.add_argument("public_key", help="base64url Ed25519 public key, as `python -m edge pubkey` prints it")
+    # REMAINDER: a base64url key may start with "-" (1 in 64 do), which argparse would take for an option.
+    add.add_argument("public_key", nargs=argparse.REMAINDER,
+                     help="base64url Ed25519 public key, as `python -m edge pubkey` prints it")
     rev = edge.add_parser("revoke", help="revoke an edge: its segments are refused and its leaf link dropped "
                                          "(audited); the console and POST /api/v1/edges/{id}/revoke do the same")
     rev.add_argument("edge_id")
@@ -119,8 +121,10 @@ async def _admin(args: argparse.Namespace, config: HubConfig) -> int:
         if args.command == "secrets":
             return await _secrets(args, conn, Path(config.auth.secret_file))
         if args.edge_command == "add":
+            if len(args.public_key) != 1:
+                raise EdgeAdminError("give the edge's public key, one argument, as `python -m edge pubkey` prints it")
             try:
-                raw = b64url_decode(args.public_key)
+                raw = b64url_decode(args.public_key[0])
             except ValueError as exc:
                 raise EdgeAdminError(str(exc)) from None
             async with conn.transaction():

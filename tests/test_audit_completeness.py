@@ -30,7 +30,8 @@ async def test_every_csv_export_is_audited_with_its_filters(api_client: TestClie
 
 
 async def test_an_edge_keyed_by_hand_is_audited(db_dsn: str, db: asyncpg.Pool) -> None:
-    key = b64url(Signer.generate().public_raw)
+    # A key starting with "-" (1 in 64 are) must be taken as the key, not as an option.
+    key = next(k for k in (b64url(Signer.generate().public_raw) for _ in range(10_000)) if k.startswith("-"))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}, "VIGIL_HUB_DATABASE_URL": db_dsn}
     done = subprocess.run([sys.executable, "-m", "hub", "edge", "add", "site-77", key], capture_output=True,
                           text=True, timeout=60, env=env)
