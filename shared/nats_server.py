@@ -27,6 +27,7 @@ from pathlib import Path
 import bcrypt
 
 from shared.private_file import create_private_file, read_private_file, write_private_file
+from shared import robots as robots_wire
 from shared.process import ManagedProcess
 from shared.subjects import HUB_DOMAIN, edge_command_access, edge_commands, edge_inbox_prefix, edge_subjects
 
@@ -260,7 +261,7 @@ class LeafRemote:
 class EdgeNatsConfig:
     """An edge's leaf-node server: local client port, its own JetStream domain, the hub's leaf
     URL. Its one account has the agent (its own subjects and inbox only) and the site's robots
-    (`robots`: (robot id, bcrypt hash), each limited to `robots.*.<robot id>`); `extra_users` are
+    (`robots`: (robot id, bcrypt hash), each limited to its own `robots.<type>.<robot id>` subjects); `extra_users` are
     further users of that account (a maintenance login)."""
 
     name: str
@@ -279,15 +280,19 @@ class EdgeNatsConfig:
         own = (edge_subjects(self.edge_id),)
         # The agent pulls and acknowledges its commands (docs/architecture.md §4.3); it never
         # publishes a command itself.
-        agent = NatsUser(AGENT_USER, self.agent_password_hash, publish=(*own, *edge_command_access(self.edge_id)),
+        agent = NatsUser(AGENT_USER, self.agent_password_hash,
+                         publish=(*own, *edge_command_access(self.edge_id), *robots_wire.AGENT_PUBLISH),
                          subscribe=(*own, f"{edge_inbox_prefix(self.edge_id)}.>"), connection_types=("STANDARD",),
                          publish_deny=(edge_commands(self.edge_id),))
         robots = []
         for robot, password_hash in self.robots:
-            if not _NAME_RE.match(robot) or robot == AGENT_USER:
-                raise NatsConfigError(f"robot id {robot!r} must be one token (letters, digits, '-', '_'), not {AGENT_USER!r}")
-            subjects = (f"robots.*.{robot}",)
-            robots.append(NatsUser(robot, password_hash, publish=subjects, subscribe=subjects))
+            if not robots_wire.valid_robot_id(robot):
+                raise NatsConfigError(f"robot id {robot!r} must be one token (letters, digits, '-', '_'), "
+                                      f"none of {sorted(robots_wire.RESERVED_ROBOT_IDS)}")
+            # Its own subjects only, each way (docs/architecture.md §4.4): it cannot speak for
+            # another robot, read another's commands, or send itself one.
+            robots.append(NatsUser(robot, password_hash, publish=robots_wire.robot_publish_subjects(robot),
+                                   subscribe=robots_wire.robot_subscribe_subjects(robot), connection_types=("STANDARD",)))
         return [agent, *robots, *self.extra_users]
 
     def render(self) -> str:

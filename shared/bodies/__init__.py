@@ -6,6 +6,7 @@ import msgspec
 from shared.commands import RESULT_KIND, CommandResult
 from shared.bodies.core import DemoTick, LinkStatus
 from shared.bodies.gsm import GSM_BODY_TYPES, RawSms, TemperatureSms, UnreadSms
+from shared.bodies.robots import ROBOT_BODY_TYPES
 from shared.bodies.satel import (
     SATEL_BODY_TYPES,
     ClockDrift,
@@ -29,6 +30,7 @@ BODY_TYPES: dict[str, type[msgspec.Struct]] = {
     "edge.link.recovered": LinkStatus,
     **SATEL_BODY_TYPES,
     **GSM_BODY_TYPES,
+    **ROBOT_BODY_TYPES,
     RESULT_KIND: CommandResult,
 }
 
