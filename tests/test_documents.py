@@ -125,7 +125,7 @@ async def test_upload_list_download_delete_round_trip_with_audit(client: TestCli
     (WEBP, "hall.webp", "image/webp", "image/webp"),
     (PDF, "plan.pdf", None, "application/pdf"),  # no declared type: the content decides
     (PDF[:20], "tiny.pdf", "application/pdf", "application/pdf"),
-])
+], ids=["png", "jpeg", "jpeg-as-octet-stream", "webp", "pdf-untyped", "tiny-pdf"])
 async def test_each_kept_kind_is_stored_as_its_content_says(client: TestClient, objects: tuple[int, int],
                                                             data: bytes, filename: str, content_type: str | None,
                                                             media_type: str) -> None:

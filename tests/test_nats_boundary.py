@@ -372,7 +372,8 @@ async def test_an_edge_pulls_and_acknowledges_only_its_own_commands(boundary: Se
 
 
 async def test_the_agent_may_only_use_its_own_subjects_on_the_site(boundary: SecureNats) -> None:
-    """On the edge's own server too: the agent's user sends only its edge's subjects."""
+    """On the edge's own server too: the agent's user sends only its edge's subjects (and commands
+    to robots), never a robot's own subjects: it cannot speak for a robot."""
     agent = await boundary.connect_agent(A)
     admin = await boundary.connect_site_admin(A)
     got: list[str] = []
@@ -383,7 +384,7 @@ async def test_the_agent_may_only_use_its_own_subjects_on_the_site(boundary: Sec
     try:
         await admin.subscribe(">", cb=collect)
         await admin.flush()
-        for subject in ("robots.cmd.r1", subjects.edge_notices(B), subjects.edge_notices(A)):
+        for subject in ("robots.status.r1", "robots.cmd.ack.r1", subjects.edge_notices(B), subjects.edge_notices(A)):
             await agent.publish(subject, b"x")
         await agent.flush()
         await wait_until(lambda: subjects.edge_notices(A) in got, timeout=10, what="the agent's own publish")
