@@ -237,6 +237,37 @@ class AutoArmSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
                              f"got {self.lookback_s}")
 
 
+class RobotSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Robots (hub.robots, docs/architecture.md §5 "Robots"). `lease_ttl_s`: how long a lease
+    lasts from its take or last renewal. `command_ttl_s`: how long a robot command may take to
+    reach the robot (its `expires_at`). `settle_grace_s`: how long after that expiry a SENT command
+    with no word from the edge becomes TIMEOUT at the hub (the edge's late word replaces it).
+    `telemetry_retention_days`: telemetry older than this is dropped, a day at a time.
+    `stream_telemetry_interval_s`: each live client gets at most one telemetry sample per robot
+    this often (the latest). `telemetry_max_rows`: the most samples one telemetry query answers."""
+
+    lease_ttl_s: float = 60.0
+    command_ttl_s: float = 30.0
+    settle_grace_s: float = 30.0
+    telemetry_retention_days: int = 30
+    stream_telemetry_interval_s: float = 1.0
+    telemetry_max_rows: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not 5 <= self.lease_ttl_s <= 3600:
+            raise ValueError(f"robots.lease_ttl_s must be 5..3600, got {self.lease_ttl_s}")
+        if not 1 <= self.command_ttl_s <= 3600:
+            raise ValueError(f"robots.command_ttl_s must be 1..3600, got {self.command_ttl_s}")
+        if not 1 <= self.settle_grace_s <= 3600:
+            raise ValueError(f"robots.settle_grace_s must be 1..3600, got {self.settle_grace_s}")
+        if not 1 <= self.telemetry_retention_days <= 3650:
+            raise ValueError(f"robots.telemetry_retention_days must be 1..3650, got {self.telemetry_retention_days}")
+        if not 0 <= self.stream_telemetry_interval_s <= 60:
+            raise ValueError(f"robots.stream_telemetry_interval_s must be 0..60, got {self.stream_telemetry_interval_s}")
+        if not 1 <= self.telemetry_max_rows <= 100_000:
+            raise ValueError(f"robots.telemetry_max_rows must be 1..100000, got {self.telemetry_max_rows}")
+
+
 class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # The role the hub runs as. With `database_owner_url` set it must own no table: migrations
     # run as the owner and the hub grants this role row access only (hub/db/roles.py), so the
@@ -272,6 +303,7 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     reports: ReportSettings = msgspec.field(default_factory=ReportSettings)
     commands: CommandSettings = msgspec.field(default_factory=CommandSettings)
     auto_arm: AutoArmSettings = msgspec.field(default_factory=AutoArmSettings)
+    robots: RobotSettings = msgspec.field(default_factory=RobotSettings)
 
     def __post_init__(self) -> None:
         if self.nats_access.users_file and not self.nats_password_file:

@@ -29,7 +29,7 @@ from hub.ingest.consumer import Ingest, ensure_streams
 from hub.ingest.partitions import PartitionOwner
 from hub.nats_access import NatsAccess, edge_leaf_users, hub_nats_login
 from hub.secret_box import SecretBox
-from hub.stream import HubStream, stream_router
+from hub.stream import HubStream, StreamSettings, stream_router
 from shared.backoff import sleep_or_stop
 from shared.eventloop import stop_on_signals
 from shared.supervise import Supervisor
@@ -107,13 +107,15 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     # counted, backed off) instead of ending it, and /readyz names a task that keeps failing.
     supervisor = Supervisor(stop, failure_threshold=config.supervisor.failure_threshold,
                             window_s=config.supervisor.window_s)
-    stream = HubStream(pool, config.database_url)
+    stream = HubStream(pool, config.database_url,
+                       StreamSettings(telemetry_interval_s=config.robots.stream_telemetry_interval_s))
     auth.sessions.on_ended(stream.end_sessions)  # this process's streams end with their session at once
     await stream.start(supervisor)
     enrolment = build_enrolment(config, pool, access)
     runner = web.AppRunner(build_http(pool, auth.authenticator, [auth.router, stream_router(stream)], box,
                                       enrolment=enrolment, supervisor=supervisor, documents=config.documents,
-                                      reports=config.reports, commands=commands), access_log=None)
+                                      reports=config.reports, commands=commands, robots=config.robots),
+                               access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.http_host, config.http_port)
     await site.start()
@@ -135,7 +137,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     housekeeping_task = supervisor.spawn("housekeeping", lambda: run_housekeeping(
         pool, stop, maintain=auth.maintain, planned_stop_grace=timedelta(seconds=config.alarms.planned_stop_grace_s),
         escalate_after=config.alarms.escalation(),
-        command_settle_grace=timedelta(seconds=config.commands.settle_grace_s)))
+        command_settle_grace=timedelta(seconds=config.commands.settle_grace_s), robot_settings=config.robots))
     await stop.wait()
     log.info("hub stopping: finishing in-flight batches")
     owner.stop()

@@ -7,7 +7,8 @@ The product's matrix (issue 5): alarms are seen by OPERATOR, ADMIN, MASTER (all)
 (assigned objects), worked by OPERATOR and MASTER; objects are seen by every role (TECHNICIAN and
 FIELD_WORKER: assigned ones, FIELD_WORKER read-only) and edited by ADMIN and MASTER; every role may
 reveal a secret (OPERATOR, TECHNICIAN, FIELD_WORKER within an hourly limit); ADMIN and MASTER
-manage users and edges; only MASTER reads the audit log. What the assigned-only roles see of each
+manage users and edges; only MASTER reads the audit log. Robots (issue 15) are seen as alarms are
+and commanded and edited by OPERATOR, ADMIN and MASTER. What the assigned-only roles see of each
 route is walked in tests/test_api_scope.py."""
 from __future__ import annotations
 
@@ -114,6 +115,24 @@ ROLE_MATRIX: dict[Route, frozenset[str]] = {
     ("POST", "/api/v1/holidays"): frozenset({M, A}),
     ("PATCH", "/api/v1/holidays/{id}"): frozenset({M, A}),
     ("DELETE", "/api/v1/holidays/{id}"): frozenset({M, A}),
+    # Robots: seen as alarms are (TECHNICIAN: assigned objects); leases, commands and desired
+    # settings, and their metadata, by OPERATOR, ADMIN, MASTER (forcing a lease: MASTER, in the handler).
+    ("GET", "/api/v1/robots"): frozenset({M, A, O, T}),
+    ("GET", "/api/v1/robots/{id}"): frozenset({M, A, O, T}),
+    ("PUT", "/api/v1/robots/{id}"): frozenset({M, A, O}),
+    ("GET", "/api/v1/robots/{id}/identity"): frozenset({M, A, O, T}),
+    ("GET", "/api/v1/robots/{id}/capability"): frozenset({M, A, O, T}),
+    ("GET", "/api/v1/robots/{id}/telemetry"): frozenset({M, A, O, T}),
+    ("GET", "/api/v1/robots/{id}/lease"): frozenset({M, A, O, T}),
+    ("POST", "/api/v1/robots/{id}/lease"): frozenset({M, A, O}),
+    ("DELETE", "/api/v1/robots/{id}/lease/{lease_id}"): frozenset({M, A, O}),
+    ("GET", "/api/v1/robots/{id}/commands"): frozenset({M, A, O, T}),
+    ("POST", "/api/v1/robots/{id}/commands"): frozenset({M, A, O}),
+    ("GET", "/api/v1/robots/{id}/commands/{command_id}"): frozenset({M, A, O, T}),
+    ("POST", "/api/v1/robots/{id}/commands/{command_id}/cancel"): frozenset({M, A, O}),
+    ("GET", "/api/v1/robots/{id}/settings/desired"): frozenset({M, A, O, T}),
+    ("PUT", "/api/v1/robots/{id}/settings/desired"): frozenset({M, A, O}),
+    ("GET", "/api/v1/robots/{id}/settings/reported"): frozenset({M, A, O, T}),
     # Recorder and camera secrets.
     ("POST", "/api/v1/objects/{id}/secrets"): frozenset({M, A}),
     ("GET", "/api/v1/objects/{id}/secrets"): frozenset({M, A, O, T, F}),

@@ -1,7 +1,7 @@
 """Object scope, walked over the whole API: a TECHNICIAN and a FIELD_WORKER assigned to object
 Alpha only, with Alpha and Bravo each carrying an edge, a panel with zones, partitions and
 outputs, contacts, a procedure, a secret, an alarm with events and a dispatch entry, panel state
-and history, and stream rows.
+and history, a robot with its reports, lease, commands and settings, and stream rows.
 
 On every route they may call: lists and reports (JSON, CSV and PDF) hold Alpha's items and never
 Bravo's; a get of Bravo's item is 404 with the very answer a missing id gets (the API's convention:
@@ -20,7 +20,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
@@ -31,6 +31,7 @@ from pypdf import PdfReader
 
 from hub.edges.status import store_report
 from shared.edge_status import EdgeStatusReport, LaneBacklog, LinkReport, encode_report
+from support import robots as rb
 from support.site import Site
 from test_api_roles import F, M, O, ROLE_MATRIX, T, Route, ServedHub, app_routes, serving_hub
 
@@ -67,11 +68,16 @@ class Side:
     schedule_id: int = 0
     supervision_id: int = 0
     command_id: str = ""
+    robot_command_id: str = ""
     operator: str = ""  # the actor who claimed its alarm
 
     @property
     def edge_id(self) -> str:
         return self.site.edge_id
+
+    @property
+    def robot_id(self) -> str:
+        return f"rb-{self.name}"
 
 
 @dataclass
@@ -109,7 +115,7 @@ async def _as_master(w: World, method: str, url: str, body: dict[str, Any] | Non
     return data
 
 
-async def _hidden(w: World, role: str, method: str, path: str, foreign_id: int, body: Any = None) -> None:
+async def _hidden(w: World, role: str, method: str, path: str, foreign_id: int | str, body: Any = None) -> None:
     """`path` with Bravo's id answers exactly as with an id that does not exist: 404."""
     answers = []
     for ident in (foreign_id, MISSING_ID):
@@ -126,7 +132,7 @@ def _csv(text: str) -> list[dict[str, str]]:
 
 # --- the checks, one per kind of route ------------------------------------------------------------
 
-def by_id(id_of: Callable[[Side], int], shows: Callable[[Any], bool]) -> Check:
+def by_id(id_of: Callable[[Side], int | str], shows: Callable[[Any], bool]) -> Check:
     """A get under Alpha's id shows Alpha's data (`shows`); under Bravo's it is hidden."""
     async def check(w: World, role: str, path: str) -> None:
         body = await _get(w, role, path.format(id=id_of(w.alpha)))
@@ -219,6 +225,37 @@ async def reveal(w: World, role: str, path: str) -> None:
     await _hidden(w, role, "POST", path, w.bravo.secret_id, REVEAL_REASON)
 
 
+async def robot_list(w: World, role: str, path: str) -> None:
+    """Alpha's robot only; asking for Bravo's object finds nothing."""
+    page = await _get(w, role, path)
+    assert [r["robotId"] for r in page["items"]] == [w.alpha.robot_id] and page["total"] == 1, page
+    assert (await _get(w, role, f"{path}?objectId={w.bravo.object_id}"))["items"] == []
+
+
+async def robot_telemetry(w: World, role: str, path: str) -> None:
+    """Alpha's robot's samples; Bravo's robot is hidden."""
+    since = (_now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ranged = f"{path}?since={since}"
+    assert [s["pose"] for s in (await _get(w, role, ranged.format(id=w.alpha.robot_id)))["items"]] == [
+        {"x": 1.0, "y": 2.0, "theta": 0.5}]
+    await _hidden(w, role, "GET", ranged, w.bravo.robot_id)
+
+
+async def robot_command(w: World, role: str, path: str) -> None:
+    """Alpha's robot's command; Bravo's robot's is hidden as a missing robot's is."""
+    got = await _get(w, role, path.format(id=w.alpha.robot_id, command_id=w.alpha.robot_command_id))
+    assert got["reason"] == "alpha round", got
+    answers = []
+    for robot, command in ((w.bravo.robot_id, w.bravo.robot_command_id), (MISSING_ID, w.bravo.robot_command_id)):
+        resp = await w.hub.client.get(path.format(id=robot, command_id=command), headers=w.headers[role])
+        assert resp.status == 404, f"{role} {path} of {robot}: {resp.status}"
+        answers.append((await resp.json())["error"]["message"])
+    assert answers[0] == answers[1]
+    resp = await w.hub.client.get(path.format(id=w.alpha.robot_id, command_id=w.bravo.robot_command_id),
+                                  headers=w.headers[role])
+    assert resp.status == 404  # Bravo's command under Alpha's robot: no such command of it
+
+
 # --- the streams ----------------------------------------------------------------------------------
 
 NextMessage = Callable[[], Awaitable[dict[str, Any]]]
@@ -239,9 +276,13 @@ async def _changes_until(next_message: NextMessage, cursor: int) -> list[dict[st
 
 
 def _visible(rows: list[asyncpg.Record], object_id: int, role: str, after: int, upto: int) -> list[int]:
+    """The rows a stream owes the role: its object's, of the topics it sees; robot telemetry is
+    live only, never caught up (hub.stream.delivery)."""
     sees_alarms = role in ROLE_MATRIX[("GET", "/api/v1/alarms")]
+    sees_robots = role in ROLE_MATRIX[("GET", "/api/v1/robots")]
     return [r["sequence_id"] for r in rows if after < r["sequence_id"] <= upto and r["object_id"] == object_id
-            and (sees_alarms or not r["topic"].startswith("alarm."))]
+            and (sees_alarms or not r["topic"].startswith("alarm."))
+            and (sees_robots or not r["topic"].startswith("robot.")) and r["topic"] != "robot.telemetry"]
 
 
 @contextlib.asynccontextmanager
@@ -338,6 +379,25 @@ SCOPED: dict[Route, Check] = {
     ("GET", "/api/v1/alarms/{id}/timeline"): by_id(
         lambda s: s.alarm_id, lambda b: any("alpha patrol sent" in item["text"] for item in b["items"])),
     ("GET", "/api/v1/edges"): edge_list,
+    ("GET", "/api/v1/robots"): robot_list,
+    ("GET", "/api/v1/robots/{id}"): by_id(
+        lambda s: s.robot_id,
+        lambda b: b["identity"]["identity"]["name"] == "alpha patrol" and b["state"] == "IDLE"),
+    ("GET", "/api/v1/robots/{id}/identity"): by_id(
+        lambda s: s.robot_id, lambda b: b["latest"]["identity"]["name"] == "alpha patrol"),
+    ("GET", "/api/v1/robots/{id}/capability"): by_id(
+        lambda s: s.robot_id, lambda b: b["latest"]["capability"]["heartbeatIntervalS"] == 5),
+    ("GET", "/api/v1/robots/{id}/telemetry"): robot_telemetry,
+    ("GET", "/api/v1/robots/{id}/lease"): by_id(
+        lambda s: s.robot_id, lambda b: b["lease"]["fencingToken"] == 1),
+    ("GET", "/api/v1/robots/{id}/commands"): by_id(
+        lambda s: s.robot_id,
+        lambda b: [c["commandType"] for c in b["items"]] == ["settings.desired", "goto"]),
+    ("GET", "/api/v1/robots/{id}/commands/{command_id}"): robot_command,
+    ("GET", "/api/v1/robots/{id}/settings/desired"): by_id(
+        lambda s: s.robot_id, lambda b: b["desired"]["settings"] == {"maxSpeedMps": 1.0}),
+    ("GET", "/api/v1/robots/{id}/settings/reported"): by_id(
+        lambda s: s.robot_id, lambda b: b["reported"]["settings"] == {"cameraOn": True}),
     ("POST", "/api/v1/secrets/{id}/reveal"): reveal,
     WS: stream(_websocket),
     ("GET", "/api/v1/events/stream"): stream(_event_stream),
@@ -421,6 +481,7 @@ async def _build_side(w: World, side: Side, operator: dict[str, str]) -> None:
     await side.site.ingest(side.site.env("edge.link.up", {}, at, source=source),
                            side.site.env("satel.partition.armed", {"partition": 1, "mode": 0}, at, source=source),
                            side.site.env("satel.output.on", {"output": 1}, at, source=source))
+    await _add_robot(w, side)
     await raise_alarm(side)
     side.alarm_id = await w.db.fetchval(SQL_BUNDLE_OF, side.object_id)
     claimed = await w.hub.client.post(f"/api/v1/alarms/{side.alarm_id}/claim", json={"version": 1}, headers=operator)
@@ -431,6 +492,23 @@ async def _build_side(w: World, side: Side, operator: dict[str, str]) -> None:
     current = await _as_master(w, "GET", objects)
     await _as_master(w, "POST", f"{objects}/service-mode",
                      {"version": current["version"], "on": True, "reason": f"{name} maintenance"})
+
+
+async def _add_robot(w: World, side: Side) -> None:
+    """A robot on the side's edge that reported itself, a sample and its settings, with a lease,
+    a command and desired settings given by the master."""
+    robot, at = side.robot_id, _now()
+    await side.site.ingest(rb.identity(side.site, robot, name=f"{side.name} patrol", at=at),
+                           rb.capability(side.site, robot, at=at), rb.status(side.site, robot, at=at),
+                           rb.telemetry(side.site, robot, 1.0, 2.0, at=at),
+                           rb.settings_reported(side.site, robot, {"cameraOn": True}, at=at))
+    robots = f"/api/v1/robots/{robot}"
+    lease = await _as_master(w, "POST", f"{robots}/lease", {})
+    side.robot_command_id = (await _as_master(w, "POST", f"{robots}/commands", {
+        "commandType": "goto", "payload": {"x": 1, "y": 2}, "leaseId": lease["leaseId"],
+        "reason": f"{side.name} round"}))["commandId"]
+    await _as_master(w, "PUT", f"{robots}/settings/desired", {"settings": {"maxSpeedMps": 1.0},
+                                                              "leaseId": lease["leaseId"]})
 
 
 async def _report_links(db: asyncpg.Pool, edge_id: str) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import asyncpg
 import pytest
@@ -14,7 +15,7 @@ from provisioning.scratch_db import ScratchServer
 @pytest.fixture
 async def fresh_dsn():  # type: ignore[no-untyped-def]
     server = await ScratchServer().start()
-    name = "vigil_migrate_test"
+    name = f"vigil_migrate_test_{secrets.token_hex(4)}"  # its own, also beside another test worker
     conn = await asyncpg.connect(server.dsn)
     await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await conn.execute(f'CREATE DATABASE "{name}"')

@@ -16,7 +16,7 @@ import msgspec
 
 from hub.db.bulk import rows_json
 from hub.alarms.bundling import AlarmInput, WorkingBundle, enrich_priority, in_service_mode, plan_bundles
-from hub.alarms.classify import LINK, NORMAL_STATE, NOTE_REQUIRED, SYSTEM, Meaning
+from hub.alarms.classify import LINK, NORMAL_STATE, NOTE_REQUIRED, ROBOT, SYSTEM, Meaning
 from hub.alarms.lifecycle import Status
 from hub.db.outbox import OutboxItem
 
@@ -226,12 +226,12 @@ async def _bundle(conn: asyncpg.Connection, events: list[IngestedEvent], panels:
         panel = panels.get((e.edge_id, e.source))
         site = sites.get(e.edge_id) if panel is None else None
         object_id = panel.object_id if panel else site[0] if site else None
-        group_key = f"object:{object_id}" if object_id is not None else f"panel:{e.edge_id}/{e.source}"
+        alarm_type = e.meaning.opens or e.meaning.restores
+        assert alarm_type is not None
+        group_key = group_key_of(alarm_type, object_id, e.edge_id, e.source)
         service = panel.service_mode if panel else site[1] if site else False
         zone = _zone_of(e)
         override = overrides.get((panel.panel_id, zone)) if panel and zone else None
-        alarm_type = e.meaning.opens or e.meaning.restores
-        assert alarm_type is not None
         inputs.append(AlarmInput(
             event_id=e.id, at=e.at, ord=e.ord, edge_id=e.edge_id, source=e.source, group_key=group_key,
             object_id=object_id, alarm_type=alarm_type, restore=e.meaning.opens is None,
@@ -239,6 +239,15 @@ async def _bundle(conn: asyncpg.Connection, events: list[IngestedEvent], panels:
             requires_note=alarm_type in NOTE_REQUIRED, happened_offline_at=e.meaning.happened_offline_at,
         ))
     return await _apply_inputs(conn, inputs, now)
+
+
+def group_key_of(alarm_type: str, object_id: int | None, edge_id: str, source: str) -> str:
+    """What an alarm bundles with: its object's alarms of the same type, or its panel's while no
+    object claims it. A robot's alarms bundle per robot (its edge and id), so two robots of one
+    site are two bundles and one robot's restore ends its own."""
+    if alarm_type == ROBOT:
+        return f"robot:{edge_id}/{source}"
+    return f"object:{object_id}" if object_id is not None else f"panel:{edge_id}/{source}"
 
 
 def hub_alarm(*, group_key: str, object_id: int | None, alarm_type: str, priority: str, edge_id: str, source: str,

@@ -20,6 +20,9 @@ ROBOT = "ROBOT"
 SYSTEM = "SYSTEM"  # raised by the hub about an edge as a whole (its segments refused, …)
 OPEN_CLOSE = "OPEN_CLOSE"  # raised by the hub's open/close supervision (hub.commands.supervision)
 
+ROBOT_ALARM_PREFIX = "robot.alarm."      # shared.bodies.robots.ALARM_PREFIX
+ROBOT_RESTORE_PREFIX = "robot.restore."  # shared.bodies.robots.RESTORE_PREFIX
+
 # Alarm types whose acknowledgement needs a note.
 NOTE_REQUIRED = frozenset({TEMPERATURE})
 
@@ -204,6 +207,10 @@ def classify(kind: str, body: dict[str, Any]) -> Meaning:
         if parts[-1] in ("battery_low", "lost_connection"):
             return Meaning(opens=TROUBLE)  # the logger's own fault: a technician's job, not a cold room's
         return Meaning(opens=TEMPERATURE)
-    if kind.startswith("robot.alarm"):
+    # A robot's alarm (emergency stop, collision, battery, stuck, fault) and its end; bundled per
+    # robot (hub.alarms.apply.group_key_of), so one robot's restore ends that robot's bundle only.
+    if kind.startswith(ROBOT_ALARM_PREFIX):
         return Meaning(opens=ROBOT)
+    if kind.startswith(ROBOT_RESTORE_PREFIX):
+        return Meaning(restores=ROBOT)
     return NOTHING

@@ -130,6 +130,31 @@ def _temperature(kind: str, body: Mapping[str, Any]) -> str:
     return f"Temperature: {sensor} {kind.replace('_', ' ')}"
 
 
+_ROBOT_ALARMS = {"estop": "emergency stop", "collision": "collision", "battery_critical": "battery critical",
+                 "stuck": "stuck", "fault": "fault"}
+_ROBOT_CONNECTION = {"ONLINE": "online", "OFFLINE": "offline", "CONNECTION_BROKEN": "connection broken"}
+
+
+def _robot(kind: str, body: Mapping[str, Any]) -> str:
+    """A robot's event: "Robot RB-001: emergency stop", "… emergency stop ended", its link."""
+    robot = body.get("robot") if isinstance(body.get("robot"), str) and body["robot"] else "?"
+    detail = body.get("detail") if isinstance(body.get("detail"), str) and body["detail"] else ""
+    for prefix, suffix in (("robot.alarm.", ""), ("robot.restore.", " ended")):
+        if kind.startswith(prefix):
+            name = kind.removeprefix(prefix)
+            words = f"Robot {robot}: {_ROBOT_ALARMS.get(name, name.replace('_', ' '))}{suffix}"
+            return words + (f" ({detail})" if detail and not suffix else "")
+    if kind == "robot.connection":
+        state = body.get("state")
+        reason = f" ({body['reason']})" if isinstance(body.get("reason"), str) and body["reason"] else ""
+        return f"Robot {robot}: {_ROBOT_CONNECTION.get(state, str(state))}{reason}" if isinstance(state, str) \
+            else f"Robot {robot}: connection"
+    if kind == "robot.cmd.ack":
+        return f"Robot {robot}: command {body.get('command_type', '?')} {body.get('status', '?')}" + \
+            (f" ({detail})" if detail else "")
+    return f"Robot {robot}: {kind.removeprefix('robot.').replace('.', ' ')}"
+
+
 def describe_event(kind: str, body: Mapping[str, Any], names: PanelNames = NO_NAMES) -> str:
     """One event in words, with the zone, partition and output names of its panel's config."""
     parts = kind.split(".")
@@ -170,8 +195,8 @@ def describe_event(kind: str, body: Mapping[str, Any], names: PanelNames = NO_NA
         if kind == "sms.untrusted":
             return f"SMS from a sender not on the list ({sender}): not an alarm, archived for review"
         return f"SMS from {sender} not understood ({body.get('quality', '?')}): archived for review"
-    if kind.startswith("robot.alarm"):
-        return "Robot alarm"
+    if kind.startswith("robot."):
+        return _robot(kind, body)
     return kind
 
 

@@ -13,9 +13,18 @@
 | edges.manage          | —        | —          | —            | yes   | yes    |
 | audit.view            | —        | —          | —            | —     | yes    |
 | sms_archive.read      | —        | —          | —            | —     | yes    |
+| robots.view           | all      | assigned   | —            | all   | all    |
+| robots.command        | yes      | —          | —            | yes   | yes    |
+| robots.edit           | yes      | —          | —            | yes   | yes    |
+| robots.force          | —        | —          | —            | —     | yes    |
 
 alarms.supervise: take over or reassign an alarm another operator holds, tick any checklist.
 An ADMIN holds no alarm work, so an ADMIN reassigns to someone who does (docs/architecture.md §5).
+
+robots.view is alarms.view's scope: a robot belongs to the object its edge serves. robots.command
+takes and releases a robot's lease, gives it commands and desired settings; robots.edit changes
+its metadata (display name, tags, notes, enabled); robots.force takes a lease another holds, with
+a reason (docs/architecture.md §5 "Robots").
 
 SYSTEM is the hub itself (internal callers) and may do everything.
 """
@@ -38,6 +47,10 @@ MATRIX: dict[str, frozenset[Role]] = {
     "edges.manage": frozenset({_A, _M}),  # create (token), revoke
     "audit.view": frozenset({_M}),
     "sms_archive.read": frozenset({_M}),  # raw SMS text and full numbers: PII
+    "robots.view": frozenset({_O, _T, _A, _M}),
+    "robots.command": frozenset({_O, _A, _M}),
+    "robots.edit": frozenset({_O, _A, _M}),
+    "robots.force": frozenset({_M}),
     "self": frozenset(Role),  # any authenticated user, for their own session
 }
 

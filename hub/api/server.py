@@ -6,14 +6,14 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub.api import (alarms_api, audit_api, commands_api, documents_api, edges_api, enrol_api, import_api, meta_api, objects_api,
-                     panels_api, pdf_export, reports_api, schedules_api, secrets_api, sms_archive_api)
+                     panels_api, pdf_export, reports_api, robots_api, schedules_api, secrets_api, sms_archive_api)
 from hub.api.app import build_api
 from hub.api.errors import error_response
 from hub.api.openapi import build_openapi
 from hub.api.principal import Authenticator
 from hub.api.routing import Router
 from hub.commands.publisher import CommandPublisher
-from hub.config import DocumentSettings, ReportSettings
+from hub.config import DocumentSettings, ReportSettings, RobotSettings
 from hub.console.routes import console_routes
 from hub.edges.service import EnrolmentService
 from hub.secret_box import SecretBox
@@ -25,7 +25,7 @@ SUPERVISOR_KEY = web.AppKey("supervisor", Supervisor)
 CORE_ROUTERS: list[Router] = [
     meta_api.router, alarms_api.router, objects_api.router, panels_api.router, reports_api.router,
     audit_api.router, import_api.router, edges_api.router, enrol_api.router, secrets_api.router,
-    documents_api.router, commands_api.router, sms_archive_api.router, schedules_api.router,
+    documents_api.router, commands_api.router, sms_archive_api.router, schedules_api.router, robots_api.router,
 ]
 
 
@@ -61,16 +61,18 @@ async def metrics(_request: web.Request) -> web.Response:
 def build_http(pool: asyncpg.Pool, authenticator: Authenticator, extra_routers: list[Router],
                secret_box: SecretBox, enrolment: EnrolmentService | None = None,
                supervisor: Supervisor | None = None, documents: DocumentSettings | None = None,
-               reports: ReportSettings | None = None, commands: CommandPublisher | None = None) -> web.Application:
+               reports: ReportSettings | None = None, commands: CommandPublisher | None = None,
+               robots: RobotSettings | None = None) -> web.Application:
     """The application: every router's routes, the OpenAPI document built from them, and the
     unauthenticated monitoring endpoints. Without `enrolment` (no CA, no HTTPS listener) the
     enrolment routes answer 503; /readyz reports `supervisor`'s tasks. `documents` and `reports`
-    (their caps) default to the config's defaults. `commands`, when given, is woken by every
-    command given through the API, so it is published at once."""
+    (their caps) and `robots` (leases, command expiry, telemetry cap) default to the config's
+    defaults. `commands`, when given, is woken by every panel or robot command given through the
+    API, so it is published at once."""
     routers = CORE_ROUTERS + extra_routers
     extra = {meta_api.OPENAPI_KEY: build_openapi(routers), secrets_api.SECRET_BOX_KEY: secret_box,
              documents_api.SETTINGS_KEY: documents or DocumentSettings(),
-             pdf_export.SETTINGS_KEY: reports or ReportSettings()}
+             pdf_export.SETTINGS_KEY: reports or ReportSettings(), robots_api.SETTINGS_KEY: robots or RobotSettings()}
     if enrolment is not None:
         extra[enrol_api.ENROLMENT_KEY] = enrolment
     if commands is not None:

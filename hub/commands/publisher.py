@@ -6,13 +6,20 @@ JetStream drops the copy (Nats-Msg-Id is the command id, inside the duplicate wi
 which remembers every command id it has executed, would refuse it anyway.
 
 Each edge gets a durable pull consumer on VIGIL_COMMANDS filtered to its own subject, made by the
-hub (an edge may not touch the JetStream API beyond pulling and acknowledging its own)."""
+hub (an edge may not touch the JetStream API beyond pulling and acknowledging its own).
+
+Two kinds travel this way, each from its own outbox table (a `Channel`): panel commands
+(`command_outbox`, hub.commands.repository) and robot commands (`robot_command_outbox`,
+hub.robots.repository), the latter with the header `Vigil-Command-Kind: robot`, by which the edge
+tells them apart (docs/architecture.md §4.4). One loop sends both."""
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 import asyncpg
 import nats.errors
@@ -23,13 +30,15 @@ from prometheus_client import Counter, Gauge
 
 from hub.commands.repository import command_update, expire_unsent
 from hub.db.outbox import OutboxItem, write_outbox
+from hub.robots import repository as robots
 from shared import subjects
 from shared.backoff import Backoff, sleep_or_stop, wait_any
+from shared.robots import H_COMMAND_KIND, ROBOT_COMMAND_KIND
 
 log = logging.getLogger("vigil.hub.commands")
 
-PUBLISHED = Counter("vigil_commands_published_total", "Commands published into VIGIL_COMMANDS by outcome",
-                    ["outcome"])
+PUBLISHED = Counter("vigil_commands_published_total", "Commands published into VIGIL_COMMANDS by kind and outcome",
+                    ["kind", "outcome"])
 PENDING = Gauge("vigil_command_outbox_pending", "Commands committed and not yet published (this process's last look)")
 
 # JetStream drops a second publish with the same command id within this window.
@@ -52,6 +61,41 @@ WHERE id = $1 RETURNING *
 SQL_FAILED = "UPDATE command_outbox SET attempts = attempts + 1, last_error = $2 WHERE command_id = $1"
 SQL_COUNT = "SELECT count(*) FROM command_outbox"
 SQL_EDGES = "SELECT edge_id FROM edges WHERE revoked_at IS NULL"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One kind of command the publisher sends: `take` selects up to $1 outbox rows (command_id,
+    subject, payload, edge_id, expires_at) FOR UPDATE OF the outbox row SKIP LOCKED; `failed`
+    counts a failed attempt ($1 command id, $2 error); `count` is the rows waiting; `sent` marks
+    a command published and drops its row, `expire` ends one past its expiry unsent; both return
+    the live updates."""
+
+    kind: str
+    take: str
+    failed: str
+    count: str
+    sent: Callable[[asyncpg.Connection, uuid.UUID, datetime], Awaitable[list[OutboxItem]]]
+    expire: Callable[[asyncpg.Connection, datetime, uuid.UUID], Awaitable[list[OutboxItem]]]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+async def _panel_sent(conn: asyncpg.Connection, command_id: uuid.UUID, now: datetime) -> list[OutboxItem]:
+    return [command_update(await conn.fetchrow(SQL_SENT, command_id, now))]
+
+
+async def _panel_expire(conn: asyncpg.Connection, now: datetime, command_id: uuid.UUID) -> list[OutboxItem]:
+    return [command_update(row) for row in await expire_unsent(conn, now, now, command_id)]
+
+
+async def _robot_expire(conn: asyncpg.Connection, now: datetime, command_id: uuid.UUID) -> list[OutboxItem]:
+    return await robots.expire_unsent(conn, now, now, command_id)
+
+
+PANEL = Channel("panel", SQL_TAKE, SQL_FAILED, SQL_COUNT, _panel_sent, _panel_expire)
+ROBOT = Channel("robot", robots.SQL_TAKE, robots.SQL_FAILED, robots.SQL_COUNT, robots.mark_sent, _robot_expire,
+                {H_COMMAND_KIND: ROBOT_COMMAND_KIND})
+CHANNELS = (PANEL, ROBOT)
 
 
 def commands_stream_config() -> StreamConfig:
@@ -139,37 +183,44 @@ class CommandPublisher:
                 await wait_any((self._wake, stop), self._interval_s)
 
     async def publish_once(self) -> bool:
-        """Publish one batch of the outbox; True when the batch was full (more may wait). What was
-        published is committed even when a later row fails; the failure is raised after."""
+        """Publish one batch of each kind's outbox; True when a batch was full (more may wait).
+        What was published is committed even when a later row fails; the failure is raised after."""
         failure: Exception | None = None
+        full = False
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(SQL_TAKE, self._batch)
             updates: list[OutboxItem] = []
-            for r in rows:
-                try:
-                    updates += await self._publish(conn, r)
-                except (nats.errors.Error, asyncio.TimeoutError) as exc:
-                    await conn.execute(SQL_FAILED, r["command_id"], str(exc)[:500])
-                    PUBLISHED.labels("failed").inc()
-                    failure = exc
+            for channel in CHANNELS:
+                rows = await conn.fetch(channel.take, self._batch)
+                full = full or len(rows) == self._batch
+                for r in rows:
+                    try:
+                        updates += await self._publish(conn, channel, r)
+                    except (nats.errors.Error, asyncio.TimeoutError) as exc:
+                        await conn.execute(channel.failed, r["command_id"], str(exc)[:500])
+                        PUBLISHED.labels(channel.kind, "failed").inc()
+                        failure = exc
+                        break
+                if failure is not None:
                     break
             await write_outbox(conn, updates)
-            PENDING.set(await conn.fetchval(SQL_COUNT))
+            PENDING.set(sum([await conn.fetchval(channel.count) for channel in CHANNELS]))
         if failure is not None:
             raise failure
-        return len(rows) == self._batch
+        return full
 
-    async def _publish(self, conn: asyncpg.Connection, r: Any) -> list[OutboxItem]:
+    async def _publish(self, conn: asyncpg.Connection, channel: Channel, r: Any) -> list[OutboxItem]:
         now = self._now()
         command_id = str(r["command_id"])
         if r["expires_at"] <= now:
-            rows = await expire_unsent(conn, now, now, r["command_id"])
-            PUBLISHED.labels("expired").inc()
-            log.warning("command %s expired before it could be sent", command_id, extra={"command_id": command_id})
-            return [command_update(row) for row in rows]
+            PUBLISHED.labels(channel.kind, "expired").inc()
+            log.warning("%s command %s expired before it could be sent", channel.kind, command_id,
+                        extra={"command_id": command_id})
+            return await channel.expire(conn, now, r["command_id"])
         await self._ensure_consumer(r["edge_id"])
-        await self._js.publish(r["subject"], bytes(r["payload"]), timeout=2.0, headers={subjects.H_MSG_ID: command_id})
-        row = await conn.fetchrow(SQL_SENT, r["command_id"], self._now())
-        PUBLISHED.labels("sent").inc()
-        log.info("command %s sent to edge %s", command_id, r["edge_id"], extra={"command_id": command_id})
-        return [command_update(row)]
+        await self._js.publish(r["subject"], bytes(r["payload"]), timeout=2.0,
+                               headers={subjects.H_MSG_ID: command_id, **channel.headers})
+        updates = await channel.sent(conn, r["command_id"], self._now())
+        PUBLISHED.labels(channel.kind, "sent").inc()
+        log.info("%s command %s sent to edge %s", channel.kind, command_id, r["edge_id"],
+                 extra={"command_id": command_id})
+        return updates

@@ -21,6 +21,7 @@ from hub.commands.repository import ResultEvent, apply_results
 from hub.db.bulk import rows_json
 from hub.db.outbox import OutboxItem, write_outbox
 from hub.ingest.partitions import Fence, PartitionLost
+from hub.robots.ingest import PREFIX as ROBOT_PREFIX, RobotEvent, apply_robot_events
 from hub.sms import archive as sms_archive
 from hub.ingest.verify import Accepted, Rejected
 from shared.bodies.gsm import RAW_KIND
@@ -149,7 +150,7 @@ SELECT id FROM q
 """
 
 # Kinds the lifecycle may care about; others (demo ticks, telemetry) skip body decoding.
-_LIFECYCLE_PREFIXES = ("satel.", "sms.", "edge.link.", "robot.alarm")
+_LIFECYCLE_PREFIXES = ("satel.", "sms.", "edge.link.", "robot.alarm.", "robot.restore.")
 _NUL = "\x00"
 _REPLACEMENT = "\ufffd"
 
@@ -234,7 +235,7 @@ async def commit_batch(
         if accepted:
             await conn.execute(SQL_LOCK_EDGES, sorted({s.edge_id for s in accepted}))
             epochs = await _epochs(conn, accepted, now)
-            rows, pending, skew = _rows(accepted, epochs, now, clock_tolerance)
+            rows, pending, robot_events, skew = _rows(accepted, epochs, now, clock_tolerance)
             payload = rows_json(rows)
             outcome = await conn.fetchrow(SQL_INSERT_EVENTS, payload, now)
             stored = set(outcome["stored"])
@@ -254,6 +255,8 @@ async def commit_batch(
             # A panel command's result settles the command it names (hub.commands).
             outbox += await apply_results(conn, [res for r in rows if r["kind"] == RESULT_KIND and r["id"] in stored
                                                  and (res := _command_result(r, now)) is not None], now)
+            # Robots' registry, snapshots, telemetry and command acks (hub.robots.ingest).
+            outbox += await apply_robot_events(conn, [e for e in robot_events if e.id in stored], now)
         for r in rejects:
             result.quarantine_ids.append(await _quarantine(conn, r, now))
         outbox += await raise_system_alarms(
@@ -280,12 +283,14 @@ async def _epochs(conn: asyncpg.Connection, accepted: list[Accepted], now: datet
 
 
 def _rows(accepted: list[Accepted], epochs: dict[tuple[str, str], int], now: datetime, tolerance: timedelta
-          ) -> tuple[list[dict[str, Any]], dict[str, IngestedEvent], dict[str, float]]:
+          ) -> tuple[list[dict[str, Any]], dict[str, IngestedEvent], list[RobotEvent], dict[str, float]]:
     """The batch's event rows, each envelope once (a segment delivered twice in one batch, or two
     envelopes of one occurrence, keep the first), the lifecycle's view of those it may care
-    about, and each edge's clock skew (ts − receive time of its freshest envelope)."""
+    about, the robot events, and each edge's clock skew (ts − receive time of its freshest
+    envelope)."""
     rows: list[dict[str, Any]] = []
     pending: dict[str, IngestedEvent] = {}
+    robot_events: list[RobotEvent] = []
     seen_seqs: set[tuple[str, str, int]] = set()
     seen_occurrences: set[tuple[str, str]] = set()
     skew: dict[str, float] = {}
@@ -316,7 +321,10 @@ def _rows(accepted: list[Accepted], epochs: dict[tuple[str, str], int], now: dat
             if not merged and env.kind.startswith(_LIFECYCLE_PREFIXES):
                 pending[event_id] = IngestedEvent(event_id, seg.edge_id, order_key(ordinal, env.seq), at, env.kind,
                                                   env.source, env.priority.value, _meaning(env))
-    return rows, pending, skew
+            if not merged and env.kind.startswith(ROBOT_PREFIX):
+                robot_events.append(RobotEvent(event_id, seg.edge_id, order_key(ordinal, env.seq), at, rows[-1]["kind"],
+                                               rows[-1]["source"], _body(env.body)))
+    return rows, pending, robot_events, skew
 
 
 def _meaning(env: Envelope) -> Meaning:

@@ -33,9 +33,10 @@ import asyncpg
 
 from hub.api.principal import Principal
 from hub.stream.feed import SQL_HEAD, OutboxFeed, read_rows
-from hub.stream.messages import Outgoing, Row, change, heartbeat, replay_overflow
+from hub.stream.messages import THROTTLED_TOPIC, Outgoing, Row, change, change_at, heartbeat, replay_overflow
 from hub.stream.metrics import CLIENTS, MESSAGES, OVERFLOWS
 from hub.stream.settings import StreamSettings
+from hub.stream.throttle import TelemetryThrottle
 from hub.stream.visibility import row_filter
 from shared.backoff import wait_any
 from shared.clock import Clock
@@ -71,14 +72,21 @@ class Outcome(str, enum.Enum):
 
 class ClientQueue:
     """One client's rows from the feed: filtered, bounded. Past the bound it holds nothing more
-    and flags the overflow, so a client that stops reading costs at most `bound` rows."""
+    and flags the overflow, so a client that stops reading costs at most `bound` rows.
 
-    def __init__(self, principal: Principal, bound: int) -> None:
+    Telemetry samples are throttled per robot (`telemetry_interval_s`, hub.stream.throttle): a
+    held sample is released by a timer into `late` once its interval is up, and delivery sends it
+    with the cursor the client has reached by then (hub.stream.messages.change_at)."""
+
+    def __init__(self, principal: Principal, bound: int, telemetry_interval_s: float = 0.0) -> None:
         self.principal = principal
         self.visible = row_filter(principal)
         self._bound = bound
         self.access_changed = False
         self._rows: deque[Row] = deque()
+        self._throttle = TelemetryThrottle(telemetry_interval_s) if telemetry_interval_s > 0 else None
+        self._late: list[Row] = []
+        self._timer: asyncio.TimerHandle | None = None
         self.ready = asyncio.Event()
         self.overflowed = asyncio.Event()
         self.high_water = 0
@@ -97,9 +105,12 @@ class ClientQueue:
         if self.overflowed.is_set():
             return
         visible = [r for r in rows if r.seq > self.floor and self.visible(r)]
+        if self._throttle is not None and visible:
+            visible = self._throttle.admit(visible, asyncio.get_running_loop().time())
+            self._arm_timer()
         if not visible:
             return
-        if self.direct is not None and not self._rows and self.direct(visible):
+        if self.direct is not None and not self._rows and not self._late and self.direct(visible):
             self.direct_seq = visible[-1].seq
             self.direct_at = asyncio.get_running_loop().time()
             self.direct_sent += len(visible)
@@ -111,6 +122,34 @@ class ClientQueue:
         self.high_water = max(self.high_water, len(self._rows))
         self.ready.set()
 
+    def _arm_timer(self) -> None:
+        assert self._throttle is not None
+        due = self._throttle.next_due()
+        if due is not None and self._timer is None and not self.overflowed.is_set():
+            self._timer = asyncio.get_running_loop().call_at(due, self._release)
+
+    def _release(self) -> None:
+        """The timer: held samples whose interval is up go to delivery."""
+        self._timer = None
+        if self._throttle is None or self.overflowed.is_set():
+            return
+        rows = self._throttle.due(asyncio.get_running_loop().time())
+        if rows:
+            self._late.extend(rows)
+            self.ready.set()
+        self._arm_timer()
+
+    def take_late(self) -> list[Row]:
+        """The held samples released since the last call."""
+        rows, self._late = self._late, []
+        return rows
+
+    def stop(self) -> None:
+        """The stream ended: no timer outlives it."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def end_for_access_change(self) -> None:
         """The user may no longer see what this stream was opened for: end it the way an
         overflow does (the client reloads from REST, under what it may see now)."""
@@ -119,6 +158,8 @@ class ClientQueue:
 
     def _close(self) -> None:
         self._rows.clear()  # the client reloads from REST: what it has not received is moot
+        self._late.clear()
+        self.stop()
         self.overflowed.set()
         self.ready.set()
 
@@ -201,7 +242,9 @@ class _Delivery:
                     return Outcome.SHUTDOWN
                 if self.queue.overflowed.is_set():
                     return await self.end_overflowed()
-                if self.visible(row):
+                # Telemetry is live only: a reconnecting console wants the robot's position now,
+                # not the samples it missed (the REST telemetry query has those).
+                if self.visible(row) and row.topic != THROTTLED_TOPIC:
                     await self.send(change(row))
             if from_ring or page[-1].seq >= position or len(page) < self.settings.fetch_rows:
                 return None
@@ -225,7 +268,15 @@ class _Delivery:
                     continue
                 await self.send(change(row))
                 last = row.seq
-            if rows:
+            late = self.queue.take_late()
+            for row in late:
+                if self.queue.overflowed.is_set() or self.stop.is_set():
+                    break
+                # A held sample: newer rows may have gone out meanwhile, past which the
+                # client's cursor must not move back.
+                last = max(last, row.seq)
+                await self.send(change_at(row, last))
+            if rows or late:
                 sent_at = loop.time()
                 continue
             quiet_for = loop.time() - max(sent_at, self.queue.direct_at)
@@ -257,7 +308,7 @@ async def serve(*, feed: OutboxFeed, pool: asyncpg.Pool, principal: Principal, c
     in a write, so after an overflow (or stop) it gets a grace period to finish on its own,
     and then the connection is dropped.
     """
-    queue = ClientQueue(principal, settings.queue_size)
+    queue = ClientQueue(principal, settings.queue_size, settings.telemetry_interval_s)
     position = feed.subscribe(queue)
     CLIENTS.labels(sink.transport).inc()
     log.info("stream (%s) opened for user %d at cursor %s", sink.transport, principal.user_id, cursor,
@@ -291,6 +342,7 @@ async def serve(*, feed: OutboxFeed, pool: asyncpg.Pool, principal: Principal, c
             waiter.cancel()
         await asyncio.gather(task, return_exceptions=True)
         feed.unsubscribe(queue)
+        queue.stop()
         CLIENTS.labels(sink.transport).dec()
         log.info("stream (%s) of user %d closed: %s", sink.transport, principal.user_id, outcome.value,
                  extra={"user_id": principal.user_id})

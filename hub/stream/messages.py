@@ -48,10 +48,29 @@ def ws_text_frame(data: bytes) -> bytes:
     return head + data
 
 
+#: Rows of this topic are samples: each client gets at most one per robot per interval, the
+#: latest (hub.stream.throttle), and none on catch-up.
+THROTTLED_TOPIC = "robot.telemetry"
+
+
+class _Sampled(msgspec.Struct):
+    robot_id: str | None = msgspec.field(default=None, name="robotId")
+
+
+def _throttle_key(topic: str, payload_json: str) -> str | None:
+    """The robot a telemetry row is about (None for every other row, or one that names none)."""
+    if topic != THROTTLED_TOPIC:
+        return None
+    try:
+        return msgspec.json.decode(payload_json, type=_Sampled).robot_id
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     """An outbox row with its `change` message encoded once, and framed once for WebSocket,
-    however many clients get it."""
+    however many clients get it. `throttle_key` names the robot of a telemetry sample."""
 
     seq: int
     created_at: datetime
@@ -59,11 +78,12 @@ class Row:
     object_id: int | None
     data: bytes
     ws_frame: bytes
+    throttle_key: str | None = None
 
     @classmethod
     def from_record(cls, seq: int, created_at: datetime, topic: str, object_id: int | None, payload_json: str) -> Row:
         data = _encoder.encode(Change(seq, topic, object_id, msgspec.Raw(payload_json.encode())))
-        return cls(seq, created_at, topic, object_id, data, ws_text_frame(data))
+        return cls(seq, created_at, topic, object_id, data, ws_text_frame(data), _throttle_key(topic, payload_json))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +98,15 @@ class Outgoing:
 
 def change(row: Row) -> Outgoing:
     return Outgoing("change", row.data, row.seq)
+
+
+def change_at(row: Row, cursor: int) -> Outgoing:
+    """A row sent after rows newer than it (a held telemetry sample): it carries the cursor the
+    client has reached, so its resume point never moves back."""
+    if cursor == row.seq:
+        return change(row)
+    held = msgspec.json.decode(row.data, type=Change)
+    return Outgoing("change", _encoder.encode(Change(cursor, held.topic, held.object_id, held.payload)), cursor)
 
 
 def heartbeat(cursor: int) -> Outgoing:

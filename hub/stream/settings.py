@@ -23,3 +23,5 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     access_review_s: float = 15.0      # how often open streams are checked against their users' current access
     overflow_grace_s: float = 5.0      # how long a client that overflowed may take to accept the notice
     close_timeout_s: float = 1.0       # how long a clean close may take before the connection is dropped
+    telemetry_interval_s: float = 1.0  # per client: at most one robot.telemetry row per robot this often,
+                                       # the latest (robots.stream_telemetry_interval_s); 0: every one

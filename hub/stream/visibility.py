@@ -8,17 +8,22 @@ from hub.api.principal import Principal
 from hub.stream.messages import Row
 
 ALARM_TOPIC_PREFIX = "alarm."
+ROBOT_TOPIC_PREFIX = "robot."
 
 
 def row_filter(principal: Principal) -> Callable[[Row], bool]:
     """A predicate for `principal`'s rows: assigned-only roles see only their objects' rows (a
-    row with no object belongs to none of theirs), and a role without alarms.view no alarms."""
+    row with no object belongs to none of theirs), a role without alarms.view no alarms, and one
+    without robots.view no robots."""
     assigned = object_filter(principal)
     objects = frozenset(assigned) if assigned is not None else None
     sees_alarms = allowed(principal.role, "alarms.view")
+    sees_robots = allowed(principal.role, "robots.view")
 
     def visible(row: Row) -> bool:
         if not sees_alarms and row.topic.startswith(ALARM_TOPIC_PREFIX):
+            return False
+        if not sees_robots and row.topic.startswith(ROBOT_TOPIC_PREFIX):
             return False
         return objects is None or row.object_id in objects
 
