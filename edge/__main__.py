@@ -1,7 +1,8 @@
 """`python -m edge`: run the agent, create its key pair (once, at enrolment) or print its public
 key, release a Satel panel for DLOADX (and resume it) through the running agent's local API, write
-a support bundle, manage the site accounts that may log in to the local page, or show how an
-SMS text parses with the GSM link's templates (`sms-test`).
+a support bundle, manage the site accounts that may log in to the local page and the site's
+robots' logins on the box's nats-server (`robot`), or show how an SMS text parses with the GSM
+link's templates (`sms-test`).
 
 The tools that call the running agent (release, resume, diagnostics) authenticate with the token
 it writes to `<data_dir>/local-api.token` at every start (edge.local_auth), so they work for
@@ -30,6 +31,7 @@ from edge.discovery import UNENROLLED, Advertisement, Advertiser, DiscoveryError
 from edge.journal import JournalError
 from edge.links.gsm import DEFAULT_ZONE, TemplateError, load_templates
 from edge.local_auth import TokenFileError, read_cli_token, token_path
+from edge.robot_admin import BoxFiles, RobotAdminError, add_robot, list_robots, remove_robot
 from edge.site_accounts import (
     MIN_PASSWORD, AccountError, AccountStore, AccountStoreError, Role, disable_account, new_account,
 )
@@ -100,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         tool.add_argument("--token-file", type=Path, help="the running agent's local API token "
                                                           "(default: <data_dir>/local-api.token)")
     _accounts_parser(sub)
+    _robot_parser(sub)
     _advertise_parser(sub)
     _enrolment_parsers(sub)
     _sms_test_parser(sub)
@@ -270,6 +273,42 @@ def _accounts(args: argparse.Namespace, config: EdgeConfig) -> int:
     return 0
 
 
+# --- python -m edge robot ------------------------------------------------------------------------
+
+
+def _robot_parser(sub: Any) -> None:
+    robot = sub.add_parser("robot", help="the site's robots: their logins on this box's nats-server")
+    verbs = robot.add_subparsers(dest="verb", required=True)
+    add = verbs.add_parser("add", help="give a robot a login (its credentials are shown or written once) and "
+                                       "add it to the config")
+    add.add_argument("robot_id", help="the robot's id: letters, digits, '-' and '_' (e.g. RB-001)")
+    add.add_argument("--creds-out", type=Path, help="write its credentials to this new file (0600) instead of "
+                                                    "showing them")
+    remove = verbs.add_parser("remove", help="take a robot's login away: its connection drops at once")
+    remove.add_argument("robot_id")
+    listing = verbs.add_parser("list", help="the robots with a login or in the config")
+    for verb in (add, remove, listing):
+        # Also after the verb (`robot add RB-001 --config edge.toml`); SUPPRESS keeps one given before it.
+        verb.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="the edge's config (edge.toml)")
+
+
+def _robot(args: argparse.Namespace, config: EdgeConfig) -> int:
+    """`robot add|remove|list` on the box's files; a running nats-server is told to reload."""
+    try:
+        files = BoxFiles.of(config, args.config)
+        if args.verb == "add":
+            add_robot(files, args.robot_id, args.creds_out, lambda line: print(line, flush=True))
+        elif args.verb == "remove":
+            remove_robot(files, args.robot_id, lambda line: print(line, flush=True))
+        else:
+            lines = list_robots(files, config)
+            print("\n".join(lines) if lines else "no robots")
+    except (RobotAdminError, OSError) as exc:
+        print(f"vigil edge: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # --- tools that call the running agent ----------------------------------------------------------
 
 
@@ -353,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "accounts":
         return _accounts(args, config)
+    if args.command == "robot":
+        return _robot(args, config)
     if args.command == "check":
         return _check(args, config)
     if args.command == "units":

@@ -19,6 +19,7 @@ from edge.hub_clock import HubClock
 from edge.journal import Journal
 from edge.links.gsm.link import GsmLink
 from edge.links.gsm.templates import load_templates
+from edge.links.robots import RobotLink, RobotRelay
 from edge.links.satel import SatelLink
 from edge.local_api import build_app
 from edge.local_auth import LocalAuth
@@ -114,8 +115,11 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
 
     # The hub's answers to status reports tell the box the hub's time; commands expire by it.
     hub_clock = HubClock()
+    robot_relay = RobotRelay(config.edge_id, nc, journal, config.robots, hub_clock)
+    # The robots talk to this box's own server: their link needs no hub, only the local NATS.
+    robot_link = RobotLink(config.edge_id, config.robots, journal, nc, robot_relay) if config.robots.robots else None
     hub_commands = CommandRunner(config.edge_id, nc, journal, signer.private_raw(),
-                                 {link.panel_id: link for link in satel_links}, hub_clock)
+                                 {link.panel_id: link for link in satel_links}, hub_clock, robot_relay)
 
     def status() -> dict:
         return {
@@ -126,22 +130,29 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
             "refusal": refusals.status(),
             "nats": {"connected": nc.is_connected, "url": config.nats_url},
             "links": {"satel": [link.status() for link in satel_links], "gsm": [link.status() for link in gsm_links]},
+            "robots": robot_link.status() if robot_link else {"robots": [], "commands": robot_relay.status()},
             "commands": hub_commands.status(),
         }
 
     # A new token for the on-box tools at every start (edge.local_auth); removed at a clean stop.
     auth = LocalAuth.start(config.data_dir)
-    runner = web.AppRunner(build_app(status, auth, {link.panel_id: link for link in satel_links}), access_log=None)
+    runner = web.AppRunner(build_app(status, auth, {link.panel_id: link for link in satel_links}, robot_link),
+                           access_log=None)
     await runner.setup()
     await web.TCPSite(runner, config.http_host, config.http_port).start()
     log.info("edge %s up: local page http://%s:%d, key %s", config.edge_id, config.http_host, config.http_port, signer.key_id)
 
     tasks = [asyncio.create_task(_prune_loop(journal, stop, config.journal.prune_interval_s), name="journal-prune")]
     tasks += link_tasks
-    reporter = StatusReporter(config.edge_id, journal, signer, nc, link_reports(satel_links, gsm_links), config.status_report,
-                              hub_clock=hub_clock)
+    reporter = StatusReporter(config.edge_id, journal, signer, nc,
+                              link_reports(satel_links, gsm_links, robot_link.trackers.values() if robot_link else ()),
+                              config.status_report, hub_clock=hub_clock)
     tasks.append(asyncio.create_task(reporter.run(stop), name="status-report"))
     tasks.append(asyncio.create_task(hub_commands.run(stop), name="hub-commands"))
+    # The relay outlives the command runner's pulls: on stop it settles what still waits.
+    tasks.append(asyncio.create_task(robot_relay.run(stop), name="robot-commands"))
+    if robot_link is not None:
+        tasks.append(asyncio.create_task(robot_link.run(stop), name="robots"))
     if config.demo.enabled:
         tasks.append(asyncio.create_task(run_demo_source(journal, stop, config.demo.interval_s), name="demo-source"))
     if config.discovery.enabled:

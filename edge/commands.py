@@ -9,6 +9,11 @@ never runs it again; its result is journaled under an id made from the command i
 tell a command it finished from one it was killed in the middle of (that one's result is TIMEOUT:
 the panel may or may not have acted). A command past its expiry (by the hub's clock,
 `edge.hub_clock`) is never run (EXPIRED); one for a panel this box does not own is refused (NACK).
+
+Robot commands (`shared.robots.RobotCommand`, told apart by the header `Vigil-Command-Kind:
+robot`) travel the same consumer and keep the same exactly-once rules; `RobotRelay`
+(edge/links/robots/relay.py) claims, settles or hands each to its robot, estop and cancel before
+any other command of the batch.
 """
 from __future__ import annotations
 
@@ -25,9 +30,12 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from prometheus_client import Counter
 
+from edge.config import RobotsSettings
 from edge.hub_clock import HubClock
 from edge.journal import Journal, JournalError
+from edge.links.robots.relay import RobotRelay, urgent
 from edge.links.satel import CommandOutcome, CommandResult, SatelLink
+from shared import robots as robots_wire
 from shared import subjects
 from shared.backoff import Backoff, sleep_or_stop
 from shared.commands import RESULT_KIND, CommandResult as ResultBody, Outcome, PanelCommand, Source, decode_command
@@ -61,8 +69,10 @@ class CommandRunner:
     """Runs this box's commands from the hub; `run(stop)` pulls until stopped."""
 
     def __init__(self, edge_id: str, nc: NatsClient, journal: Journal, seed: bytes, links: Mapping[str, SatelLink],
-                 hub_clock: HubClock) -> None:
+                 hub_clock: HubClock, robots: RobotRelay | None = None) -> None:
         self.edge_id = edge_id
+        # Without robots configured every robot command is refused (REJECTED_UNKNOWN_ROBOT).
+        self._robots = robots or RobotRelay(edge_id, nc, journal, RobotsSettings(), hub_clock)
         self._nc = nc
         self._journal = journal
         self._seed = seed
@@ -106,8 +116,13 @@ class CommandRunner:
                             continue
                         self.pulling, self.last_error = True, None
                         backoff.reset()
-                        # A person's commands before a schedule's, in the order they came.
-                        for msg, command in sorted(((m, _read(m)) for m in msgs), key=_automatic):
+                        # A robot's estop or cancel first, a person's commands before a
+                        # schedule's, otherwise in the order they came.
+                        for msg, command in sorted(((m, _read(m)) for m in msgs), key=_rank):
+                            if isinstance(command, robots_wire.RobotCommand):
+                                # In this order: the relay publishes before it returns.
+                                await self._robots.take(msg, command)
+                                continue
                             await self._slots.acquire()
                             task = asyncio.create_task(self._handle(msg, command))
                             self._running.add(task)
@@ -207,16 +222,21 @@ class CommandRunner:
         await self._journal.append(envelope)
 
 
-def _read(msg: Msg) -> PanelCommand | str:
-    """The command a message carries, or why it is none (decoded once, for sorting and running)."""
+def _read(msg: Msg) -> PanelCommand | robots_wire.RobotCommand | str:
+    """The command a message carries (a robot's when its header says so), or why it is none
+    (decoded once, for sorting and running)."""
     try:
+        if (msg.headers or {}).get(robots_wire.H_COMMAND_KIND) == robots_wire.ROBOT_COMMAND_KIND:
+            return robots_wire.decode_command(msg.data)
         return decode_command(msg.data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         return str(exc)
 
 
-def _automatic(item: tuple[Msg, PanelCommand | str]) -> bool:
-    """Sort key: False (a person's command, or an unreadable one, dropped at once) before True (a
-    schedule's)."""
+def _rank(item: tuple[Msg, PanelCommand | robots_wire.RobotCommand | str]) -> int:
+    """Sort key: a robot's estop or cancel (0), then a person's command, any other robot command
+    or an unreadable one, dropped at once (1), then a schedule's (2)."""
     command = item[1]
-    return isinstance(command, PanelCommand) and command.source is Source.AUTO_ARM
+    if isinstance(command, robots_wire.RobotCommand):
+        return 0 if urgent(command) else 1
+    return 2 if isinstance(command, PanelCommand) and command.source is Source.AUTO_ARM else 1

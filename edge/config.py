@@ -16,6 +16,7 @@ from firmware_bridges.satel.protocol import derive_aes_key
 from shared.bodies.satel import ZONE_EVENTS
 from shared.config import ConfigError, load_config
 from shared.envelope import Priority
+from shared.robots import RESERVED_ROBOT_IDS, valid_robot_id
 from shared.subjects import valid_edge_id
 
 #: The Satel panels as one JSON array (a list has no VIGIL_EDGE_<KEY> form of its own), e.g.
@@ -23,6 +24,8 @@ from shared.subjects import valid_edge_id
 SATEL_PANELS_VAR = "VIGIL_EDGE_SATEL_PANELS"
 #: The GSM modems likewise, e.g. `[{"id": "gsm-1", "port": "/dev/ttyUSB0", "trusted_senders": ["Efento"]}]`.
 GSM_MODEMS_VAR = "VIGIL_EDGE_GSM_MODEMS"
+#: The robots likewise, e.g. `[{"id": "RB-001", "telemetry_hz": 2.0, "name": "patrol north"}]`.
+ROBOTS_VAR = "VIGIL_EDGE_ROBOTS"
 
 
 class JournalSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -238,6 +241,64 @@ class GsmSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError(f"modem ids must be unique; repeated: {', '.join(duplicates)}")
 
 
+class RobotSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One robot of the site (edge/links/robots/): its id (its NATS user on the box's server, made
+    by `python -m edge robot add`), a name for people, and how many telemetry samples per second
+    the edge keeps (latest wins; the rest are counted as skipped)."""
+
+    id: str  # the events' `source`
+    name: str = ""
+    telemetry_hz: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not valid_robot_id(self.id):
+            raise ValueError(f"robot id {self.id!r} must be letters, digits, '-' and '_' (one NATS token), "
+                             f"none of {sorted(RESERVED_ROBOT_IDS)}")
+        if not 0.01 <= self.telemetry_hz <= 50:
+            raise ValueError(f"robot {self.id}: telemetry_hz must be 0.01..50, got {self.telemetry_hz}")
+
+
+class RobotsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The site's robots and how the edge watches them (docs/architecture.md §7 "Robots").
+
+    A robot is CONNECTION_BROKEN when no status (its heartbeat) came for `missed_heartbeats` times
+    the interval it states; `battery_critical_pct` raises battery_critical at or below it even when
+    the robot reports no fault. A command is handed to its robot again every `command_retry_s`
+    until the robot's first ack; an identity or capability question unanswered for
+    `query_timeout_s` is asked again (`query_attempts` times in all). `poll_interval_s` bounds how
+    late a missed heartbeat is noticed and how often telemetry is fetched. `events_max_age_h` and
+    `events_max_bytes` bound the box's ROBOT_EVENTS stream (what robots said while the agent was
+    away)."""
+
+    robots: list[RobotSettings] = msgspec.field(default_factory=list)
+    missed_heartbeats: int = 3
+    battery_critical_pct: float = 10.0
+    command_retry_s: float = 2.0
+    query_timeout_s: float = 5.0
+    query_attempts: int = 2
+    poll_interval_s: float = 0.25
+    events_max_age_h: float = 168.0
+    events_max_bytes: int = 256 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        ids = [robot.id for robot in self.robots]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"robot ids must be unique; repeated: {', '.join(duplicates)}")
+        if not 1 <= self.missed_heartbeats <= 100:
+            raise ValueError(f"robots.missed_heartbeats must be 1..100, got {self.missed_heartbeats}")
+        if not 0 <= self.battery_critical_pct <= 100:
+            raise ValueError(f"robots.battery_critical_pct must be 0..100, got {self.battery_critical_pct}")
+        if not 0.05 <= self.command_retry_s <= 60:
+            raise ValueError(f"robots.command_retry_s must be 0.05..60, got {self.command_retry_s}")
+        if not 0.05 <= self.query_timeout_s <= 300 or not 1 <= self.query_attempts <= 10:
+            raise ValueError("robots.query_timeout_s must be 0.05..300 and robots.query_attempts 1..10")
+        if not 0.02 <= self.poll_interval_s <= 5:
+            raise ValueError(f"robots.poll_interval_s must be 0.02..5, got {self.poll_interval_s}")
+        if self.events_max_age_h <= 0 or self.events_max_bytes < 1024 * 1024:
+            raise ValueError("robots.events_max_age_h must be positive and robots.events_max_bytes at least 1048576")
+
+
 class HubLinkSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """How this box reaches its hub, as `edge enroll` wrote it (`edge check` tests each): the hub's
     HTTPS URL and CA, the folder with the leaf credential (user and password, client certificate
@@ -271,6 +332,7 @@ class EdgeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     discovery: DiscoverySettings = msgspec.field(default_factory=DiscoverySettings)
     satel: SatelSettings = msgspec.field(default_factory=SatelSettings)
     gsm: GsmSettings = msgspec.field(default_factory=GsmSettings)
+    robots: RobotsSettings = msgspec.field(default_factory=RobotsSettings)
     hub: HubLinkSettings = msgspec.field(default_factory=HubLinkSettings)
 
     def __post_init__(self) -> None:
@@ -290,7 +352,7 @@ class EdgeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 def _list_from_env(env: Mapping[str, str], var: str, section: str, key: str,
                    settings: type[msgspec.Struct]) -> list[Any] | None:
-    """The JSON list of a list variable (VIGIL_EDGE_SATEL_PANELS, VIGIL_EDGE_GSM_MODEMS), checked
+    """The JSON list of a list variable (VIGIL_EDGE_SATEL_PANELS, VIGIL_EDGE_GSM_MODEMS, VIGIL_EDGE_ROBOTS), checked
     here so an error names the variable."""
     raw = env.get(var)
     if raw is None:
@@ -306,7 +368,8 @@ def _list_from_env(env: Mapping[str, str], var: str, section: str, key: str,
     return items
 
 
-_LIST_VARS = ((SATEL_PANELS_VAR, "satel", "panels", SatelSettings), (GSM_MODEMS_VAR, "gsm", "modems", GsmSettings))
+_LIST_VARS = ((SATEL_PANELS_VAR, "satel", "panels", SatelSettings), (GSM_MODEMS_VAR, "gsm", "modems", GsmSettings),
+              (ROBOTS_VAR, "robots", "robots", RobotsSettings))
 
 
 def load_edge_config(

@@ -33,7 +33,7 @@ from edge.config import EdgeConfig
 from edge.discovery import hardware_id
 from edge.install.units import UnitSpec, write_units
 from edge.site_accounts import AccountExists, create_account
-from edge.leaf_credentials import EdgeNatsAuth
+from edge.leaf_credentials import EdgeNatsAuth, SiteServerParams, write_site_nats_config
 from shared import enrolment as wire
 from shared.config import dump_toml
 from shared.nats_server import nats_server_binary
@@ -240,9 +240,11 @@ def enrol(options: EnrolOptions, say: Callable[[str], None]) -> Enrolled:
     auth.store(answer.leaf, answer.ca_pem, answer.client_cert_pem)
 
     say(f"[5/7] writing the leaf nats-server config {options.nats_config_path}")
-    nats_config = auth.server_config(f"vigil-edge-{answer.edge_id}", "127.0.0.1", options.nats_port,
-                                     options.nats_http_port, options.data_dir / "jetstream", f"edge-{answer.edge_id}")
-    write_private_file(options.nats_config_path, nats_config.render())
+    # The server's parameters are kept beside its config: adding a robot later renders the same server.
+    write_site_nats_config(auth, options.nats_config_path, SiteServerParams(
+        name=f"vigil-edge-{answer.edge_id}", host="127.0.0.1", port=options.nats_port,
+        http_port=options.nats_http_port, store_dir=str((options.data_dir / "jetstream").resolve()),
+        domain=f"edge-{answer.edge_id}", pid_file=str((options.data_dir / "nats-server.pid").resolve())))
     say(f"      and the agent config {options.config_path}")
     write_private_file(options.config_path, dump_toml(_agent_config(options, answer, auth)))
 

@@ -1,5 +1,6 @@
 """The edge's local page and API for the installer and the site's guards: health, status, metrics,
-the Satel links (status, diagnostics, DLOADX release, control commands) and the site accounts.
+the Satel links (status, diagnostics, DLOADX release, control commands), the robots (status and
+diagnostics, read only: robots are commanded from the hub, under a lease) and the site accounts.
 
 It listens on `http_host` (127.0.0.1 by default; a LAN interface where the site wants the page on
 its network). Everything but `/healthz` and `/metrics` needs a login (edge.local_auth): a site
@@ -25,6 +26,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from edge.links.robots import RobotLink
+from edge.links.robots import diagnostics as robot_diagnostics
 from edge.links.satel import CommandOutcome, CommandResult, SatelLink, diagnostics
 from edge.local_auth import (
     SESSION_COOKIE, Action, BadCredentials, LocalAuth, NotLoggedIn, Principal, TooManyAttempts, may,
@@ -34,6 +37,7 @@ from shared.error_shape import error_response
 
 STATUS_KEY = web.AppKey("status", Callable[[], dict])
 SATEL_KEY = web.AppKey("satel_links", Mapping[str, SatelLink])
+ROBOTS_KEY = web.AppKey("robot_link", RobotLink)
 AUTH_KEY = web.AppKey("local_auth", LocalAuth)
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 
@@ -99,13 +103,20 @@ async function load(){
     ['last error', esc(JSON.stringify(s.forwarder.last_error))],
   ];
   document.getElementById('t').innerHTML = rows.map(r => '<tr><td>'+r[0]+'</td><td>'+r[1]+'</td></tr>').join('');
-  const links = (s.links && s.links.satel) || [];
-  document.getElementById('links').innerHTML = links.length ? links.map(l => {
+  const links = (s.links && s.links.satel) || [], robots = (s.robots && s.robots.robots) || [];
+  document.getElementById('links').innerHTML = links.length + robots.length ? links.map(l => {
     const cls = l.state === 'up' ? 'ok' : (l.state === 'released' ? 'warn' : 'bad');
     const rel = l.released ? ' until ' + esc(l.released.until) + ' by ' + esc(l.released.who) + ': ' + esc(l.released.why) : '';
     const err = l.last_error && l.state !== 'up' ? ' (' + esc(l.last_error) + ')' : '';
     return '<tr><td>satel ' + esc(l.panel) + '</td><td>' + esc(l.address) + '</td><td class=' + cls + '>'
       + esc(l.state) + rel + err + '</td><td>' + esc(l.mode) + ', module ' + esc(l.module_version) + '</td></tr>';
+  }).join('') + robots.map(r => {
+    const cls = r.connection === 'ONLINE' ? 'ok' : (r.connection === 'OFFLINE' ? 'warn' : 'bad');
+    const who = r.identity ? esc(r.identity.manufacturer) + ' ' + esc(r.identity.model) : 'identity not known yet';
+    const alarms = r.alarms.length ? ' <span class=bad>' + esc(r.alarms.join(', ')) + '</span>' : '';
+    return '<tr><td>robot ' + esc(r.id) + ' ' + esc(r.name) + '</td><td>' + who + '</td><td class=' + cls + '>'
+      + esc(r.connection) + '</td><td>' + esc(r.state) + ', battery ' + esc(r.battery_pct) + ' %, heard '
+      + esc(r.last_heard_at) + alarms + '</td></tr>';
   }).join('') : '<tr><td>no device links configured</td></tr>';
 }
 load(); setInterval(load, 2000);
@@ -420,14 +431,31 @@ async def satel_bypass(request: web.Request) -> web.Response:
                                       who=_who(request)))
 
 
+def _robots(request: web.Request) -> RobotLink:
+    link = request.app.get(ROBOTS_KEY)
+    if link is None:
+        raise ApiError(404, "no_robots", "no robots are configured on this edge")
+    return link
+
+
+async def robots_status(request: web.Request) -> web.Response:
+    return web.json_response(_robots(request).status())
+
+
+async def robots_diagnostics(request: web.Request) -> web.Response:
+    return web.json_response(robot_diagnostics(_robots(request)))
+
+
 def build_app(status_fn: Callable[[], dict], auth: LocalAuth,
-              satel: Mapping[str, SatelLink] | None = None) -> web.Application:
+              satel: Mapping[str, SatelLink] | None = None, robots: RobotLink | None = None) -> web.Application:
     """The local page and API; `auth` holds the logins and sessions, `satel` maps panel id → its
-    running link."""
+    running link, `robots` is the robot link (None: no robots configured)."""
     app = web.Application(middlewares=[error_shape, same_origin_json, require_login])
     app[STATUS_KEY] = status_fn
     app[AUTH_KEY] = auth
     app[SATEL_KEY] = dict(satel or {})
+    if robots is not None:
+        app[ROBOTS_KEY] = robots
     app.router.add_get("/", page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -448,4 +476,6 @@ def build_app(status_fn: Callable[[], dict], auth: LocalAuth,
     app.router.add_post(f"{base}/clear-alarm", _allowed(Action.ARM_DISARM, satel_clear_alarm))
     app.router.add_post(f"{base}/outputs", _allowed(Action.OUTPUTS, satel_outputs))
     app.router.add_post(f"{base}/bypass", _allowed(Action.BYPASS, satel_bypass))
+    app.router.add_get("/api/v1/links/robots", _allowed(Action.VIEW, robots_status))
+    app.router.add_get("/api/v1/links/robots/diagnostics", _allowed(Action.VIEW, robots_diagnostics))
     return app

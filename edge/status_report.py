@@ -16,7 +16,7 @@ import importlib.metadata
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Protocol
@@ -72,10 +72,23 @@ class ModemLink(Protocol):
     since: datetime
 
 
-def link_reports(satel: Sequence[DeviceLink], gsm: Sequence[ModemLink] = ()) -> Callable[[], list[LinkReport]]:
-    """The links part of a report, read afresh for each report."""
+class RobotView(Protocol):
+    """What a report reads of a robot (edge.links.robots.RobotTracker)."""
+
+    robot_id: str
+    connection: str | None
+    connection_since: datetime | None
+
+
+def link_reports(satel: Sequence[DeviceLink], gsm: Sequence[ModemLink] = (),
+                 robots: Iterable[RobotView] = ()) -> Callable[[], list[LinkReport]]:
+    """The links part of a report, read afresh for each report; a robot's state is its
+    connection (ONLINE, OFFLINE, CONNECTION_BROKEN, or UNKNOWN before its first word)."""
+    robots = list(robots)
     return lambda: [*(LinkReport("satel", link.panel_id, str(link.link_state.value), link.since) for link in satel),
-                    *(LinkReport("gsm", link.modem_id, link.state, link.since) for link in gsm)]
+                    *(LinkReport("gsm", link.modem_id, link.state, link.since) for link in gsm),
+                    *(LinkReport("robot", robot.robot_id, robot.connection or "UNKNOWN", robot.connection_since)
+                      for robot in robots)]
 
 
 class StatusReporter:

@@ -275,6 +275,7 @@ class EdgeNatsConfig:
     agent_password_hash: str
     robots: tuple[tuple[str, str], ...] = ()
     extra_users: tuple[NatsUser, ...] = ()
+    pid_file: Path | None = None  # where the server writes its pid, so a changed config can be reloaded
 
     def users(self) -> list[NatsUser]:
         own = (edge_subjects(self.edge_id),)
@@ -299,6 +300,7 @@ class EdgeNatsConfig:
         return "\n".join(
             [
                 *_server_lines(self.name, self.host, self.port, self.http_port, self.store_dir, self.domain),
+                *([f"pid_file: {_q(str(self.pid_file))}"] if self.pid_file else []),
                 "accounts {",
                 *render_account(SITE_ACCOUNT, self.users(), jetstream=True),
                 "}",

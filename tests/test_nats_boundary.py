@@ -29,6 +29,8 @@ from hub.nats_access import EdgeLeafUser, NatsAccessError, NatsRefused, leaf_use
 from hub.nats_access import access as access_module
 from hub.service import run_hub
 from edge.leaf_credentials import EdgeNatsAuth
+from edge.links.robots.streams import ensure_streams as ensure_robot_streams
+from shared import robots as robots_wire
 from shared import subjects
 from shared.config import ConfigError
 from shared.nats_server import (AGENT_USER, LeafRemote, NatsConfigError, NatsServer, NatsUser, TlsFiles,
@@ -421,6 +423,79 @@ async def test_a_robot_may_only_use_its_own_robot_subjects(boundary: SecureNats)
         with pytest.raises(NatsConfigError, match="robot id"):
             dataclasses.replace(site.server.config, robots=((bad, hash_password("x")),)).render()
 
+
+async def test_a_robot_cannot_read_another_robots_commands_nor_command_itself(boundary: SecureNats) -> None:
+    """Subscribed to its own and another robot's command subjects, r1 gets only its own; a command
+    it sends itself, or another robot's status, reaches nobody."""
+    site = boundary.site("site-rc")
+    site.server = NatsServer(dataclasses.replace(site.server.config, robots=(
+        ("r1", hash_password("robot-1")), ("r2", hash_password("robot-2")))), site.server.run_dir)
+    url = (await boundary.ensure_site("site-rc")).server.url
+    denied: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        denied.append(str(exc))
+
+    robot = await nats.connect(url, user="r1", password="robot-1", error_cb=on_error)
+    agent = await boundary.connect_agent("site-rc")
+    admin = await boundary.connect_site_admin("site-rc")
+    at_robot: list[str] = []
+    seen: list[str] = []
+
+    async def robot_got(msg: nats.aio.msg.Msg) -> None:
+        at_robot.append(msg.subject)
+
+    async def admin_saw(msg: nats.aio.msg.Msg) -> None:
+        seen.append(msg.subject)
+
+    try:
+        for subject in ("robots.cmd.r2", "robots.settings.desired.r2", "robots.cmd.>", "robots.cmd.r1"):
+            await robot.subscribe(subject, cb=robot_got)
+        await robot.flush()
+        await wait_until(lambda: len(denied) >= 3, timeout=10, what="the refused subscriptions")
+        assert all("permissions violation for subscription" in d.lower() for d in denied), denied
+        for subject in ("robots.cmd.r2", "robots.settings.desired.r2", "robots.cmd.r1"):
+            await agent.publish(subject, b"c")
+        await agent.flush()
+        await wait_until(lambda: "robots.cmd.r1" in at_robot, timeout=10, what="r1's own command")
+        assert at_robot == ["robots.cmd.r1"]
+        await admin.subscribe("robots.>", cb=admin_saw)
+        await admin.flush()
+        for subject in ("robots.cmd.r1", "robots.settings.desired.r1", "robots.status.r2", "robots.cmd.ack.r2",
+                        "robots.status.r1"):
+            await robot.publish(subject, b"x")
+        await robot.flush()
+        await wait_until(lambda: "robots.status.r1" in seen, timeout=10, what="r1's own status")
+        assert seen == ["robots.status.r1"], "no command to itself, nothing in another robot's name"
+    finally:
+        for client in (robot, agent, admin):
+            await client.close()
+
+
+async def test_the_agents_jetstream_is_the_boxs_own_and_never_the_hubs(boundary: SecureNats) -> None:
+    """The agent's `$JS.API.>` is its own server's JetStream (the robot streams live there, never at
+    the hub); the hub's JetStream (`$JS.hub.API.>`) stays closed to it but for its command pulls."""
+    agent = await boundary.connect_agent(A)
+    hub = await boundary.connect_hub()
+    try:
+        await ensure_robot_streams(agent, 3600, 1024 * 1024 * 8)
+        local = agent.jetstream()
+        assert (await local.account_info()).domain == boundary.sites[A].server.config.domain
+        assert (await local.stream_info(robots_wire.EVENTS_STREAM)).config.name == robots_wire.EVENTS_STREAM
+        with pytest.raises(nats.js.errors.NotFoundError):
+            await hub.jetstream().stream_info(robots_wire.EVENTS_STREAM)
+        at_hub = agent.jetstream(domain=subjects.HUB_DOMAIN, timeout=1)
+        for attempt in (at_hub.stream_info(subjects.EVENTS_STREAM), at_hub.account_info(),
+                        at_hub.add_stream(name="ROBOT_EVENTS", subjects=["robots.x.*"])):
+            with pytest.raises((nats.errors.NoRespondersError, nats.errors.TimeoutError, nats.js.errors.Error)):
+                await attempt
+        for verb in (f"STREAM.INFO.{subjects.EVENTS_STREAM}", f"STREAM.PURGE.{subjects.EVENTS_STREAM}"):
+            with pytest.raises((nats.errors.NoRespondersError, nats.errors.TimeoutError)):
+                await agent.request(f"$JS.{subjects.HUB_DOMAIN}.API.{verb}", b"", timeout=1)
+        assert [s.config.name for s in await hub.jetstream().streams_info()] == [subjects.EVENTS_STREAM]
+    finally:
+        await agent.close()
+        await hub.close()
 
 # --- revocation and changes ------------------------------------------------------------------
 
