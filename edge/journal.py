@@ -88,6 +88,16 @@ class JournalFull(JournalError):
     """The size cap is reached and only unforwarded CRITICAL/HIGH rows are left to evict."""
 
 
+class AlreadyJournaled(JournalError):
+    """An envelope with this id is in the journal already (ids are unique): nothing was added."""
+
+
+def _existing_ids(conn: sqlite3.Connection, ids: list[str]) -> list[str]:
+    """Writer thread: which of `ids` the journal holds."""
+    marks = ",".join("?" * len(ids))
+    return [row[0] for row in conn.execute(f"SELECT id FROM journal WHERE id IN ({marks})", ids)]
+
+
 @dataclass(frozen=True)
 class JournalRow:
     """One unforwarded row, as the forwarder needs it."""
@@ -238,15 +248,15 @@ class Journal:
 
     async def _commit_group(self, group: list[tuple[Envelope, asyncio.Future[int]]]) -> None:
         async with self._write_lock:
-            rows = []
-            seq = self.last_seq
-            for env, fut in group:
-                seq += 1
-                stamped = msgspec.structs.replace(env, seq=seq)
-                data = encode_envelope(stamped)
-                lane = lane_of(stamped.priority)
-                rows.append((seq, str(stamped.id), stamped.ts.isoformat(), stamped.kind, stamped.priority.value, lane, data, len(data)))
-            room = await self._in_db_thread(self._commit_rows, rows)
+            rows = self._stamp(group)
+            try:
+                room = await self._in_db_thread(self._commit_rows, rows)
+            except sqlite3.IntegrityError:
+                # One envelope whose id is journaled already must not cost the others of its
+                # group (a concurrent alarm among them): refuse it alone, commit the rest.
+                group = await self._refuse_duplicates(group, rows)
+                rows = self._stamp(group)
+                room = await self._in_db_thread(self._commit_rows, rows) if rows else _Room()
             keep = [r for r in rows if r[0] not in room.refused]
             # Refusals are always the newest rows of the group, so the kept seqs stay gap-free and
             # the refused seqs are simply handed out again.
@@ -276,6 +286,37 @@ class Journal:
         for lane in lanes:
             async with self._lane_cond[lane]:
                 self._lane_cond[lane].notify_all()
+
+    def _stamp(self, group: list[tuple[Envelope, asyncio.Future[int]]]) -> list[tuple]:
+        """The rows of a group, numbered from the next seq."""
+        rows = []
+        seq = self.last_seq
+        for env, _ in group:
+            seq += 1
+            stamped = msgspec.structs.replace(env, seq=seq)
+            data = encode_envelope(stamped)
+            rows.append((seq, str(stamped.id), stamped.ts.isoformat(), stamped.kind, stamped.priority.value,
+                         lane_of(stamped.priority), data, len(data)))
+        return rows
+
+    async def _refuse_duplicates(self, group: list[tuple[Envelope, asyncio.Future[int]]],
+                                 rows: list[tuple]) -> list[tuple[Envelope, asyncio.Future[int]]]:
+        """The group without the envelopes whose id is journaled already or came earlier in the
+        group; their appends fail with AlreadyJournaled."""
+        ids = [r[1] for r in rows]
+        stored = set(await self._in_db_thread(_existing_ids, ids))
+        seen: set[str] = set()
+        kept = []
+        for (env, fut), event_id in zip(group, ids):
+            if event_id in stored or event_id in seen:
+                log.warning("envelope %s (%s) is in the journal already; not added again", event_id, env.kind,
+                            extra={"event_id": event_id})
+                if not fut.done():
+                    fut.set_exception(AlreadyJournaled(f"envelope {event_id} ({env.kind}) is in the journal already"))
+                continue
+            seen.add(event_id)
+            kept.append((env, fut))
+        return kept
 
     async def _in_db_thread(self, fn: Callable[..., R], *args: object) -> R:
         """Run `fn(sqlite3_connection, *args)` on the writer's thread in one hop.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from edge.journal import Journal, JournalError, JournalFull
+from edge.journal import AlreadyJournaled, Journal, JournalError, JournalFull
 from shared.bodies import DemoTick
 from shared.clock import FakeClock
 from shared.envelope import Envelope, Priority, decode_envelope, new_envelope
@@ -38,6 +38,25 @@ async def test_append_assigns_gap_free_seqs_and_survives_reopen(tmp_path: Path) 
     # The stored bytes are the envelope with its seq stamped in.
     assert decode_envelope(rows[0].envelope).seq == 1
     assert journal.unforwarded == {"evt": 51, "alarm": 0}
+    await journal.close()
+
+
+async def test_an_id_journaled_already_is_refused_alone_and_its_group_commits(tmp_path: Path) -> None:
+    """Ids are unique. A repeat (an earlier row's id, or twice in one group commit) fails only its
+    own append: a CRITICAL alarm committed in the same group is stored, and seqs stay gap-free."""
+    journal = await _open(tmp_path)
+    first = _env(1)
+    assert await journal.append(first) == 1
+    alarm = _env(2, Priority.CRITICAL)
+    twin = _env(3)
+    results = await asyncio.gather(journal.append(first), journal.append(twin), journal.append(alarm),
+                                   journal.append(twin), journal.append(_env(4)), return_exceptions=True)
+    assert isinstance(results[0], AlreadyJournaled) and isinstance(results[3], AlreadyJournaled)
+    assert results[1:3] == [2, 3] and results[4] == 4
+    assert await journal.has_event(str(alarm.id))
+    rows = await journal.read_unforwarded("evt", 0, 1000, 10**9) + await journal.read_unforwarded("alarm", 0, 1000, 10**9)
+    assert sorted(r.seq for r in rows) == [1, 2, 3, 4]
+    assert await journal.append(_env(5)) == 5
     await journal.close()
 
 
