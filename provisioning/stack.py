@@ -56,6 +56,8 @@ PORTS = [
     PortSpec("VIGIL_RUN_SATEL_PORT", 17094, "emulated Satel panel (ETHM-1 integration)"),
     PortSpec("VIGIL_RUN_SATEL_CONTROL_PORT", 17095, "emulated Satel panel control (HTTP)"),
     PortSpec("VIGIL_RUN_GSM_CONTROL_PORT", 17096, "emulated GSM modem control (HTTP)"),
+    PortSpec("VIGIL_RUN_ROBOT1_CONTROL_PORT", 17097, "mock robot RB-001 control (HTTP)"),
+    PortSpec("VIGIL_RUN_ROBOT2_CONTROL_PORT", 17098, "mock robot RB-002 control (HTTP)"),
 ]
 
 #: The emulated panel's id in the edge config, and the sample site's user code for commands.
@@ -65,6 +67,8 @@ SATEL_USER_CODE = "1234"
 #: temperature loggers (a number and the vendors' alphanumeric ids).
 GSM_MODEM_ID = "gsm-1"
 GSM_TRUSTED = ["+48600123012", "Efento", "BluLog"]
+#: The demo site's patrol robots (mock robots of firmware_bridges.robot) and their control ports.
+ROBOTS = {"RB-001": "VIGIL_RUN_ROBOT1_CONTROL_PORT", "RB-002": "VIGIL_RUN_ROBOT2_CONTROL_PORT"}
 
 
 MASTER_EMAIL = "master@vigil.local"
@@ -205,6 +209,9 @@ class Stack:
         await self._demo_site(satel_port)
         self.edge_admin_password = read_private_file(self.edge_admin_file, "site admin password file", StackError)
 
+        # The site's robots get their logins as an installer gives them, before the box's server
+        # starts with them.
+        await self._robot_logins()
         # The box's leaf server, from the credential enrolment kept.
         edge_auth = EdgeNatsAuth(self.box.config_dir, self.edge_id)
         edge_nats = NatsServer(
@@ -251,6 +258,49 @@ class Stack:
         edge.start()
         self.started.append(("edge agent", edge))
         await edge.wait_ready(lambda: tcp_port_open(HOST, self._p("VIGIL_RUN_EDGE_HTTP_PORT")), 60)
+
+        # The robots start once the agent has made the streams that keep what they say.
+        for robot, port_var in ROBOTS.items():
+            control = self._p(port_var)
+            bridge = ManagedProcess(
+                f"robot {robot}",
+                [python, "-m", "firmware_bridges.robot", "--nats", edge_nats.url, "--creds", str(self._creds(robot)),
+                 "--robot-id", robot, "--mode", "MOCK", "--control-port", str(control),
+                 "--state-dir", str(self.box.data_dir / "robots" / robot)],
+                log_path=self.logs / f"robot-{robot}.log",
+            )
+            bridge.start()
+            self.started.append((f"mock robot {robot}", bridge))
+            await bridge.wait_ready(lambda: tcp_port_open(HOST, control), 30)
+
+    def _creds(self, robot: str) -> Path:
+        return self.box.config_dir / "robots" / f"{robot}.json"
+
+    async def _robot_logins(self) -> None:
+        """`python -m edge robot add` for each demo robot without its credentials file (the first
+        run; a login whose file was lost is removed and made again, as an installer would)."""
+        for robot in ROBOTS:
+            if self._creds(robot).exists():
+                continue
+            self._creds(robot).parent.mkdir(parents=True, exist_ok=True)
+            listed = (await self._edge_robot("list")).splitlines()
+            if any(line.split()[:1] == [robot] and "login since" in line for line in listed):
+                await self._edge_robot("remove", robot)
+            await self._edge_robot("add", robot, "--creds-out", str(self._creds(robot)))
+            print(f"  robot {robot}: login made (python -m edge robot add)", flush=True)
+
+    async def _edge_robot(self, *args: str) -> str:
+        """Run `python -m edge robot …` on the demo box; its output (also logged)."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "edge", "--config", str(self.box.config_path), "robot", *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await proc.communicate()
+        text = out.decode(errors="replace")
+        with (self.logs / "edge-robots.log").open("a") as log_file:
+            log_file.write(text)
+        if proc.returncode != 0:
+            raise StackError(f"python -m edge robot {' '.join(args)} failed:\n{text}")
+        return text
 
     async def _demo_site(self, satel_port: int) -> None:
         """The demo object (contacts, procedures), edge, panel (named partitions, zones, outputs)
@@ -319,6 +369,9 @@ class Stack:
             f"-d '{{\"sender\": \"Efento\", \"text\": \"Efento: sensor 282C02 temperature 9.4C above threshold 8.0C\"}}' "
             f"http://{HOST}:{p('VIGIL_RUN_GSM_CONTROL_PORT')}/sms",
             f"                  see the events: psql {self.dsn} -c 'select seq, kind, source, ts from events order by seq desc limit 5'",
+            *[f"  robot {robot}     mock patrol robot on the edge's NATS; control (faults, battery, estop button): "
+              f"curl http://{HOST}:{p(var)}/" for robot, var in ROBOTS.items()],
+            "                  see them on the console's Robots page or GET /api/v1/robots",
             "Press Ctrl-C to stop everything.",
         ]
         return "\n".join(lines)

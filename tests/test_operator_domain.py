@@ -199,7 +199,8 @@ def test_only_the_holder_or_a_supervisor_ticks_and_only_while_worked() -> None:
      "SMS from +48 600 *** 012 not understood (garbled): archived for review"),
     ("sms.untrusted", {"sender": "+48 511 *** 999"},
      "SMS from a sender not on the list (+48 511 *** 999): not an alarm, archived for review"),
-    ("robot.alarm.intruder", {}, "Robot alarm"),
+    ("robot.alarm.estop", {"robot": "RB-001"}, "Robot RB-001: emergency stop"),
+    ("robot.restore.collision", {"robot": "RB-001"}, "Robot RB-001: collision ended"),
     ("demo.tick", {"n": 4}, "demo.tick"),
     # A body that does not say what its kind needs falls back to the kind, never to an error.
     ("satel.zone.alarm", {"zone": "three"}, "satel.zone.alarm"),

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 from hub.db.roles import prepare_database
 from hub.housekeeping import prune_telemetry
 from hub.robots import repository
+from hub.robots.views import robot_summary
 from provisioning.db_roles import ensure_runtime_role
 from shared.robots import AckStatus, RobotState
 from support import robots as rb
@@ -114,6 +115,19 @@ async def test_telemetry_is_stored_and_sent_live_and_retention_drops_whole_days(
     assert await prune_telemetry(db, today, timedelta(days=30)) == 1
     assert await db.fetchval("SELECT to_regclass($1)", f"robot_telemetry_{old:%Y_%m_%d}") is None
     assert await db.fetchval("SELECT count(*) FROM robot_telemetry") == 2
+
+
+async def test_the_list_shows_the_battery_and_position_the_robot_reported_last(db: asyncpg.Pool, site: Site) -> None:
+    """A status comes on a change only, samples every second: the battery shown is the newer one's."""
+    start = datetime.now(timezone.utc)
+    await site.ingest(rb.identity(site, "RB-001"), rb.status(site, "RB-001", RobotState.IDLE, battery=80.0, at=start))
+    await site.ingest(rb.telemetry(site, "RB-001", 1.0, 2.0, battery=77.0, at=start + timedelta(seconds=1)),
+                      rb.telemetry(site, "RB-001", 3.0, 4.0, battery=76.5, at=start + timedelta(seconds=2)))
+    shown = robot_summary(await repository.robot(db, "RB-001", start))
+    assert (shown["batteryPct"], shown["pose"]["x"]) == (76.5, 3.0)
+    assert datetime.fromisoformat(shown["lastSeenAt"]) >= start + timedelta(seconds=2)
+    await site.ingest(rb.status(site, "RB-001", RobotState.PATROLLING, battery=76.0, at=start + timedelta(seconds=3)))
+    assert robot_summary(await repository.robot(db, "RB-001", start))["batteryPct"] == 76.0
 
 
 async def test_the_hubs_runtime_role_may_make_and_drop_telemetry_partitions(db_dsn: str, db: asyncpg.Pool) -> None:

@@ -113,6 +113,17 @@ async def test_make_run_starts_everything_and_ctrl_c_leaves_no_orphans(tmp_path:
     tripped = await asyncio.to_thread(subprocess.run, violate, shell=True, capture_output=True, text=True, timeout=30)
     assert json.loads(tripped.stdout)["zone"]["alarm"] is True, (tripped.stdout, tripped.stderr)
 
+    # The demo site's two mock robots joined through their own logins on the box's server: the
+    # hub knows who they are and hears them.
+    async def robots_online() -> bool:
+        listed = await asyncio.to_thread(hub_call, hub, "GET", "/api/v1/robots", token=operator["access_token"])
+        return sorted(r["robotId"] for r in listed["items"] if r["connection"]["state"] == "ONLINE") == ["RB-001", "RB-002"]
+
+    await wait_until(robots_online, timeout=60, what="both demo robots online at the hub")
+    robot = await asyncio.to_thread(hub_call, hub, "GET", "/api/v1/robots/RB-001", token=operator["access_token"])
+    assert robot["identity"]["identity"]["serialNumber"] == "MOCK-RB-001" and robot["capability"], robot
+    assert "firmware_bridges.robot" in names and "--robot-id RB-002" in names
+
     # Someone renames a zone on the console, and after the run the operator's password file is
     # lost: the next run must keep the rename and give the same account a new working password.
     [zone_3] = [z for z in demo["panel"]["zones"] if z["number"] == 3]

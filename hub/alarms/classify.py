@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 
+from shared.bodies import robots as robot_bodies
+
 # Alarm types operators see; bundles group by (object, alarm type).
 BURGLARY = "BURGLARY"
 TAMPER = "TAMPER"
@@ -20,8 +22,6 @@ ROBOT = "ROBOT"
 SYSTEM = "SYSTEM"  # raised by the hub about an edge as a whole (its segments refused, …)
 OPEN_CLOSE = "OPEN_CLOSE"  # raised by the hub's open/close supervision (hub.commands.supervision)
 
-ROBOT_ALARM_PREFIX = "robot.alarm."      # shared.bodies.robots.ALARM_PREFIX
-ROBOT_RESTORE_PREFIX = "robot.restore."  # shared.bodies.robots.RESTORE_PREFIX
 
 # Alarm types whose acknowledgement needs a note.
 NOTE_REQUIRED = frozenset({TEMPERATURE})
@@ -209,8 +209,8 @@ def classify(kind: str, body: dict[str, Any]) -> Meaning:
         return Meaning(opens=TEMPERATURE)
     # A robot's alarm (emergency stop, collision, battery, stuck, fault) and its end; bundled per
     # robot (hub.alarms.apply.group_key_of), so one robot's restore ends that robot's bundle only.
-    if kind.startswith(ROBOT_ALARM_PREFIX):
+    if kind.startswith(robot_bodies.ALARM_PREFIX):
         return Meaning(opens=ROBOT)
-    if kind.startswith(ROBOT_RESTORE_PREFIX):
+    if kind.startswith(robot_bodies.RESTORE_PREFIX):
         return Meaning(restores=ROBOT)
     return NOTHING

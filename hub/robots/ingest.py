@@ -86,6 +86,14 @@ FROM json_to_recordset($1::json) AS u(robot_id text, at timestamptz, event_id uu
     x float8, y float8, theta float8, battery_pct float8, speed_mps float8, state text, extra jsonb, skipped int8)
 ON CONFLICT DO NOTHING
 """
+# The robot's newest sample (one per robot, the batch's newest by order key) for the list's
+# battery and position; a sample also says the robot was heard.
+SQL_TELEMETRY_LATEST = """
+UPDATE robots r SET telemetry = u.sample, telemetry_at = u.at, telemetry_ord = u.ord,
+                    last_seen_at = greatest(r.last_seen_at, u.at)
+FROM json_to_recordset($1::json) AS u(robot_id text, sample jsonb, at timestamptz, ord int8)
+WHERE r.robot_id = u.robot_id AND r.telemetry_ord < u.ord
+"""
 # An edge settles only its own robots' commands.
 SQL_FOR_ACK = "SELECT * FROM robot_commands WHERE id = $1 AND robot_id = $2 AND edge_id = $3 FOR UPDATE"
 SQL_SETTLE = """
@@ -275,13 +283,18 @@ async def _telemetry(conn: asyncpg.Connection, reads: list[_Read]) -> list[Outbo
         return []
     samples = [_sample(r) for r in reads]
     await conn.execute(SQL_TELEMETRY, rows_json(samples))
+    views = [{"robotId": s["robot_id"], "at": s["at"].isoformat(), "sentAt": s["sent_at"].isoformat(),
+              "pose": {"x": s["x"], "y": s["y"], "theta": s["theta"]}, "batteryPct": s["battery_pct"],
+              "speedMps": s["speed_mps"], "state": s["state"], "extra": s["extra"], "skipped": s["skipped"]}
+             for s in samples]
+    newest: dict[str, dict[str, Any]] = {}
+    for r, view in zip(reads, views):
+        if r.event.source not in newest or newest[r.event.source]["ord"] < r.event.ord:
+            newest[r.event.source] = {"robot_id": r.event.source, "sample": view, "at": r.event.at, "ord": r.event.ord}
+    await conn.execute(SQL_TELEMETRY_LATEST, rows_json(newest.values()))
     objects = {row["robot_id"]: row["object_id"]
                for row in await conn.fetch(SQL_OBJECTS, sorted({s["robot_id"] for s in samples}))}
-    return [OutboxItem(ROBOT_TELEMETRY, objects.get(s["robot_id"]), {
-        "robotId": s["robot_id"], "at": s["at"].isoformat(), "sentAt": s["sent_at"].isoformat(),
-        "pose": {"x": s["x"], "y": s["y"], "theta": s["theta"]}, "batteryPct": s["battery_pct"],
-        "speedMps": s["speed_mps"], "state": s["state"], "extra": s["extra"], "skipped": s["skipped"]})
-        for s in samples]
+    return [OutboxItem(ROBOT_TELEMETRY, objects.get(view["robotId"]), view) for view in views]
 
 
 async def _acks(conn: asyncpg.Connection, reads: list[_Read]) -> list[OutboxItem]:

@@ -57,13 +57,18 @@ def robot_summary(row: Any) -> dict[str, Any]:
     """A robot as the list shows it: metadata, connection, state, battery, last seen, lease holder
     (a row of hub.robots.repository's robot query)."""
     status = _json(row["status"]) or {}
+    sample = _json(row["telemetry"]) or {}
+    # Battery from whichever the robot said last: a status (on a change) or a sample (every second).
+    sampled_later = row["telemetry_at"] is not None and (row["status_at"] is None or row["telemetry_at"] > row["status_at"])
+    battery = sample.get("batteryPct") if sampled_later else status.get("batteryPct")
     return {
         "robotId": row["robot_id"], "displayName": row["display_name"], "objectId": row["object_id"],
         "objectName": row["object_name"], "edgeId": row["edge_id"], "enabled": row["enabled"], "tags": list(row["tags"]),
         "connection": {"state": row["connection"], "since": iso(row["connection_since"]),
                        "reason": row["connection_reason"]},
-        "state": status.get("state"), "batteryPct": status.get("batteryPct"), "charging": status.get("charging"),
+        "state": status.get("state"), "batteryPct": battery, "charging": status.get("charging"),
         "faults": status.get("faults", []), "lastSeenAt": iso(row["last_seen_at"]),
+        "pose": sample.get("pose"), "telemetryAt": iso(row["telemetry_at"]),
         "firstSeenAt": iso(row["first_seen_at"]), "lease": current_lease(row),
     }
 

@@ -27,6 +27,9 @@ CREATE TABLE robots (
     status            jsonb,                 -- the latest shared.robots.Status, camelCase
     status_at         timestamptz,
     status_ord        bigint NOT NULL DEFAULT 0,
+    telemetry         jsonb,                 -- the latest kept sample: battery and pose between status changes
+    telemetry_at      timestamptz,
+    telemetry_ord     bigint NOT NULL DEFAULT 0,
     fencing_seq       bigint NOT NULL DEFAULT 0,
     updated_at        timestamptz NOT NULL
 );
