@@ -154,7 +154,7 @@ class Topology:
 
     # subprocess services
 
-    async def spawn_hub(self, config: HubConfig, name: str = "hub") -> ManagedProcess:
+    async def spawn_hub(self, config: HubConfig, name: str = "hub", **extra_env: str) -> ManagedProcess:
         env = {**os.environ, "VIGIL_HUB_DATABASE_URL": config.database_url,
                "VIGIL_HUB_DATABASE_OWNER_URL": config.database_owner_url, "VIGIL_HUB_NATS_URL": config.nats_url,
                "VIGIL_HUB_HTTP_PORT": str(config.http_port), "VIGIL_HUB_LOG_LEVEL": "INFO",
@@ -173,7 +173,8 @@ class Topology:
                     "VIGIL_HUB_NATS_ACCESS_SYSTEM_USER": access.system_user,
                     "VIGIL_HUB_NATS_ACCESS_SYSTEM_PASSWORD_FILE": access.system_password_file,
                     "VIGIL_HUB_NATS_ACCESS_CA_DIR": access.ca_dir, "VIGIL_HUB_NATS_ACCESS_LEAF_URL": access.leaf_url}
-        proc = ManagedProcess(name, [sys.executable, "-m", "hub", "serve"], log_path=self.root / "run" / f"{name}.log", env=env)
+        proc = ManagedProcess(name, [sys.executable, "-m", "hub", "serve"], log_path=self.root / "run" / f"{name}.log",
+                              env=env | extra_env)
         proc.start()
         self._procs.append(proc)
         await proc.wait_ready(lambda: tcp_port_open(HOST, config.http_port), 60)
