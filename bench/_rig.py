@@ -41,6 +41,7 @@ from edge.leaf_credentials import EdgeNatsAuth
 from provisioning.secure_nats import HubNatsAuth, enrol_by_hand
 from shared import eventloop
 from shared.nats_server import NatsServer
+from shared.robots import RobotCredentials
 from shared.process import ManagedProcess, free_port, tcp_port_open
 from shared.signing import Signer
 
@@ -145,6 +146,7 @@ class Rig:
         self._access: NatsAccess | None = None
         self._leaf_users: list[EdgeLeafUser] = []
         self._edge_auth: dict[str, EdgeNatsAuth] = {}
+        self.robot_credentials: dict[str, RobotCredentials] = {}
         # Each server's client login, by URL: `connect` needs only the URL.
         self._logins: dict[str, dict[str, str]] = {}
         self.hubs: list[ManagedProcess] = []
@@ -187,12 +189,15 @@ class Rig:
         self.defer(self._access.close)
         return server
 
-    async def start_edge_nats(self, edge_id: str) -> NatsServer:
+    async def start_edge_nats(self, edge_id: str, robots: Iterable[str] = ()) -> NatsServer:
         """An edge's leaf server (its own JetStream domain) linked to the hub's, as on a site: the
-        edge enrolled with the rig's CA, its leaf user applied at the hub."""
+        edge enrolled with the rig's CA, its leaf user applied at the hub, and a login for each of
+        `robots` (`robot_credentials` has them)."""
         assert self.hub_nats is not None and self._access is not None, "start the hub's NATS first"
         auth = EdgeNatsAuth(self.root / f"{edge_id}-nats-auth", edge_id)
         self._leaf_users.append(enrol_by_hand(auth, self.nats_auth, f"tls://{HOST}:{self.hub_nats.config.leaf_port}"))
+        for robot in robots:
+            self.robot_credentials[robot] = auth.add_robot(robot)
         await self._access.apply(self._leaf_users)
         server = NatsServer(
             auth.server_config(f"{edge_id}-nats", HOST, free_port(), free_port(), self.root / f"{edge_id}-js", edge_id),

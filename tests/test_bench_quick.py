@@ -28,10 +28,11 @@ FIGURES = {
     "latency": ["latency_p99_ms"],
     "lifecycle": ["lifecycle"],
     "pg_insert_raw": ["pg_insert_raw"],
+    "robots": ["robot_telemetry", "robot_edge_cpu_pct"],
     "sms": ["sms_parse"],
 }
 # Benchmarks that start nats-server, PostgreSQL databases, hub or edge processes.
-TOPOLOGY = {"commands", "ingest", "ingest_1000_edges", "forward", "latency", "lifecycle", "edge_idle", "api", "fanout", "pg_insert_raw"}
+TOPOLOGY = {"commands", "ingest", "ingest_1000_edges", "forward", "latency", "lifecycle", "edge_idle", "api", "fanout", "pg_insert_raw", "robots"}
 QUICK_TIMEOUT_S = 60
 
 

@@ -191,6 +191,20 @@ def test_the_sampler_keeps_the_latest_sample_per_period_and_counts_the_rest() ->
     assert sampler.due(11.5) is None and (sampler.kept, sampler.skipped_total) == (2, 8)
 
 
+def test_the_sampler_keeps_its_rate_when_ticks_come_a_little_late() -> None:
+    """Ticks every 0.5 s, each a hair after its mark: still one sample per second, not one per
+    1.5 s; after a gap (no samples for a while) the rate starts again, with no burst."""
+    sampler = TelemetrySampler(period_s=1.0)
+    s = Script()
+    kept = 0
+    for tick in range(40):  # 20 s
+        sampler.offer(s.envelope("telemetry"), wire.Telemetry(pose=wire.Pose(x=0, y=0), battery_pct=50, speed_mps=0))
+        kept += sampler.due(100.0 + tick * 0.5 + 0.001 * (tick % 3)) is not None
+    assert kept in (20, 21)
+    sampler.offer(s.envelope("telemetry"), wire.Telemetry(pose=wire.Pose(x=0, y=0), battery_pct=50, speed_mps=0))
+    assert sampler.due(200.0) is not None and sampler.due(200.5) is None
+
+
 def test_robots_config_and_its_environment_variable(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "edge.toml"
     path.write_text('edge_id = "site-1"\n[robots]\nmissed_heartbeats = 5\n\n[[robots.robots]]\nid = "RB-001"\n'

@@ -173,7 +173,10 @@ class TelemetrySampler:
             return None
         (envelope, sample), skipped = self.pending, self.skipped
         self.pending, self.skipped = None, 0
-        self.next_due = now + self.period_s
+        # On the grid of periods, so ticks that come a little late (the poll interval) still keep
+        # one sample per period on average; after a gap the grid starts again from now.
+        late = now - self.next_due
+        self.next_due = self.next_due + self.period_s if late < self.period_s else now + self.period_s
         self.kept += 1
         return envelope, sample, skipped
 
