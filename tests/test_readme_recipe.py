@@ -28,8 +28,8 @@ from support.waiting import wait_until
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARKER = "<!-- recipe: make-an-alarm"
 #: The stack's ports the recipe talks to: the emulator's control endpoint, the edge, the hub.
-RECIPE_PORTS = {"VIGIL_RUN_SATEL_CONTROL_PORT", "VIGIL_RUN_GSM_CONTROL_PORT", "VIGIL_RUN_EDGE_HTTP_PORT",
-                "VIGIL_RUN_HUB_HTTP_PORT"}
+RECIPE_PORTS = {"VIGIL_RUN_SATEL_CONTROL_PORT", "VIGIL_RUN_GSM_CONTROL_PORT", "VIGIL_RUN_ROBOT1_CONTROL_PORT",
+                "VIGIL_RUN_EDGE_HTTP_PORT", "VIGIL_RUN_HUB_HTTP_PORT"}
 _SPACE = re.compile(r"\s*")
 
 
@@ -122,12 +122,14 @@ async def test_the_readme_recipe_makes_an_alarm_the_hub_shows(tmp_path: Path) ->
         assert ran.returncode == 0, (ran.stdout, ran.stderr)
         answers = _json_documents(ran.stdout)
         assert not [a for a in answers if "error" in a], ran.stdout
-        # restore, the edge's login, arm, violate, the SMS, the alarm list (the hub's login is captured).
-        assert len(answers) == 6, ran.stdout
+        # restore, the edge's login, arm, violate, the SMS, the robot's collision, the alarm list
+        # (the hub's login is captured).
+        assert len(answers) == 7, ran.stdout
         assert answers[2]["result"] == "ACK", answers[2]
         assert answers[3]["zone"]["number"] == 3 and answers[3]["zone"]["alarm"] is True, answers[3]
         assert answers[4]["stored_at"], answers[4]
-        assert "items" in answers[5], answers[5]
+        assert "COLLISION" in answers[5]["faults"], answers[5]
+        assert "items" in answers[6], answers[6]
 
         [alarm] = await wait_until(lambda: _alarms(hub, token, "BURGLARY"), timeout=30,
                                    what="the BURGLARY alarm at the hub")
@@ -135,5 +137,8 @@ async def test_the_readme_recipe_makes_an_alarm_the_hub_shows(tmp_path: Path) ->
         [cold] = await wait_until(lambda: _alarms(hub, token, "TEMPERATURE"), timeout=30,
                                   what="the TEMPERATURE alarm from the logger's SMS")
         assert (cold["object_name"], cold["source"], cold["requires_note"]) == (DEMO_OBJECT["name"], GSM_MODEM_ID, True)
+        [robot] = await wait_until(lambda: _alarms(hub, token, "ROBOT"), timeout=30,
+                                   what="the ROBOT alarm from RB-001's collision")
+        assert (robot["object_name"], robot["source"]) == (DEMO_OBJECT["name"], "RB-001"), robot
     finally:
         await stop_stack(proc, children)
