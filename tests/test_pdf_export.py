@@ -181,7 +181,7 @@ async def test_rendering_runs_beside_the_event_loop(db: asyncpg.Pool) -> None:
         done.set()
         await ticking
         assert resp.status == 200 and len(await resp.read()) > 100_000
-        assert took > 1.0, f"the export took {took:.2f} s: too fast to tell anything"
+        assert took > 0.4, f"the export took {took:.2f} s: too fast to tell anything"  # ticks are 10 ms apart
         assert longest < took / 3, f"the loop stalled {longest:.2f} s during a {took:.2f} s export"
     finally:
         await client.close()
