@@ -133,6 +133,10 @@ ROLE_MATRIX: dict[Route, frozenset[str]] = {
     ("GET", "/api/v1/robots/{id}/settings/desired"): frozenset({M, A, O, T}),
     ("PUT", "/api/v1/robots/{id}/settings/desired"): frozenset({M, A, O}),
     ("GET", "/api/v1/robots/{id}/settings/reported"): frozenset({M, A, O, T}),
+    # An object's robot site plan: seen with its robots, chosen and removed by who edits objects.
+    ("GET", "/api/v1/objects/{id}/robot-plan"): frozenset({M, A, O, T}),
+    ("PUT", "/api/v1/objects/{id}/robot-plan"): frozenset({M, A}),
+    ("DELETE", "/api/v1/objects/{id}/robot-plan"): frozenset({M, A}),
     # Recorder and camera secrets.
     ("POST", "/api/v1/objects/{id}/secrets"): frozenset({M, A}),
     ("GET", "/api/v1/objects/{id}/secrets"): frozenset({M, A, O, T, F}),

@@ -1,7 +1,8 @@
 """Object scope, walked over the whole API: a TECHNICIAN and a FIELD_WORKER assigned to object
 Alpha only, with Alpha and Bravo each carrying an edge, a panel with zones, partitions and
 outputs, contacts, a procedure, a secret, an alarm with events and a dispatch entry, panel state
-and history, a robot with its reports, lease, commands and settings, and stream rows.
+and history, a robot with its reports, lease, commands and settings, a robot site plan, and stream
+rows.
 
 On every route they may call: lists and reports (JSON, CSV and PDF) hold Alpha's items and never
 Bravo's; a get of Bravo's item is 404 with the very answer a missing id gets (the API's convention:
@@ -34,6 +35,7 @@ from shared.edge_status import EdgeStatusReport, LaneBacklog, LinkReport, encode
 from support import robots as rb
 from support.site import Site
 from test_api_roles import F, M, O, ROLE_MATRIX, T, Route, ServedHub, app_routes, serving_hub
+from test_robots_plan_api import png
 
 WS: Route = ("GET", "/api/v1/ws")
 TICKET: Route = ("POST", "/api/v1/auth/ws-ticket")
@@ -348,7 +350,7 @@ SCOPED: dict[Route, Check] = {
     ("GET", "/api/v1/objects/{id}/secrets"): by_id(
         lambda s: s.object_id, lambda b: [x["label"] for x in b] == ["alpha recorder"]),
     ("GET", "/api/v1/objects/{id}/documents"): by_id(
-        lambda s: s.object_id, lambda b: [d["filename"] for d in b] == ["alpha-plan.pdf"]),
+        lambda s: s.object_id, lambda b: [d["filename"] for d in b] == ["alpha-site.png", "alpha-plan.pdf"]),
     ("GET", "/api/v1/documents/{id}"): document_download,
     ("GET", "/api/v1/panels/{id}"): by_id(
         lambda s: s.panel_id,
@@ -398,6 +400,8 @@ SCOPED: dict[Route, Check] = {
         lambda s: s.robot_id, lambda b: b["desired"]["settings"] == {"maxSpeedMps": 1.0}),
     ("GET", "/api/v1/robots/{id}/settings/reported"): by_id(
         lambda s: s.robot_id, lambda b: b["reported"]["settings"] == {"cameraOn": True}),
+    ("GET", "/api/v1/objects/{id}/robot-plan"): by_id(
+        lambda s: s.object_id, lambda b: b["plan"]["filename"] == "alpha-site.png"),
     ("POST", "/api/v1/secrets/{id}/reveal"): reveal,
     WS: stream(_websocket),
     ("GET", "/api/v1/events/stream"): stream(_event_stream),
@@ -446,9 +450,11 @@ def _document_bytes(side: Side) -> bytes:
     return f"%PDF-1.7 the {side.name} floor plan".encode()
 
 
-async def _upload_document(w: World, side: Side) -> int:
+async def _upload_document(w: World, side: Side, data: bytes | None = None, filename: str = "plan.pdf",
+                           content_type: str = "application/pdf") -> int:
     form = FormData()
-    form.add_field("file", _document_bytes(side), filename=f"{side.name}-plan.pdf", content_type="application/pdf")
+    form.add_field("file", _document_bytes(side) if data is None else data, filename=f"{side.name}-{filename}",
+                   content_type=content_type)
     resp = await w.hub.client.post(f"/api/v1/objects/{side.object_id}/documents", data=form, headers=w.headers[M])
     assert resp.status == 201, await resp.text()
     return int((await resp.json())["id"])
@@ -496,7 +502,7 @@ async def _build_side(w: World, side: Side, operator: dict[str, str]) -> None:
 
 async def _add_robot(w: World, side: Side) -> None:
     """A robot on the side's edge that reported itself, a sample and its settings, with a lease,
-    a command and desired settings given by the master."""
+    a command and desired settings given by the master, and the site plan it is drawn on."""
     robot, at = side.robot_id, _now()
     await side.site.ingest(rb.identity(side.site, robot, name=f"{side.name} patrol", at=at),
                            rb.capability(side.site, robot, at=at), rb.status(side.site, robot, at=at),
@@ -509,6 +515,9 @@ async def _add_robot(w: World, side: Side) -> None:
         "reason": f"{side.name} round"}))["commandId"]
     await _as_master(w, "PUT", f"{robots}/settings/desired", {"settings": {"maxSpeedMps": 1.0},
                                                               "leaseId": lease["leaseId"]})
+    site_plan = await _upload_document(w, side, png(8, 4), "site.png", "image/png")
+    await _as_master(w, "PUT", f"/api/v1/objects/{side.object_id}/robot-plan",
+                     {"documentId": site_plan, "widthM": 40, "heightM": 20})
 
 
 async def _report_links(db: asyncpg.Pool, edge_id: str) -> None:

@@ -22,6 +22,7 @@ EXPECTED_TYPES = {
     "panel_state.js": "text/javascript", "settings.js": "text/javascript", "documents.js": "text/javascript",
     "panel_commands.js": "text/javascript",
     "panel_schedules.js": "text/javascript", "admin_holidays.js": "text/javascript",
+    "robots.js": "text/javascript", "robot_detail.js": "text/javascript", "robot_plan.js": "text/javascript",
 }
 
 

@@ -6,7 +6,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub.api import (alarms_api, audit_api, commands_api, documents_api, edges_api, enrol_api, import_api, meta_api, objects_api,
-                     panels_api, pdf_export, reports_api, robots_api, schedules_api, secrets_api, sms_archive_api)
+                     panels_api, pdf_export, reports_api, robot_plan_api, robots_api, schedules_api, secrets_api,
+                     sms_archive_api)
 from hub.api.app import build_api
 from hub.api.errors import error_response
 from hub.api.openapi import build_openapi
@@ -26,6 +27,7 @@ CORE_ROUTERS: list[Router] = [
     meta_api.router, alarms_api.router, objects_api.router, panels_api.router, reports_api.router,
     audit_api.router, import_api.router, edges_api.router, enrol_api.router, secrets_api.router,
     documents_api.router, commands_api.router, sms_archive_api.router, schedules_api.router, robots_api.router,
+    robot_plan_api.router,
 ]
 
 

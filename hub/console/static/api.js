@@ -173,9 +173,8 @@ function fileName(resp, fallback) {
   return plain ? plain[1] : fallback;
 }
 
-// Fetch a file with the session's token (a plain link would carry none) and hand it to the
-// browser as a download: report exports, object documents.
-export async function download(path, fallback) {
+// Fetch a file with the session's token (a plain link would carry none): the response, once ok.
+async function fetchFile(path) {
   const send = (t) => fetch(path, { headers: { Authorization: `Bearer ${t.access}` }, cache: "no-store" });
   let t = tokens();
   if (!t) throw new ApiError(401, "unauthorized", "Signed out", null);
@@ -186,6 +185,15 @@ export async function download(path, fallback) {
     const err = ((await resp.json().catch(() => null)) || {}).error || {};
     throw new ApiError(resp.status, err.code, err.message || resp.statusText, err.details);
   }
+  return resp;
+}
+
+// A file's bytes (a Blob) read with the session's token, e.g. an image to draw.
+export async function blob(path) { return (await fetchFile(path)).blob(); }
+
+// A file handed to the browser as a download: report exports, object documents.
+export async function download(path, fallback) {
+  const resp = await fetchFile(path);
   const url = URL.createObjectURL(await resp.blob());
   const a = document.createElement("a");
   a.href = url;

@@ -15,6 +15,8 @@ import { ReportsPage } from "./reports.js";
 import { AuditPage } from "./audit.js";
 import { documentTable } from "./documents.js";
 import { drawObjectSchedules } from "./panel_schedules.js";
+import { RobotsPage } from "./robots.js";
+import { RobotDetail } from "./robot_detail.js";
 
 const $ = (id) => document.getElementById(id);
 const WORK_ROLES = new Set(["OPERATOR", "MASTER"]);
@@ -48,6 +50,9 @@ const admin = new AdminPages({ toast, showView });
 // The record pages, by route (#/history[/<id>], #/reports, #/audit), each shown to the roles it allows.
 const records = { history: new HistoryPage({ toast, showView }), reports: new ReportsPage({ toast, showView }),
                   audit: new AuditPage({ toast, showView }) };
+// The robots (#/robots) and one robot (#/robots/<id>).
+const robots = new RobotsPage({ toast, showView });
+const robot = new RobotDetail({ toast, showView });
 
 let toastTimer = null;
 function toast(message, kind = "info") {
@@ -63,7 +68,7 @@ function showView(name) {
   state.view = name;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== `view-${name}`;
   for (const b of document.querySelectorAll("button.nav")) b.classList.toggle("active", b.dataset.view === name ||
-    (name === "alarm" && b.dataset.view === "queue"));
+    (name === "alarm" && b.dataset.view === "queue") || (name === "robot" && b.dataset.view === "robots"));
 }
 
 // ---------- session
@@ -74,6 +79,8 @@ function endSession() {
   edges.hide();
   admin.hide();
   for (const page of Object.values(records)) page.leave();
+  robots.leave();
+  robot.leave();
   if (state.stream) state.stream.stop();
   state.stream = null;
   state.me = null;
@@ -109,6 +116,7 @@ async function afterLogin() {
   $("topbar").hidden = false;
   $("nav-queue").hidden = !state.me.canViewAlarms;
   $("nav-edges").hidden = !state.me.canManageEdges;
+  $("nav-robots").hidden = !robots.allowed(me);
   $("nav-admin").hidden = !ADMIN_ROLES.has(me.role);
   for (const [name, page] of Object.entries(records)) $(`nav-${name}`).hidden = !page.allowed(me);
   document.body.classList.toggle("can-work", state.me.canWork);
@@ -170,8 +178,11 @@ function startStream() {
 }
 
 function onState({ connected, lastMessageAt, stale }) {
-  // Back after a cut: an open command may have settled meanwhile.
-  if (connected && state.everConnected && $("conn").dataset.state !== "up") panels.reloadCommands();
+  // Back after a cut: an open command may have settled meanwhile, robots moved on.
+  if (connected && state.everConnected && $("conn").dataset.state !== "up") {
+    panels.reloadCommands();
+    reloadRobots();
+  }
   if (connected) state.everConnected = true;
   const banner = $("banner");
   banner.hidden = connected;
@@ -190,7 +201,14 @@ async function onReload() {
   if (state.me && state.me.canViewAlarms) jobs.push(loadAlarms());
   if (state.view === "alarm" && state.alarmId) jobs.push(showAlarm(state.alarmId, { quiet: true }));
   if (state.view === "objects" && state.objectId) jobs.push(showObject(state.objectId));
+  jobs.push(reloadRobots());
   await Promise.all(jobs);
+}
+
+// The robots on screen, read again: what the stream said while it was cut is not replayed in full
+// (telemetry never is).
+function reloadRobots() {
+  return Promise.all([robots.shown ? robots.load() : null, robot.shown ? robot.load() : null]);
 }
 
 function onChange(msg) {
@@ -209,6 +227,9 @@ function onChange(msg) {
     panels.commandUpdated(p.command);
   } else if (msg.topic === "object.updated") {
     if (state.view === "objects" && state.objectId === msg.object_id) showObject(msg.object_id);
+  } else if (msg.topic.startsWith("robot.")) {
+    robots.changed(msg);
+    robot.changed(msg);
   }
 }
 
@@ -343,6 +364,7 @@ function secretRow(s) {
 function route() {
   if (!state.me) return;
   const parts = location.hash.replace(/^#\/?/, "").split("/");
+  if (parts[0] !== "robots") { robots.leave(); robot.leave(); }
   if (admin.route(parts, state.me)) { edges.hide(); state.alarmId = null; state.panelIds.clear(); return; }
   if (parts[0] === "edges" && state.me.canManageEdges) {
     state.alarmId = null;
@@ -352,6 +374,13 @@ function route() {
     return;
   }
   edges.hide();
+  if (parts[0] === "robots" && robots.allowed(state.me)) {
+    state.alarmId = null;
+    state.panelIds.clear();
+    if (parts[1]) { robots.leave(); robot.open(decodeURIComponent(parts[1]), state.me); }
+    else { robot.leave(); robots.show(state.me); }
+    return;
+  }
   const record = Object.hasOwn(records, parts[0]) ? records[parts[0]] : null;
   if (record && record.allowed(state.me)) {
     state.alarmId = null;

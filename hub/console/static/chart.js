@@ -1,11 +1,12 @@
-// Bar charts drawn as SVG here: the console loads nothing from outside the hub, so no chart library.
+// Bar and line charts drawn as SVG here: the console loads nothing from outside the hub, so no chart library.
 // Every value reaches the DOM as an attribute or a text node, never as markup. A chart stands beside
 // a table with the same numbers, which is what screen readers and exact readers use.
 const NS = "http://www.w3.org/2000/svg";
 const MIN_LABEL_PX = 44;  // narrower bands label only every n-th category, so labels never overlap
 const MAX_BAR_PX = 48;    // a bar of a few categories stays a bar, not a wall
 
-function svg(tag, attrs = {}, ...children) {
+// An SVG element with its attributes and children (text nodes for anything that is not a node).
+export function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(NS, tag);
   for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) node.setAttribute(k, String(v));
   for (const c of children) if (c !== null && c !== undefined) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
@@ -75,6 +76,41 @@ export function barChart({ title, categories, series, xLabel = "", yLabel = "", 
         svg("text", { class: "legend", x: x + 16, y: 18 }, s.name));
       x += 26 + s.name.length * 7;
     });
+  }
+  return root;
+}
+
+// A line over time: `points` [[epoch ms, value]] oldest first, as one polyline. The y axis runs
+// from 0 to `max`, else to a nice step above the highest value; the x axis from the first point to
+// `until` (ms, the last point's time by default), its ends labelled with timeLabel(ms).
+// format(value): the y ticks' text (with their unit) and the newest value's, said in the title.
+export function lineChart({ title, points, format = String, timeLabel = String, max = null,
+                            until = null, width = 520, height = 200 }) {
+  const m = { left: 52, right: 14, top: 12, bottom: 30 };
+  const w = width - m.left - m.right, h = height - m.top - m.bottom;
+  const values = points.map(([, v]) => v);
+  const step = niceStep(max ?? Math.max(0, ...values), 4);
+  const top = max ?? Math.max(step, Math.ceil(Math.max(0, ...values) / step) * step);
+  const t0 = points.length ? points[0][0] : 0;
+  const t1 = Math.max(until ?? (points.length ? points[points.length - 1][0] : 0), t0 + 1);
+  const x = (t) => m.left + ((t - t0) / (t1 - t0)) * w;
+  const y = (v) => m.top + h - (Math.min(Math.max(v, 0), top) / top) * h;
+  const newest = points.length ? format(points[points.length - 1][1]) : "no samples";
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart line-chart", role: "img",
+                            "aria-label": `${title}: ${newest}` }, svg("title", {}, `${title}: ${newest}`));
+  for (let v = 0; v <= top + step / 2; v += step) {
+    root.append(svg("line", { class: "grid-line", x1: m.left, x2: m.left + w, y1: y(v), y2: y(v) }),
+      svg("text", { class: "tick y-tick", x: m.left - 6, y: y(v) + 4, "text-anchor": "end" }, format(v)));
+  }
+  root.append(svg("line", { class: "axis", x1: m.left, x2: m.left + w, y1: m.top + h, y2: m.top + h }),
+    svg("line", { class: "axis", x1: m.left, x2: m.left, y1: m.top, y2: m.top + h }));
+  if (points.length) {
+    root.append(svg("text", { class: "tick x-tick", x: m.left, y: m.top + h + 18, "text-anchor": "start" }, timeLabel(t0)),
+      svg("text", { class: "tick x-tick", x: m.left + w, y: m.top + h + 18, "text-anchor": "end" }, timeLabel(t1)),
+      svg("polyline", { class: "series s0-line", "data-count": points.length,
+                        points: points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" ") }));
+    const [tn, vn] = points[points.length - 1];
+    root.append(svg("circle", { class: "newest", cx: x(tn).toFixed(1), cy: y(vn).toFixed(1), r: 3 }));  // one sample shows too
   }
   return root;
 }
