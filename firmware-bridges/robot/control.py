@@ -7,17 +7,12 @@ Errors use the project's one error shape: `{"error": {"code", "message", "reques
 """
 from __future__ import annotations
 
-import functools
-import json
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 
-from shared.error_shape import error_response
+from firmware_bridges.control import ControlRoute, add_routes, error_shape, read_body, readable_json
 from shared.robots import Settings
 
 from .diagnostics import diagnostics
@@ -27,10 +22,6 @@ from .sim import STOPPING_FAULTS
 
 _LINK: web.AppKey[RobotLink] = web.AppKey("robot_link")
 _ROBOT: web.AppKey[MockRobot] = web.AppKey("mock_robot")
-_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_Body = TypeVar("_Body", bound=msgspec.Struct)
-# Indented, so `curl` at a terminal shows the route list readably.
-_readable_json = functools.partial(web.json_response, dumps=functools.partial(json.dumps, indent=2))
 
 
 class OnIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -54,27 +45,9 @@ class OverrideIn(msgspec.Struct, forbid_unknown_fields=True):
     value: Any = None  # None: apply what is asked again
 
 
-@web.middleware
-async def _error_shape(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-    try:
-        return await handler(request)
-    except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
-        return error_response(400, "bad_request", str(exc), request_id, {}, {"X-Request-Id": request_id})
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason, request_id, {},
-                              {"X-Request-Id": request_id})
-
-
-async def _body(request: web.Request, kind: type[_Body]) -> _Body:
-    return msgspec.json.decode(await request.read() or b"{}", type=kind)
-
-
 async def _routes(_request: web.Request) -> web.Response:
-    return _readable_json({"emulator": "MOCK patrol robot behind the Vigil robot bridge",
-                           "routes": [route.listing() for route in ROUTES]})
+    return readable_json({"emulator": "MOCK patrol robot behind the Vigil robot bridge",
+                          "routes": [route.listing() for route in ROUTES]})
 
 
 async def _state(request: web.Request) -> web.Response:
@@ -85,28 +58,28 @@ async def _fault(request: web.Request) -> web.Response:
     name = request.match_info["name"].upper()
     if name not in STOPPING_FAULTS:
         raise web.HTTPNotFound(reason="Unknown fault")
-    body = await _body(request, OnIn)
+    body = await read_body(request, OnIn)
     sim = request.app[_ROBOT].sim
     sim.raise_fault(name) if body.on else sim.clear_fault(name)  # type: ignore[arg-type]
     return web.json_response({"faults": sorted(sim.faults), "state": sim.state.value})
 
 
 async def _battery(request: web.Request) -> web.Response:
-    body = await _body(request, BatteryIn)
+    body = await read_body(request, BatteryIn)
     sim = request.app[_ROBOT].sim
     sim.set_battery(body.pct)
     return web.json_response({"battery_pct": sim.battery_pct, "faults": sorted(sim.faults)})
 
 
 async def _estop_button(request: web.Request) -> web.Response:
-    body = await _body(request, ButtonIn)
+    body = await read_body(request, ButtonIn)
     sim = request.app[_ROBOT].sim
     sim.press_estop_button() if body.pressed else sim.release_estop_button()
     return web.json_response({"estop_pressed": sim.estop_pressed, "state": sim.state.value})
 
 
 async def _silence(request: web.Request) -> web.Response:
-    body = await _body(request, OnIn)
+    body = await read_body(request, OnIn)
     request.app[_LINK].silenced = body.on
     return web.json_response({"silenced": body.on})
 
@@ -122,13 +95,13 @@ async def _reconnect(request: web.Request) -> web.Response:
 
 
 async def _fail_next(request: web.Request) -> web.Response:
-    body = await _body(request, FailNextIn)
+    body = await read_body(request, FailNextIn)
     request.app[_ROBOT].fail_next = body.reason
     return web.json_response({"fail_next": body.reason})
 
 
 async def _apply_override(request: web.Request) -> web.Response:
-    body = await _body(request, OverrideIn)
+    body = await read_body(request, OverrideIn)
     sim = request.app[_ROBOT].sim
     if body.setting not in {f.encode_name for f in msgspec.structs.fields(Settings)}:
         raise ValueError(f"no setting {body.setting!r}")
@@ -138,24 +111,6 @@ async def _apply_override(request: web.Request) -> web.Response:
         msgspec.convert({body.setting: body.value}, Settings)  # the robot must be able to run with it
         sim.overrides[body.setting] = body.value
     return web.json_response({"overrides": sim.overrides})
-
-
-@dataclass(frozen=True)
-class ControlRoute:
-    """One route of the control endpoint: what it is, what it does, and who serves it."""
-
-    method: str
-    path: str
-    does: str
-    handler: _Handler
-    body: dict[str, Any] | None = None  # an example JSON body, for routes that take one
-
-    def listing(self) -> dict[str, Any]:
-        """The route as `GET /` lists it."""
-        entry: dict[str, Any] = {"method": self.method, "path": self.path, "does": self.does}
-        if self.body is not None:
-            entry["body"] = self.body
-        return entry
 
 
 #: Every route the control endpoint serves, in the order `GET /` lists them.
@@ -181,9 +136,7 @@ ROUTES: tuple[ControlRoute, ...] = (
 
 def create_control_app(link: RobotLink, robot: MockRobot) -> web.Application:
     """The aiohttp application serving `ROUTES` for this bridge and its MOCK robot."""
-    app = web.Application(middlewares=[_error_shape])
+    app = web.Application(middlewares=[error_shape()])
     app[_LINK] = link
     app[_ROBOT] = robot
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
-    return app
+    return add_routes(app, ROUTES)

@@ -6,14 +6,12 @@ Errors use the project's one error shape: `{"error": {"code", "message", "reques
 from __future__ import annotations
 
 import datetime
-import uuid
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 from aiohttp import web
 
-from shared.error_shape import error_response
+from firmware_bridges.control import error_shape, read_body
 
 from .modem import Fault
 
@@ -21,7 +19,6 @@ if TYPE_CHECKING:
     from .runner import GsmEmulator
 
 _EMULATOR: web.AppKey["GsmEmulator"] = web.AppKey("gsm_emulator")
-_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ROUTES = [
     {"method": "GET", "path": "/", "does": "this list"},
@@ -63,31 +60,12 @@ class RegistrationIn(msgspec.Struct, forbid_unknown_fields=True):
     stat: Annotated[int, msgspec.Meta(ge=0, le=5)]
 
 
-@web.middleware
-async def _error_shape(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-    try:
-        return await handler(request)
-    except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
-        return error_response(400, "bad_request", str(exc), request_id, {}, {"X-Request-Id": request_id})
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason, request_id, {},
-                              {"X-Request-Id": request_id})
-
-
-async def _body(request: web.Request, kind: type[msgspec.Struct]) -> msgspec.Struct:
-    return msgspec.json.decode(await request.read(), type=kind)
-
-
 async def _routes(_request: web.Request) -> web.Response:
     return web.json_response(ROUTES)
 
 
 async def _sms(request: web.Request) -> web.Response:
-    body = await _body(request, SmsIn)
-    assert isinstance(body, SmsIn)
+    body = await read_body(request, SmsIn)
     if body.smsc_time is not None and body.smsc_time.tzinfo is None:
         raise ValueError("smsc_time needs its UTC offset, as an SMSC stamps it")
     stored = request.app[_EMULATOR].send_sms(body.sender, body.text, encoding=body.encoding, parts=body.parts,
@@ -110,16 +88,14 @@ async def _fault(request: web.Request) -> web.Response:
         fault = Fault(request.match_info["name"])
     except ValueError:
         raise web.HTTPNotFound(reason="Unknown fault") from None
-    body = await _body(request, FaultIn)
-    assert isinstance(body, FaultIn)
+    body = await read_body(request, FaultIn)
     faults = request.app[_EMULATOR].modem.faults
     faults.add(fault) if body.on else faults.discard(fault)
     return web.json_response({"faults": sorted(f.value for f in faults)})
 
 
 async def _slow(request: web.Request) -> web.Response:
-    body = await _body(request, SlowIn)
-    assert isinstance(body, SlowIn)
+    body = await read_body(request, SlowIn)
     request.app[_EMULATOR].slow_s = body.seconds
     return web.json_response({"seconds": body.seconds})
 
@@ -130,22 +106,20 @@ async def _reboot(request: web.Request) -> web.Response:
 
 
 async def _signal(request: web.Request) -> web.Response:
-    body = await _body(request, SignalIn)
-    assert isinstance(body, SignalIn)
+    body = await read_body(request, SignalIn)
     request.app[_EMULATOR].modem.rssi = body.rssi
     return web.json_response({"rssi": body.rssi})
 
 
 async def _registration(request: web.Request) -> web.Response:
-    body = await _body(request, RegistrationIn)
-    assert isinstance(body, RegistrationIn)
+    body = await read_body(request, RegistrationIn)
     request.app[_EMULATOR].modem.registration = body.stat
     return web.json_response({"stat": body.stat})
 
 
 def control_app(emulator: "GsmEmulator") -> web.Application:
     """The control endpoint's application for `emulator`."""
-    app = web.Application(middlewares=[_error_shape])
+    app = web.Application(middlewares=[error_shape()])
     app[_EMULATOR] = emulator
     app.router.add_get("/", _routes)
     app.router.add_post("/sms", _sms)

@@ -10,16 +10,14 @@ Errors use the project's one error shape: ``{"error": {"code", "message", "reque
 
 from __future__ import annotations
 
-import functools
 import json
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 
-from shared.error_shape import error_response
+from firmware_bridges.control import ControlRoute, Handler, add_routes, error_shape, readable_json
 
 from .catalog import SYSTEM_TROUBLES
 from .devices import UnknownDevice
@@ -28,28 +26,6 @@ if TYPE_CHECKING:
     from .ethm import SatelEmulator
 
 _EMULATOR: web.AppKey[SatelEmulator] = web.AppKey("emulator")
-_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# Indented, so `curl` at a terminal shows the route list readably.
-_readable_json = functools.partial(web.json_response, dumps=functools.partial(json.dumps, indent=2))
-
-
-def _error(status: int, code: str, message: str, request_id: str) -> web.Response:
-    return error_response(status, code, message, request_id, {}, {"X-Request-Id": request_id})
-
-
-@web.middleware
-async def _error_shape(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-    try:
-        return await handler(request)
-    except UnknownDevice as exc:
-        return _error(404, "not_found", str(exc), request_id)
-    except ValueError as exc:
-        return _error(400, "bad_request", str(exc), request_id)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason, request_id)
 
 
 def _emulator(request: web.Request) -> SatelEmulator:
@@ -75,7 +51,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 async def _routes(request: web.Request) -> web.Response:
     panel = _emulator(request).panel
-    return _readable_json({
+    return readable_json({
         "emulator": f"Satel ETHM-1 Plus with an INTEGRA panel: {len(panel.zones)} zones, "
                     f"{len(panel.partitions)} partitions, {len(panel.outputs)} outputs",
         "note": "arm, disarm and clear alarms through the integration protocol with a user code (on a "
@@ -89,7 +65,7 @@ async def _state(request: web.Request) -> web.Response:
     return web.json_response(_emulator(request).diagnostics())
 
 
-def _action(device: Literal["zone", "partition"], act: Callable[[SatelEmulator, int], None]) -> _Handler:
+def _action(device: Literal["zone", "partition"], act: Callable[[SatelEmulator, int], None]) -> Handler:
     """The handler doing ``act`` to the zone or partition (``device``) in the path; it answers
     that element's new state."""
 
@@ -113,7 +89,7 @@ async def _zone_temperature(request: web.Request) -> web.Response:
     return web.json_response({"zone": asdict(emulator.panel.zone(number))})
 
 
-def _rename(device: str) -> _Handler:
+def _rename(device: str) -> Handler:
     """The handler renaming one kind of device (``"zone"``, ``"partition"``, ``"output"``)."""
 
     async def rename(request: web.Request) -> web.Response:
@@ -127,7 +103,7 @@ def _rename(device: str) -> _Handler:
     return rename
 
 
-def _trouble_action(active: bool) -> _Handler:
+def _trouble_action(active: bool) -> Handler:
     """The handler raising (``active``) or ending the named trouble in the path."""
 
     async def trouble_action(request: web.Request) -> web.Response:
@@ -161,24 +137,6 @@ async def _response_delay(request: web.Request) -> web.Response:
 async def _corrupt(request: web.Request) -> web.Response:
     _emulator(request).corrupt_next_frame()
     return web.json_response({"corrupt_next_frame": True})
-
-
-@dataclass(frozen=True)
-class ControlRoute:
-    """One route of the control endpoint: what it is, what it does, and who serves it."""
-
-    method: str
-    path: str
-    does: str
-    handler: _Handler
-    body: dict[str, Any] | None = None  # an example JSON body, for routes that take one
-
-    def listing(self) -> dict[str, Any]:
-        """The route as ``GET /`` lists it."""
-        entry: dict[str, Any] = {"method": self.method, "path": self.path, "does": self.does}
-        if self.body is not None:
-            entry["body"] = self.body
-        return entry
 
 
 _TROUBLE_NAMES = ", ".join(SYSTEM_TROUBLES)
@@ -224,8 +182,6 @@ ROUTES: tuple[ControlRoute, ...] = (
 
 def create_control_app(emulator: SatelEmulator) -> web.Application:
     """The aiohttp application serving :data:`ROUTES` for ``emulator``."""
-    app = web.Application(middlewares=[_error_shape])
+    app = web.Application(middlewares=[error_shape(not_found=(UnknownDevice,))])
     app[_EMULATOR] = emulator
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
-    return app
+    return add_routes(app, ROUTES)
