@@ -17,19 +17,13 @@ from typing import Any, AsyncIterator
 import aiohttp
 import asyncpg
 import pytest
-from aiohttp import web
 
 from hub.api.panels_api import integration_key_aad
-from hub.api.server import build_http
-from hub.auth import build_auth
-from hub.config import AuthSettings, DocumentSettings
+from hub.config import DocumentSettings
 from hub.secret_box import SecretBox
-from hub.stream import HubStream, stream_router
-from shared.process import free_port
 from support.browser import browser_page, require_browser
-from support.topology import HOST
+from support.console_app import console_app
 from support.waiting import wait_until
-from test_auth_helpers import cheap_passwords
 from test_console_browser import ADMIN_EMAIL, OPERATOR_EMAIL, add_user, log_in, shot
 
 pytestmark = pytest.mark.slow
@@ -57,19 +51,8 @@ async def admin_console(db: asyncpg.Pool, db_dsn: str, tmp_path: Path) -> AsyncI
     """The hub's HTTP app (REST API, login, live stream, console) on a free port."""
     require_browser()
     box = SecretBox.generate()
-    auth = await build_auth(db, AuthSettings(secret_file=str(tmp_path / "secret.key")), box=box, passwords=cheap_passwords())
-    stream = HubStream(db, db_dsn)
-    await stream.start()
-    runner = web.AppRunner(build_http(db, auth.authenticator, [auth.router, stream_router(stream)], box,
-                                      documents=DocumentSettings(max_bytes=DOCUMENT_CAP)), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, HOST, port).start()
-    try:
-        yield AdminConsole(f"http://{HOST}:{port}", box)
-    finally:
-        await stream.close()
-        await runner.cleanup()
+    async with console_app(db, db_dsn, tmp_path, box, documents=DocumentSettings(max_bytes=DOCUMENT_CAP)) as base:
+        yield AdminConsole(base, box)
 
 
 async def open_admin(page: Any, entry: str, view: str) -> None:

@@ -26,7 +26,7 @@ from hub.commands.publisher import SQL_SENT
 from hub.commands.repository import ResultEvent, apply_results, command_update
 from hub.db.outbox import OutboxItem, write_outbox
 from shared.commands import CommandResult, Outcome
-from support.browser import browser_page
+from support.browser import StreamCut, browser_page
 from support.operator_work import Scene, scene
 from support.waiting import wait_until
 import test_console_admin_browser as admin_browser
@@ -268,24 +268,8 @@ async def test_admin_arms_a_partition_sees_it_arming_then_refused_or_done_and_an
         assert page.js_errors == []
 
     async with browser_page() as page:
-        dropped: list[str] = []  # command.updated messages kept from the page once `dropping`
-        dropping = False
-        sockets: list[Any] = []
-
-        def relay(ws: Any) -> None:
-            """Pass the live stream through, keeping its socket so the test can cut it."""
-            server = ws.connect_to_server()
-
-            def forward(message: str | bytes) -> None:
-                if dropping and "command.updated" in str(message):
-                    dropped.append(str(message))
-                else:
-                    ws.send(message)
-
-            server.on_message(forward)
-            sockets.append(ws)
-
-        await page.route_web_socket(re.compile(r".*/api/v1/ws\b.*"), relay)
+        stream = StreamCut(lambda message: "command.updated" in message)
+        await stream.install(page)
         await log_in(page, base, OPERATOR_EMAIL)
         await show_object(page, s)
         # The operator sees the open disarm and the commands, and has no button to give one.
@@ -298,23 +282,16 @@ async def test_admin_arms_a_partition_sees_it_arming_then_refused_or_done_and_an
         # The edge's word comes while the stream is cut, and its replay never reaches the page: the
         # console reads the open command again once the stream is back, no longer DISARMING, the
         # state as it was, and tells why.
-        async def refuse(route: Any) -> None:
-            await route.abort()
-
-        await page.route("**/api/v1/auth/ws-ticket", refuse)
-        dropping = True
-        await sockets[-1].close()
-        await page.wait_for_selector("#banner:not([hidden])", timeout=10000)
+        await stream.cut(page)
         await settle(db, s, disarm_id, Outcome.TIMEOUT, NO_ANSWER)
         assert await page.locator(part(s, "DISARMING")).count() == 1
-        await page.unroute("**/api/v1/auth/ws-ticket", refuse)
-        await page.wait_for_selector("#banner", state="hidden", timeout=30000)
+        await stream.restore(page)
         await page.wait_for_selector(part(s, ""), timeout=WAIT_MS)
         assert set((await text(page, f"{part(s)} td.state")).split(", ")) == {"armed", "mode 0"}
         notice = f"#notices .notice[data-command='{disarm_id}']"
         await page.wait_for_selector(notice, timeout=WAIT_MS)
         assert NO_ANSWER in await text(page, notice)
         await page.wait_for_selector(f"{commands} tr[data-id='{disarm_id}'][data-status='TIMEOUT']", timeout=WAIT_MS)
-        await wait_until(lambda: any(disarm_id in m and "TIMEOUT" in m for m in dropped), timeout=10,
+        await wait_until(lambda: any(disarm_id in m and "TIMEOUT" in m for m in stream.dropped), timeout=10,
                          what="the replayed result, kept from the page")
         assert page.js_errors == []

@@ -29,22 +29,17 @@ from typing import Any, AsyncIterator
 import aiohttp
 import asyncpg
 import pytest
-from aiohttp import FormData, web
+from aiohttp import FormData
 
-from hub.api.server import build_http
-from hub.auth import build_auth
-from hub.config import AuthSettings, RobotSettings
+from hub.config import RobotSettings
 from hub.db.outbox import write_outbox
 from hub.robots import repository
 from hub.secret_box import SecretBox
-from hub.stream import HubStream, stream_router
-from shared.process import free_port
 from shared.robots import AckStatus, RobotState
 from support import robots as rb
-from support.browser import browser_page, require_browser
-from support.topology import HOST
+from support.browser import StreamCut, browser_page, require_browser
+from support.console_app import console_app
 from support.waiting import wait_until
-from test_auth_helpers import cheap_passwords
 from test_console_admin_browser import sign_in, wait_error
 from test_console_browser import ADMIN_EMAIL, OPERATOR_EMAIL, PASSWORD, add_user, log_in, shot
 from test_robots_plan_api import png
@@ -68,20 +63,9 @@ SQL_COMMAND = "SELECT * FROM robot_commands WHERE command_type = $1 ORDER BY cre
 async def console(db: asyncpg.Pool, db_dsn: str, tmp_path: Path) -> AsyncIterator[str]:
     """The hub's HTTP app (REST API, login, live stream, console) on a free port, with short leases."""
     require_browser()
-    box = SecretBox.generate()
-    auth = await build_auth(db, AuthSettings(secret_file=str(tmp_path / "secret.key")), box=box, passwords=cheap_passwords())
-    stream = HubStream(db, db_dsn)
-    await stream.start()
-    runner = web.AppRunner(build_http(db, auth.authenticator, [auth.router, stream_router(stream)], box,
-                                      robots=RobotSettings(lease_ttl_s=LEASE_TTL_S)), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, HOST, port).start()
-    try:
-        yield f"http://{HOST}:{port}"
-    finally:
-        await stream.close()
-        await runner.cleanup()
+    async with console_app(db, db_dsn, tmp_path, SecretBox.generate(),
+                           robots=RobotSettings(lease_ttl_s=LEASE_TTL_S)) as base:
+        yield base
 
 
 def row(robot: str) -> str:
@@ -340,24 +324,8 @@ async def test_operators_follow_and_command_a_robot_and_a_technician_only_watche
         assert page.js_errors == []
 
     async with browser_page() as page:
-        dropping = False
-        dropped: list[str] = []
-        sockets: list[Any] = []
-
-        def relay(ws: Any) -> None:
-            """Pass the live stream through, keeping its socket so the test can cut it."""
-            server = ws.connect_to_server()
-
-            def forward(message: str | bytes) -> None:
-                if dropping and "robot." in str(message):
-                    dropped.append(str(message))
-                else:
-                    ws.send(message)
-
-            server.on_message(forward)
-            sockets.append(ws)
-
-        await page.route_web_socket(re.compile(r".*/api/v1/ws\b.*"), relay)
+        stream = StreamCut(lambda message: "robot." in message)
+        await stream.install(page)
         await log_in(page, base, TECHNICIAN_EMAIL)
         await page.click("#nav-robots")
         await page.wait_for_selector(row(ROBOT), timeout=WAIT_MS)
@@ -381,16 +349,10 @@ async def test_operators_follow_and_command_a_robot_and_a_technician_only_watche
         await page.click("#robot-back")
         await page.wait_for_selector(f"{row(ROBOT)}[data-state='MOVING']", timeout=WAIT_MS)
 
-        async def refuse(route: Any) -> None:
-            await route.abort()
-
-        await page.route("**/api/v1/auth/ws-ticket", refuse)
-        dropping = True
-        await sockets[-1].close()
-        await page.wait_for_selector("#banner:not([hidden])", timeout=10000)
+        await stream.cut(page)
         await site.ingest(rb.status(site, ROBOT, RobotState.DOCKING, 75.0))
-        await page.unroute("**/api/v1/auth/ws-ticket", refuse)
-        await page.wait_for_selector("#banner", state="hidden", timeout=30000)
+        await stream.restore(page)
         await page.wait_for_selector(f"{row(ROBOT)}[data-state='DOCKING']", timeout=WAIT_MS)
-        await wait_until(lambda: any("DOCKING" in m for m in dropped), timeout=10, what="the replay, kept from the page")
+        await wait_until(lambda: any("DOCKING" in m for m in stream.dropped), timeout=10,
+                         what="the replay, kept from the page")
         assert page.js_errors == []

@@ -3,9 +3,11 @@ brings the driver; no browser download)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any, AsyncIterator
 
 import pytest
@@ -60,3 +62,52 @@ async def browser_page(viewport: dict[str, int] | None = None) -> AsyncIterator[
                 await context.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+class StreamCut:
+    """The console's live stream passed through a relay the test controls: once `dropping`, the
+    messages `keep_from_page` picks are held back (kept in `dropped`) instead of reaching the page,
+    and `cut` drops the connection so the page must reconnect with the ticket route refused, as a
+    lost replay would leave it."""
+
+    def __init__(self, keep_from_page: Callable[[str], bool]) -> None:
+        self.keep_from_page = keep_from_page
+        self.dropping = False
+        self.dropped: list[str] = []
+        self.sockets: list[Any] = []
+
+    async def install(self, page: Any) -> None:
+        """Relay the page's stream socket through this object."""
+        def relay(ws: Any) -> None:
+            server = ws.connect_to_server()
+
+            def forward(message: str | bytes) -> None:
+                if self.dropping and self.keep_from_page(str(message)):
+                    self.dropped.append(str(message))
+                else:
+                    ws.send(message)
+
+            server.on_message(forward)
+            self.sockets.append(ws)
+
+        await page.route_web_socket(re.compile(r".*/api/v1/ws\b.*"), relay)
+
+    async def cut(self, page: Any) -> None:
+        """Refuse new stream tickets, start dropping, close the socket, and wait for the banner
+        that says the page is offline; `restore` lets it back."""
+        await page.route(TICKET_ROUTE, _refuse)
+        self.dropping = True
+        await self.sockets[-1].close()
+        await page.wait_for_selector("#banner:not([hidden])", timeout=10000)
+
+    async def restore(self, page: Any) -> None:
+        """Let the page reconnect and wait until its banner is gone."""
+        await page.unroute(TICKET_ROUTE, _refuse)
+        await page.wait_for_selector("#banner", state="hidden", timeout=30000)
+
+
+TICKET_ROUTE = "**/api/v1/auth/ws-ticket"
+
+
+async def _refuse(route: Any) -> None:
+    await route.abort()
