@@ -8,6 +8,11 @@ row: the hub drops whatever it already has, so a retry never doubles an event. A
 lane cuts the other lanes' back-off short: the hub is reachable again, and an alarm must not sit
 out a long back-off while the event lane drains a WAN outage's backlog.
 
+Catch-up is paced (docs/architecture.md §3 "Catch-up"): the `evt` lane sends at most
+`evt_events_per_s` envelopes a second (a token bucket, `RateCap`), so a box returning from a long
+outage cannot take more than its share of the hub while many sites return at once. The `alarm`
+lane is never paced: a live alarm goes at once whatever the backlog.
+
 Only a PubAck from the hub's stream (`VIGIL_EVENTS` in JetStream domain `hub`) counts: any
 stream that captures this edge's subjects on the leaf, in another domain or under another name,
 answers with a PubAck of its own, and trusting it would drop rows the hub never got.
@@ -27,6 +32,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from edge.journal import Journal, JournalRow
 from shared.backoff import Backoff, wait_any
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.envelope import JournalEpoch, join_segment
 from shared.signing import Signer, b64url
 from shared import subjects
@@ -40,14 +46,22 @@ FOREIGN_ACKS = Counter(
     "vigil_forwarder_foreign_acks_total", "PubAcks from a stream other than the hub's VIGIL_EVENTS (refused)", ["lane"]
 )
 IN_FLIGHT = Gauge("vigil_forwarder_in_flight", "Segments published and not yet acknowledged", ["lane"])
+PACED_SECONDS = Counter(
+    "vigil_forwarder_paced_seconds_total", "Time a lane waited for its rate cap before publishing", ["lane"]
+)
 ACK_SECONDS = Histogram(
     "vigil_forwarder_ack_seconds", "Publish to PubAck", ["lane"], buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
 )
 
 
+# The `evt` lane's default rate cap: half the hub's ingest target (10,000 events/s, bench/ingest.py),
+# so one returning site never takes the whole hub; 100,000 rows of backlog drain in 20 s.
+EVT_EVENTS_PER_S = 5_000.0
+
+
 @dataclass(frozen=True)
 class ForwarderSettings:
-    """Segment caps, window and timeouts."""
+    """Segment caps, window, timeouts and the `evt` lane's rate cap (0: not paced)."""
 
     segment_max_events: int = 256
     segment_max_bytes: int = 256 * 1024
@@ -55,6 +69,29 @@ class ForwarderSettings:
     ack_timeout_s: float = 5.0
     backoff_base_s: float = 0.2
     backoff_cap_s: float = 10.0
+    evt_events_per_s: float = EVT_EVENTS_PER_S
+
+
+class RateCap:
+    """A token bucket of envelopes: `rate` a second, at most `burst` saved up while idle. Pure: the
+    caller gives the time. A segment may take more than is saved up; the debt is the wait."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        if rate <= 0 or burst <= 0:
+            raise ValueError(f"a rate cap needs a positive rate and burst, got rate={rate} burst={burst}")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._at: float | None = None
+
+    def take(self, n: int, now: float) -> float:
+        """Spend `n` envelopes' worth at monotonic time `now`; the seconds to wait before sending
+        them (0: at once)."""
+        if self._at is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        self._tokens -= n
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
 
 _DRAIN_POLL_S = 0.02
@@ -101,6 +138,7 @@ class Forwarder:
         signer: Signer,
         nc: NatsClient,
         settings: ForwarderSettings = ForwarderSettings(),
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.edge_id = edge_id
         self.journal = journal
@@ -113,6 +151,14 @@ class Forwarder:
         self._retry_now = {lane: asyncio.Event() for lane in subjects.LANES}
         self.last_error: dict[str, str] = {}
         self.last_ack_at: float | None = None
+        self.clock = clock
+        # Envelopes the hub acknowledged per lane since start: the status report's drain rate.
+        self.forwarded = {lane: 0 for lane in subjects.LANES}
+        # Only the evt lane is paced; a burst of one full window never waits.
+        self._caps: dict[str, RateCap] = {}
+        if settings.evt_events_per_s > 0:
+            burst = max(settings.segment_max_events * settings.window, settings.evt_events_per_s)
+            self._caps[subjects.LANE_EVT] = RateCap(settings.evt_events_per_s, burst)
         # Lanes whose foreign PubAck has been logged since their last genuine one: one error line
         # per streak, not one per retried segment.
         self._foreign_logged: set[str] = set()
@@ -197,6 +243,9 @@ class Forwarder:
                     cursor = max(cursor, self.journal.lane_tail[lane])
                     continue
                 cursor = rows[-1].seq
+                if await self._pace(lane, len(rows), failed):
+                    window.release()
+                    break
                 segment = build_segment(self.edge_id, self.journal.epoch, lane, rows, self.signer)
                 self.state[lane] = "sending"
                 task = asyncio.create_task(self._publish(segment, window, failed, backoff))
@@ -206,6 +255,20 @@ class Forwarder:
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
         raise _LaneFailed
+
+    async def _pace(self, lane: str, count: int, failed: asyncio.Event) -> bool:
+        """Wait as long as the lane's rate cap asks for `count` envelopes; True when the lane
+        failed or the forwarder stopped meanwhile (the rows are read again from the journal)."""
+        cap = self._caps.get(lane)
+        if cap is None:
+            return False
+        delay = cap.take(count, self.clock.monotonic())
+        if delay <= 0:
+            return False
+        self.state[lane] = "paced"
+        PACED_SECONDS.labels(lane).inc(delay)
+        await wait_any((self._stop, failed), delay)
+        return failed.is_set() or self._stop.is_set()
 
     async def _publish(
         self, segment: SignedSegment, window: asyncio.Semaphore, failed: asyncio.Event, backoff: Backoff
@@ -236,6 +299,7 @@ class Forwarder:
         await self.journal.mark_forwarded(lane, segment.first_seq, segment.last_seq)
         SEGMENTS.labels(lane).inc()
         EVENTS.labels(lane).inc(segment.count)
+        self.forwarded[lane] += segment.count
         self.last_ack_at = time.time()
         backoff.reset()
         for other, retry in self._retry_now.items():
@@ -267,4 +331,5 @@ class Forwarder:
 
     def status(self) -> dict[str, object]:
         """What the local page shows about forwarding."""
-        return {"lanes": dict(self.state), "last_error": dict(self.last_error), "last_ack_at": self.last_ack_at}
+        return {"lanes": dict(self.state), "last_error": dict(self.last_error), "last_ack_at": self.last_ack_at,
+                "evt_events_per_s": self.settings.evt_events_per_s}

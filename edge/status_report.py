@@ -8,6 +8,10 @@ hub answers once it has the report, so the agent knows whether it was heard: an 
 interval later. That is what puts a report at the hub right after the WAN returns — the agent's own
 connection is to the site's server, which stays up through a WAN cut, so a reconnect callback would
 miss exactly that case.
+
+Each lane also says how fast it drains: rows the hub acknowledged per second since the previous
+report (`forwarded_per_s`, from the forwarder's counts), so the hub can show "catching up: N
+events, ~T s left". While rows wait, reports go every `catchup_interval_s` (5 s) instead.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import importlib.metadata
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Protocol
@@ -91,12 +95,23 @@ def link_reports(satel: Sequence[DeviceLink], gsm: Sequence[ModemLink] = (),
                       for robot in robots)]
 
 
+def drain_rates(previous: tuple[float, Mapping[str, int]] | None, now: float,
+                counts: Mapping[str, int]) -> dict[str, float | None]:
+    """Rows forwarded per second per lane between `previous` (monotonic time, cumulative counts)
+    and now; None for every lane without a previous sample (or no time between them)."""
+    if previous is None or now <= previous[0]:
+        return {lane: None for lane in counts}
+    at, before = previous
+    return {lane: round(max(0, n - before.get(lane, 0)) / (now - at), 1) for lane, n in counts.items()}
+
+
 class StatusReporter:
     """Builds, signs and sends this edge's status reports."""
 
     def __init__(self, edge_id: str, journal: Journal, signer: Signer, nc: NatsClient,
                  links: Callable[[], list[LinkReport]], settings: StatusReportSettings,
-                 clock: Clock = SYSTEM_CLOCK, hub_clock: HubClock | None = None) -> None:
+                 clock: Clock = SYSTEM_CLOCK, hub_clock: HubClock | None = None,
+                 forwarded: Callable[[], Mapping[str, int]] | None = None) -> None:
         self.edge_id = edge_id
         self.journal = journal
         self.signer = signer
@@ -105,6 +120,9 @@ class StatusReporter:
         self.settings = settings
         self.clock = clock
         self.hub_clock = hub_clock  # fed the hub's time from every answer
+        self.forwarded = forwarded  # rows the hub acknowledged per lane so far (edge.forwarder.Forwarder)
+        self._last_counts: tuple[float, dict[str, int]] | None = None
+        self.next_interval_s = settings.interval_s
         self.run_no = 0  # set by start(): this agent start's number in the journal
         self.sent = 0
         self.last_outcome = "answered"  # the first report is logged only if it is not answered
@@ -116,15 +134,25 @@ class StatusReporter:
     async def build(self) -> EdgeStatusReport:
         """The next report, as of now."""
         now = self.clock.now()
+        rates: Mapping[str, float | None] = {}
+        if self.forwarded is not None:
+            counts = dict(self.forwarded())
+            mono = self.clock.monotonic()
+            rates = drain_rates(self._last_counts, mono, counts)
+            self._last_counts = (mono, counts)
         lanes = {}
         for lane in subjects.LANES:
             oldest = await self.journal.oldest_unforwarded(lane)
             age = None if oldest is None else round(max(0.0, (now - oldest).total_seconds()), 3)
-            lanes[lane] = LaneBacklog(self.journal.unforwarded[lane], age)
+            lanes[lane] = LaneBacklog(self.journal.unforwarded[lane], age, rates.get(lane))
+        # The report says when the next is due: sooner while a backlog drains.
+        backlog = any(b.rows for b in lanes.values())
+        self.next_interval_s = (min(self.settings.catchup_interval_s, self.settings.interval_s) if backlog
+                                else self.settings.interval_s)
         self.sent += 1
         return EdgeStatusReport(
             edge=self.edge_id, epoch=self.journal.epoch.id, run=self.run_no, n=self.sent, sent_at=now,
-            interval_s=self.settings.interval_s, lanes=lanes, links=self.links(),
+            interval_s=self.next_interval_s, lanes=lanes, links=self.links(),
             journal_bytes=self.journal.total_bytes, version=AGENT_VERSION)
 
     async def send(self) -> str:
@@ -164,8 +192,9 @@ class StatusReporter:
         return outcome
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Report at once, then every interval (after `retry_s` when not answered), until `stop`."""
+        """Report at once, then every interval (every `catchup_interval_s` while rows wait; after
+        `retry_s` when not answered), until `stop`."""
         while True:
             answered = await self.send() == "answered"
-            if await sleep_or_stop(self.settings.interval_s if answered else self.settings.retry_s, stop):
+            if await sleep_or_stop(self.next_interval_s if answered else self.settings.retry_s, stop):
                 return

@@ -14,6 +14,9 @@ from shared.config import load_config
 
 class IngestSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     batch: int = 512
+    # A batch's bytes at most: one transaction holds its edges' rows, and a live alarm of the same
+    # edge waits for it (hub/ingest/pull.py, docs/architecture.md §6.7).
+    batch_max_bytes: int = 1024 * 1024
     # Ingest's own connections: the API can never take them (slow exports, a burst of requests).
     db_pool_size: int = 8
     key_cache_s: float = 5.0
@@ -26,6 +29,8 @@ class IngestSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     def __post_init__(self) -> None:
         if not 1 <= self.batch <= 10_000:
             raise ValueError(f"ingest.batch must be 1..10000, got {self.batch}")
+        if not 64 * 1024 <= self.batch_max_bytes <= 256 * 1024 * 1024:
+            raise ValueError(f"ingest.batch_max_bytes must be 65536..268435456, got {self.batch_max_bytes}")
         if not 1 <= self.db_pool_size <= 100:
             raise ValueError(f"ingest.db_pool_size must be 1..100, got {self.db_pool_size}")
         if not 1 <= self.clock_tolerance_s <= 86_400:

@@ -98,7 +98,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     await commands.ensure_consumers()
     keys = EdgeKeyCache(ingest_pool, config.ingest.key_cache_s)
     await listen_for_status(nc, pool, keys)  # edges' status reports (hub/edges/status.py)
-    ingest = Ingest(nc, ingest_pool, keys, batch=config.ingest.batch,
+    ingest = Ingest(nc, ingest_pool, keys, batch=config.ingest.batch, batch_max_bytes=config.ingest.batch_max_bytes,
                     clock_tolerance=timedelta(seconds=config.ingest.clock_tolerance_s))
     owner = PartitionOwner(config.database_url, ingest.acquire, ingest.release, interval_s=config.ingest.rebalance_s)
     ingest.fence_of = owner.fence

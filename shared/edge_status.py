@@ -33,6 +33,9 @@ class LaneBacklog(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     rows: Count
     oldest_age_s: Annotated[float, msgspec.Meta(ge=0)] | None = None  # edge clock now − the oldest row's ts
+    # Rows the hub acknowledged per second since the previous report (None: no previous report
+    # in this run): with `rows`, how long the catch-up has left.
+    forwarded_per_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
 
 
 class LinkReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

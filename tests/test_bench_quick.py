@@ -20,6 +20,7 @@ BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
 FIGURES = {
     "api": ["api_p99_ms"],
     "append": ["append"],
+    "catchup": ["catchup_100_edges_s", "catchup_alarm_p99_ms"],
     "commands": ["command_p99_ms"],
     "forward": ["forward"],
     "fsync": ["fsync_p99_ms"],
@@ -27,12 +28,14 @@ FIGURES = {
     "ingest_1000_edges": ["ingest_1000_edges"],
     "latency": ["latency_p99_ms"],
     "lifecycle": ["lifecycle"],
+    "outage": ["outage_alarm_ms", "outage_drain"],
     "pg_insert_raw": ["pg_insert_raw"],
     "robots": ["robot_telemetry", "robot_edge_cpu_pct"],
     "sms": ["sms_parse"],
 }
 # Benchmarks that start nats-server, PostgreSQL databases, hub or edge processes.
-TOPOLOGY = {"commands", "ingest", "ingest_1000_edges", "forward", "latency", "lifecycle", "edge_idle", "api", "fanout", "pg_insert_raw", "robots"}
+TOPOLOGY = {"commands", "ingest", "ingest_1000_edges", "forward", "latency", "lifecycle", "edge_idle", "api", "fanout", "pg_insert_raw", "robots",
+            "outage", "catchup"}
 QUICK_TIMEOUT_S = 60
 
 

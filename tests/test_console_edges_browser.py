@@ -18,9 +18,13 @@ from aiohttp import web
 
 from hub.api.server import build_http
 from hub.auth import build_auth
+from hub.edges.status import store_report
+from hub.ingest.edge_keys import add_edge
 from hub.secret_box import SecretBox
 from hub.stream import HubStream, stream_router
+from shared.edge_status import EdgeStatusReport, LaneBacklog, encode_report
 from shared.process import free_port
+from shared.signing import Signer
 from support.browser import browser_page, require_browser
 from support.enrolment import EnrolmentSetup, enrolment_service
 from support.topology import HOST, Topology
@@ -77,6 +81,14 @@ async def test_admin_sees_creates_and_revokes_edges_and_never_reads_old_data_as_
     await db.execute("UPDATE edges SET object_id = $1 WHERE edge_id = 'site-1'", bank)
     stop_agent = topology.run_edge(config)
     await wait_until(lambda: db.fetchval("SELECT count(*) FROM edge_status"), timeout=30, what="the agent's first report")
+    # site-5 has just come back from an outage: 12,000 rows waiting, draining at 2,000 a second.
+    async with db.acquire() as conn:
+        await add_edge(conn, "site-5", Signer.generate().public_raw)
+    returning = EdgeStatusReport(edge="site-5", epoch="e1", run=1, n=1, sent_at=datetime.now(timezone.utc),
+                                 interval_s=60.0, lanes={"evt": LaneBacklog(12_000, 7200.0, 2_000.0),
+                                                         "alarm": LaneBacklog(0, None, 0.0)},
+                                 links=[], journal_bytes=4096, version="0.1.0")
+    await store_report(db, returning, encode_report(returning))
 
     async with browser_page() as page:
         await page.clock.install()  # fake timers: the 10 s refresh comes when the test says
@@ -94,6 +106,10 @@ async def test_admin_sees_creates_and_revokes_edges_and_never_reads_old_data_as_
         assert "● connected" in await row.locator("td.connection").text_content()
         backlog = await row.locator("td.backlog").text_content()
         assert "evt: 0 rows" in backlog and "alarm: 0 rows" in backlog and "stale" not in backlog
+        assert await row.locator(".catching-up").count() == 0  # nothing waits: not catching up
+        catching = page.locator("#edges-body tr[data-edge='site-5'] .catching-up")
+        assert (await catching.text_content() or "").startswith("catching up: 12,000 events, ~")
+        assert "left" in (await catching.text_content() or "")
         await shot(page, "edges")
 
         # Create: the token and the command are shown once, with a warning and copy buttons.

@@ -236,7 +236,8 @@ async def test_edges_api_shows_object_connection_report_and_refusals(db: asyncpg
     assert one["connected"] is True and one["refused_segments"] == 2 and one["revoked"] is False
     assert one["last_seen_at"] == one["last_event_at"]  # the later of its last event and its last report
     report = one["report"]
-    assert report["lanes"] == {"evt": {"rows": 3, "oldest_age_s": 61.5}, "alarm": {"rows": 0, "oldest_age_s": None}}
+    assert report["lanes"] == {"evt": {"rows": 3, "oldest_age_s": 61.5, "forwarded_per_s": None},
+                               "alarm": {"rows": 0, "oldest_age_s": None, "forwarded_per_s": None}}
     assert report["links"] == [{"kind": "satel", "id": "panel-1", "state": "up",
                                 "since": (NOW - timedelta(hours=1)).isoformat().replace("+00:00", "Z")}]
     assert (report["epoch"], report["run"], report["n"], report["interval_s"]) == ("e1", 1, 1, 30.0)

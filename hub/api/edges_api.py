@@ -70,6 +70,26 @@ class EdgeReport(msgspec.Struct):
     version: str
 
 
+class CatchUp(msgspec.Struct):
+    """A connected edge still sending what its journal held: how much, how fast, how long."""
+
+    events: int  # rows waiting in its journal at its last report, both lanes
+    forwarded_per_s: float | None  # rows the hub acknowledged per second over the report's interval
+    eta_s: float | None  # ~seconds left from now at that rate (None: no rate known yet, or nothing moves)
+
+
+def catch_up(lanes: dict[str, LaneBacklog], age_s: float) -> CatchUp | None:
+    """What a connected edge's report says of its catch-up; None when nothing waits. The time left
+    is the report's own estimate less its age, never below zero."""
+    events = sum(b.rows for b in lanes.values())
+    if not events:
+        return None
+    rates = [b.forwarded_per_s for b in lanes.values() if b.forwarded_per_s is not None]
+    rate = round(sum(rates), 1) if rates else None
+    eta = round(max(0.0, events / rate - age_s), 1) if rate else None
+    return CatchUp(events=events, forwarded_per_s=rate, eta_s=eta)
+
+
 class EdgeEpoch(msgspec.Struct):
     epoch: str
     ordinal: int
@@ -99,6 +119,7 @@ class EdgeItem(msgspec.Struct):
     missing: int
     refused_segments: int
     report: EdgeReport | None
+    catching_up: CatchUp | None  # connected with rows waiting in its journal (§3 "Catch-up")
     epochs: list[EdgeEpoch]
 
 
@@ -135,13 +156,16 @@ async def edges_status(call: Call) -> EdgeList:
     `connected` means a status report arrived within 2.5 report intervals (and the edge is not
     revoked). Reports travel only over the edge's leaf link, so this is an honest "leaf link
     connected", not a guess from the last event. `last_seen_at` is the later of its last event and
-    its last report."""
+    its last report. `catching_up` is set for a connected edge whose report has rows waiting: how
+    many, the rate the hub acknowledged them at, and about how long is left."""
     pool = deps(call).pool
     epochs: dict[str, list[EdgeEpoch]] = defaultdict(list)
     for r in await pool.fetch(SQL_EPOCHS):
         epochs[r["edge_id"]].append(_epoch(r))
     items = []
     for r in await pool.fetch(SQL_EDGES, object_filter(call.user), CONNECTED_INTERVALS):
+        report = _report(r)
+        catching = catch_up(report.lanes, report.age_s) if report is not None and r["connected"] else None
         items.append(EdgeItem(
             edge_id=r["edge_id"],
             object=None if r["object_id"] is None else EdgeObject(r["object_id"], r["object_name"]),
@@ -150,5 +174,5 @@ async def edges_status(call: Call) -> EdgeList:
             last_seen_at=iso(r["last_seen_at"]), last_event_at=iso(r["last_event_at"]),
             clock_skew_s=r["clock_skew_s"], epoch=r["epoch"], contiguous_seq=r["contiguous_seq"],
             highest_seq=r["highest_seq"], missing=r["missing"], refused_segments=r["refused"],
-            report=_report(r), epochs=epochs[r["edge_id"]]))
+            report=report, catching_up=catching, epochs=epochs[r["edge_id"]]))
     return EdgeList(items)

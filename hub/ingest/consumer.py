@@ -32,7 +32,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from hub.ingest.edge_keys import EdgeKeyCache
 from hub.ingest.partitions import Fence, PartitionLost, Unit
-from hub.ingest.pull import PullStream
+from hub.ingest.pull import DEFAULT_MAX_BYTES, PullStream
 from hub.ingest.commit import DEFAULT_CLOCK_TOLERANCE, BatchResult, RejectRecord, commit_batch
 from hub.ingest.verify import Accepted, Rejected, verify_segment
 from shared import subjects
@@ -59,6 +59,9 @@ NOTICE_EVERY_S = 1.0
 EVENTS_DUPLICATE_WINDOW_S = 300.0
 EVENTS_MAX_AGE_S = 7 * 24 * 3600.0
 ACK_WAIT_S = 30.0
+# Ingest connections the evt lane may never take: a catch-up's evt batches would otherwise hold
+# every one, and a live alarm would wait for a connection behind them (docs/architecture.md §6.7).
+ALARM_RESERVED_CONNECTIONS = 2
 
 
 def events_stream_config(max_bytes: int = -1) -> StreamConfig:
@@ -90,6 +93,7 @@ class Ingest:
     """Runs a consumer worker per held unit; `acquire`/`release` are PartitionOwner callbacks."""
 
     def __init__(self, nc: NatsClient, pool: asyncpg.Pool, keys: EdgeKeyCache, *, batch: int = 512,
+                 batch_max_bytes: int = DEFAULT_MAX_BYTES,
                  clock_tolerance: timedelta = DEFAULT_CLOCK_TOLERANCE) -> None:
         self._nc = nc
         self._clock_tolerance = clock_tolerance
@@ -98,6 +102,8 @@ class Ingest:
         self._pool = pool
         self._keys = keys
         self._batch = batch
+        self._batch_max_bytes = batch_max_bytes
+        self._evt_connections = asyncio.Semaphore(max(1, pool.get_max_size() - ALARM_RESERVED_CONNECTIONS))
         self._workers: dict[Unit, tuple[asyncio.Event, asyncio.Task[None]]] = {}
         # PartitionOwner.fence, once the owner exists: each commit proves the unit is still held.
         self.fence_of: Callable[[Unit], Fence | None] | None = None
@@ -150,7 +156,8 @@ class Ingest:
             pull: PullStream | None = None
             try:
                 await self._reset_consumer(lane, partition)
-                pull = PullStream(self._nc, subjects.EVENTS_STREAM, subjects.ingest_consumer(lane, partition), batch=self._batch)
+                pull = PullStream(self._nc, subjects.EVENTS_STREAM, subjects.ingest_consumer(lane, partition),
+                                  batch=self._batch, max_bytes=self._batch_max_bytes)
                 await pull.start()
                 while not stop.is_set():
                     msgs = await pull.next_batch(wait_s=0.5)
@@ -204,7 +211,11 @@ class Ingest:
             else:
                 accepted.append(verdict)
         try:
-            result = await self._commit(accepted, rejects, fence)
+            if unit is not None and unit[0] == subjects.LANE_EVT:
+                async with self._evt_connections:
+                    result = await self._commit(accepted, rejects, fence)
+            else:
+                result = await self._commit(accepted, rejects, fence)
         except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
             if len(msgs) > 1:
                 for msg in msgs:

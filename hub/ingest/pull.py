@@ -4,6 +4,11 @@ nats-py's `fetch(batch=N)` waits for the whole batch or its timeout once the fir
 arrived, which would put up to a second of latency on a lone alarm. This keeps one pull request
 open at a time and hands over each message run as soon as it lands, so a lone event is processed
 at once and a backlog arrives in large batches.
+
+A batch is bounded in messages (`batch`) and in bytes (`max_bytes`), both in the pull request, so
+the server never sends more than that at once, and in what `next_batch` hands over, so a batch's
+transaction stays short: it holds its edges' rows locked (hub/ingest/commit.py), and a live alarm
+of the same edge on the alarm lane waits for it (docs/architecture.md §6.7).
 """
 from __future__ import annotations
 
@@ -15,6 +20,16 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 _STATUS = "Status"
+# A batch's bytes by default: ~5,000 small envelopes, one transaction of a few hundred ms.
+DEFAULT_MAX_BYTES = 1024 * 1024
+# Room for a message's subject, reply and headers beside its payload, as the server counts it.
+_MESSAGE_OVERHEAD = 4096
+
+
+def message_size(msg: Msg) -> int:
+    """About what the server counts of a delivered message against a pull's max_bytes."""
+    headers = sum(len(k) + len(v) + 4 for k, v in msg.headers.items()) if msg.headers else 0
+    return len(msg.data) + headers + len(msg.subject) + len(msg.reply or "")
 
 
 class PullStream:
@@ -27,6 +42,7 @@ class PullStream:
         consumer: str,
         *,
         batch: int = 512,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         expires_s: float = 10.0,
         heartbeat_s: float = 2.0,
         api_prefix: str = "$JS.API",
@@ -34,12 +50,17 @@ class PullStream:
         self._nc = nc
         self._next_subject = f"{api_prefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self._batch = batch
+        # Never below the largest message the server takes: one it could not send would stall the
+        # consumer (a 409 "Message Size Exceeds MaxBytes" on every request).
+        self._largest = nc.max_payload + _MESSAGE_OVERHEAD
+        self._max_bytes = max(max_bytes, self._largest)
         self._expires_ns = int(expires_s * 1e9)
         self._heartbeat_s = heartbeat_s
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._inbox = nc.new_inbox()
         self._sub = None
         self._outstanding = 0
+        self._bytes_left = 0
         self._request_deadline = 0.0
         self._last_seen = 0.0
 
@@ -55,9 +76,11 @@ class PullStream:
         await self._queue.put(msg)
 
     async def _request(self) -> None:
-        body = {"batch": self._batch, "expires": self._expires_ns, "idle_heartbeat": int(self._heartbeat_s * 1e9)}
+        body = {"batch": self._batch, "max_bytes": self._max_bytes, "expires": self._expires_ns,
+                "idle_heartbeat": int(self._heartbeat_s * 1e9)}
         await self._nc.publish(self._next_subject, json.dumps(body).encode(), reply=self._inbox)
         self._outstanding = self._batch
+        self._bytes_left = self._max_bytes
         now = time.monotonic()
         self._request_deadline = now + self._expires_ns / 1e9
         self._last_seen = now
@@ -67,12 +90,16 @@ class PullStream:
         # No heartbeat for a while means the request died with a lost connection or server.
         return (
             self._outstanding <= 0
+            # The server may end a request whose bytes ran out without a word: ask again rather
+            # than wait for the request to expire.
+            or self._bytes_left < self._largest
             or now > self._request_deadline
             or now - self._last_seen > 3 * self._heartbeat_s
         )
 
     async def next_batch(self, wait_s: float) -> list[Msg]:
-        """The data messages that have arrived (at least one), or [] after `wait_s` with none."""
+        """The data messages that have arrived (at least one; at most `batch` of them and, beyond
+        the first, `max_bytes` in all), or [] after `wait_s` with none."""
         deadline = time.monotonic() + wait_s
         out: list[Msg] = []
         while not out:
@@ -85,18 +112,23 @@ class PullStream:
                 first = await asyncio.wait_for(self._queue.get(), timeout=min(remaining, self._heartbeat_s))
             except asyncio.TimeoutError:
                 continue
-            pending = [first]
-            while not self._queue.empty() and len(pending) < self._batch:
-                pending.append(self._queue.get_nowait())
-            for msg in pending:
+            size = 0
+            msg: Msg | None = first
+            # What does not fit stays queued for the next batch, in order.
+            while msg is not None:
                 self._last_seen = time.monotonic()
                 if self._is_status(msg):
                     code = msg.headers.get(_STATUS) if msg.headers else None
                     if code != "100":  # 100 is a heartbeat; 404/408/409 end the request
                         self._outstanding = 0
-                    continue
-                self._outstanding -= 1
-                out.append(msg)
+                else:
+                    self._outstanding -= 1
+                    taken = message_size(msg)
+                    self._bytes_left -= taken
+                    size += taken
+                    out.append(msg)
+                full = len(out) >= self._batch or size >= self._max_bytes
+                msg = None if full or self._queue.empty() else self._queue.get_nowait()
         return out
 
     @staticmethod

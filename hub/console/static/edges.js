@@ -1,6 +1,6 @@
 // The Edges page (ADMIN, MASTER): each edge with its object, enrolled key, leaf connection, last
-// status report (journal backlog, links, clock, epoch) and refused segments; create an edge (its
-// token is shown once) and revoke one. Old data is never shown as current: a disconnected edge's
+// status report (journal backlog, links, clock, epoch), its catch-up after an outage ("catching up:
+// N events, ~T s left") and refused segments; create an edge (its token is shown once) and revoke one. Old data is never shown as current: a disconnected edge's
 // report and a table that could not be refreshed say how old they are.
 import * as API from "./api.js";
 import { el, fmtTime } from "./queue.js";
@@ -23,6 +23,13 @@ export function backlogText(lane) {
   const rows = `${lane.rows} ${lane.rows === 1 ? "row" : "rows"}`;
   return lane.rows && lane.oldest_age_s !== null && lane.oldest_age_s !== undefined
     ? `${rows}, oldest ${duration(lane.oldest_age_s)}` : rows;
+}
+
+// "catching up: 12,000 events, ~25 s left" from GET /api/v1/edges' `catching_up`.
+export function catchUpText(c) {
+  const events = `${c.events.toLocaleString("en")} ${c.events === 1 ? "event" : "events"}`;
+  const left = c.eta_s === null || c.eta_s === undefined ? "time left not known yet" : `~${duration(c.eta_s)} left`;
+  return `catching up: ${events}, ${left}`;
 }
 
 function skewText(seconds) {
@@ -109,7 +116,10 @@ export class EdgesPage {
          e.enrolled_at ? el("div", { class: "muted" }, `enrolled ${fmtTime(e.enrolled_at)}`) : null),
       el("td", { class: "connection" }, this.connection(e)),
       el("td", {}, fmtTime(e.last_seen_at) || el("span", { class: "muted" }, "never")),
-      el("td", { class: "backlog" }, asOf(), ...lanes),
+      el("td", { class: "backlog" }, asOf(),
+         e.catching_up ? el("div", { class: "catching-up", title: e.catching_up.forwarded_per_s === null ? ""
+           : `${e.catching_up.forwarded_per_s} rows/s acknowledged by the hub` }, catchUpText(e.catching_up)) : null,
+         ...lanes),
       el("td", { class: "links" }, ...(links.length ? [asOf(), ...links] : [el("span", { class: "muted" }, "—")])),
       el("td", { class: `skew${skew !== null && skew !== undefined && Math.abs(skew) > SKEW_WARN_S ? " warn" : ""}` },
          skew === null || skew === undefined ? "—" : skewText(skew),
