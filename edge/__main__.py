@@ -1,7 +1,8 @@
 """`python -m edge`: run the agent, create its key pair (once, at enrolment) or print its public
 key, release a Satel panel for DLOADX (and resume it) through the running agent's local API, write
 a support bundle, manage the site accounts that may log in to the local page and the site's
-robots' logins on the box's nats-server (`robot`), or show how an SMS text parses with the GSM
+robots' logins on the box's nats-server (`robot`), restore the journal from its replica onto a
+replacement box (`restore`), or show how an SMS text parses with the GSM
 link's templates (`sms-test`).
 
 The tools that call the running agent (release, resume, diagnostics) authenticate with the token
@@ -31,6 +32,8 @@ from edge.discovery import UNENROLLED, Advertisement, Advertiser, DiscoveryError
 from edge.journal import JournalError
 from edge.links.gsm import DEFAULT_ZONE, TemplateError, load_templates
 from edge.local_auth import TokenFileError, read_cli_token, token_path
+from edge.replication import ReplicationError
+from edge.restore import RestoreError, restore_journal
 from edge.robot_admin import BoxFiles, RobotAdminError, add_robot, list_robots, remove_robot
 from edge.site_accounts import (
     MIN_PASSWORD, AccountError, AccountStore, AccountStoreError, Role, disable_account, new_account,
@@ -163,6 +166,11 @@ def _enrolment_parsers(sub: argparse._SubParsersAction) -> None:
     check = sub.add_parser("check", help="test every link (hub, leaf credential, local NATS, panels, disk)")
     check.add_argument("--url", help="the agent's local API (default: from the edge config)")
     check.add_argument("--token-file", type=Path, help="the running agent's local API token")
+    restore = sub.add_parser("restore", help="restore the journal from its replica onto a replacement box "
+                                             "(after enrolment, before the agent runs)")
+    restore.add_argument("--from", dest="source", required=True,
+                         help="file:///folder, s3://bucket/path, or config (the replica in the config)")
+    restore.add_argument("--force", action="store_true", help="replace an existing journal")
     units = sub.add_parser("units", help="write the systemd units for this box's config")
     units.add_argument("--units-dir", type=Path, required=True)
     units.add_argument("--service-user", default="vigil")
@@ -185,6 +193,16 @@ def _enroll(args: argparse.Namespace) -> int:
         return 1
     print()
     print(next_steps(result))
+    return 0
+
+
+def _restore(args: argparse.Namespace, config: EdgeConfig) -> int:
+    try:
+        restored = restore_journal(config, args.source, force=args.force)
+    except RestoreError as exc:
+        print(f"vigil edge: {exc}", file=sys.stderr)
+        return 1
+    print(restored.summary())
     return 0
 
 
@@ -398,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         return _check(args, config)
     if args.command == "units":
         return _units(args, config)
+    if args.command == "restore":
+        return _restore(args, config)
     if args.command == "diagnostics":
         try:
             token: str | None = read_cli_token(args.token_file or token_path(config.data_dir))
@@ -419,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(f"edge:{config.edge_id}", config.log_level)
         eventloop.run(run_edge(config))
         return 0
-    except (JournalError, KeyFileError, ConfigError) as exc:  # ConfigError: e.g. an unreadable NATS password file
+    except (JournalError, KeyFileError, ConfigError, ReplicationError) as exc:  # ConfigError: e.g. an unreadable NATS password file
         print(f"vigil edge: {exc}", file=sys.stderr)
         return 1
 
