@@ -13,6 +13,8 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 CREATE INDEX IF NOT EXISTS journal_unforwarded ON journal (lane, seq) WHERE forwarded_at IS NULL;
 CREATE INDEX IF NOT EXISTS journal_forwarded ON journal (forwarded_at) WHERE forwarded_at IS NOT NULL;
+-- Telemetry samples, the first rows to go under disk pressure (edge.journal_pressure.SAMPLE_KIND).
+CREATE INDEX IF NOT EXISTS journal_samples ON journal (seq) WHERE kind = 'robot.telemetry';
 -- The last seq ever assigned survives pruning, so seqs never repeat even if every row is gone.
 CREATE TABLE IF NOT EXISTS journal_meta (
     key   TEXT PRIMARY KEY,
