@@ -553,13 +553,13 @@ async def test_the_page_logs_in_shows_the_links_and_logs_out_in_a_browser(edge: 
         await page.fill("input[name=username]", "ola")
         await page.fill("input[name=password]", "not the password")
         await page.click("button")
-        await page.wait_for_function("document.getElementById('error').textContent.length > 0")
+        await page.locator("#error", has_text="wrong").wait_for()
         assert await page.text_content("#error") == "wrong account name or password"
         await page.fill("input[name=password]", PASSWORD)
         await page.click("button")
         await page.wait_for_selector("#logout")
         assert "guard:ola" in await page.text_content("#me")
-        await page.wait_for_function("document.getElementById('links').textContent.includes('up')")
+        await page.locator("#links", has_text="up").wait_for()
         assert edge.link.panel_id in await page.text_content("#links")
         assert await page.evaluate("document.cookie") == "", "HttpOnly: out of the script's reach"
         await page.click("#logout")

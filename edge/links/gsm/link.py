@@ -89,6 +89,8 @@ class GsmLink:
         self.storage: tuple[int, int] | None = None
         self.last_error: str | None = None
         self.received = 0
+        # The newest whole message journaled, for the local console (sender, time, text, what it read as).
+        self.last_sms: dict[str, Any] | None = None
         self._problems: set[str] = set()
         self._reported_down = False
         CONNECTED.labels(self.modem_id).set(0)
@@ -338,6 +340,8 @@ class GsmLink:
                             extra={"modem": self.modem_id})
             LAST_RECEIVED.labels(self.modem_id).set(time.time())
             self.received += 1
+            self.last_sms = {"at": self._clock.now().isoformat(), "sender": message.sender, "text": message.text[:320],
+                             "kind": observations[-1].kind}
             for part in message.parts:
                 index = self._indexes.pop(part.raw.upper(), None)
                 if index is not None:
@@ -354,7 +358,7 @@ class GsmLink:
         return {"modem": self.modem_id, "state": self.state, "since": self.since.isoformat(), "port": self.settings.port,
                 "registered": self.registered, "rssi": self.rssi,
                 "storage": {"used": self.storage[0], "total": self.storage[1]} if self.storage else None,
-                "received": self.received, "last_error": self.last_error}
+                "received": self.received, "last_sms": self.last_sms, "last_error": self.last_error}
 
 
 def health_problems(registered: bool | None, rssi: int | None, storage: tuple[int, int] | None,

@@ -168,7 +168,9 @@ export class AlarmDetail {
 
   renderEvents(a) {
     const events = a.events || [];
-    $("alarm-events").replaceChildren(...(events.length ? events.map((e) => el("tr", {},
+    // An acknowledgement a guard gave on the edge's local console (edge.local.ack) is a record on
+    // the timeline: the bundle's status stays the operators'.
+    $("alarm-events").replaceChildren(...(events.length ? events.map((e) => el("tr", e.kind === "edge.local.ack" ? { class: "local-ack" } : {},
       el("td", {}, timeEl(e.ts), e.ts_suspect ? el("span", { class: "warn", title: "The edge's clock was off: filed by the hub's receive time" }, " ⚠") : ""),
       el("td", {}, e.text || e.kind), el("td", {}, e.priority)))
       : [el("tr", {}, el("td", { class: "muted", colspan: 3 }, "No events."))]));
