@@ -24,6 +24,7 @@ from edge.links.satel import SatelLink
 from edge.local_api import build_app
 from edge.local_auth import LocalAuth
 from edge.refusals import RefusalState, listen_for_refusals
+from edge.replication import Replicator
 from edge.status_report import StatusReporter, link_reports
 from shared import subjects
 from shared.backoff import Backoff, sleep_or_stop
@@ -83,8 +84,22 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     signer = load_key_file(config.key_path)
     login = local_nats_login(config)  # an unreadable password file stops the start here too
     journal = await Journal.open(
-        config.journal_path, max_bytes=config.journal.max_bytes, retention_s=config.journal.retention_hours * 3600
+        config.journal_path, max_bytes=config.journal.max_bytes, retention_s=config.journal.retention_hours * 3600,
+        disk=config.journal.disk_policy(),
     )
+    # Litestream replicates the journal from its first write on, hub or no hub (edge.replication);
+    # it stops only after the journal is closed, so its last sync holds the last row.
+    replication_stop = asyncio.Event()
+    replicator = Replicator(config.replication, config.journal_path, Path(config.data_dir) / "litestream") \
+        if config.replication.enabled else None
+    replication_task = asyncio.create_task(replicator.run(replication_stop), name="replication") \
+        if replicator else None
+
+    async def stop_replication() -> None:
+        replication_stop.set()
+        if replication_task is not None:
+            await replication_task
+
     # Device links start first: the site is watched and journaled even while the local NATS
     # server (and so forwarding) is not there yet. A link finishes its request in flight (at most
     # request_timeout_s) when stopped, and records itself down.
@@ -98,13 +113,14 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     if nc is None:
         await asyncio.gather(*link_tasks, return_exceptions=True)
         await journal.close()
+        await stop_replication()
         return
     fw_cfg = config.forwarder
     forwarder = Forwarder(
         config.edge_id, journal, signer, nc,
         ForwarderSettings(
             segment_max_events=fw_cfg.segment_max_events, segment_max_bytes=fw_cfg.segment_max_bytes,
-            window=fw_cfg.window, ack_timeout_s=fw_cfg.ack_timeout_s,
+            window=fw_cfg.window, ack_timeout_s=fw_cfg.ack_timeout_s, evt_events_per_s=fw_cfg.evt_events_per_s,
         ),
     )
     forwarder.start()
@@ -126,17 +142,20 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
             "edge_id": config.edge_id,
             "key_id": signer.key_id,
             "journal": journal.stats(),
+            # The local page's banner: rows lost before reaching the hub, appends refused.
+            "disk_pressure": journal.pressure_status(),
             "forwarder": forwarder.status(),
             "refusal": refusals.status(),
             "nats": {"connected": nc.is_connected, "url": config.nats_url},
             "links": {"satel": [link.status() for link in satel_links], "gsm": [link.status() for link in gsm_links]},
             "robots": robot_link.status() if robot_link else {"robots": [], "commands": robot_relay.status()},
             "commands": hub_commands.status(),
+            "replication": replicator.status() if replicator else {"state": "disabled"},
         }
 
     # A new token for the on-box tools at every start (edge.local_auth); removed at a clean stop.
     auth = LocalAuth.start(config.data_dir)
-    runner = web.AppRunner(build_app(status, auth, {link.panel_id: link for link in satel_links}, robot_link),
+    runner = web.AppRunner(build_app(status, auth, {link.panel_id: link for link in satel_links}, robot_link, journal),
                            access_log=None)
     await runner.setup()
     await web.TCPSite(runner, config.http_host, config.http_port).start()
@@ -146,7 +165,7 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     tasks += link_tasks
     reporter = StatusReporter(config.edge_id, journal, signer, nc,
                               link_reports(satel_links, gsm_links, robot_link.trackers.values() if robot_link else ()),
-                              config.status_report, hub_clock=hub_clock)
+                              config.status_report, hub_clock=hub_clock, forwarded=lambda: forwarder.forwarded)
     tasks.append(asyncio.create_task(reporter.run(stop), name="status-report"))
     tasks.append(asyncio.create_task(hub_commands.run(stop), name="hub-commands"))
     # The relay outlives the command runner's pulls: on stop it settles what still waits.
@@ -168,4 +187,5 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     auth.stop()
     await nc.drain()
     await journal.close()
+    await stop_replication()
     log.info("edge stopped")

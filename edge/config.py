@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from edge.journal_pressure import DiskPolicy
 from edge.links.gsm.templates import load_templates
 from firmware_bridges.satel.protocol import derive_aes_key
 from shared.bodies.satel import ZONE_EVENTS
@@ -29,15 +30,38 @@ ROBOTS_VAR = "VIGIL_EDGE_ROBOTS"
 
 
 class JournalSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The journal's size (docs/architecture.md §3 "The journal"). Above `max_bytes` of envelopes,
+    or while its filesystem has less free than `min_free_bytes` (or `min_free_percent` of its
+    size, whichever is more), rows are evicted in the retention order; the filesystem is looked at
+    every `disk_check_s` at most (and after an eighth of `min_free_bytes` appended).
+    `pressure_hold_s`: how long the local page keeps showing "evicting" after the last row lost."""
+
     max_bytes: int = 512 * 1024 * 1024
     retention_hours: float = 72.0
     prune_interval_s: float = 60.0
+    min_free_bytes: int = 64 * 1024 * 1024
+    min_free_percent: float = 0.0
+    disk_check_s: float = 5.0
+    pressure_hold_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.max_bytes < 64 * 1024:
             raise ValueError(f"journal.max_bytes must be at least 65536, got {self.max_bytes}")
         if self.retention_hours <= 0:
             raise ValueError(f"journal.retention_hours must be positive, got {self.retention_hours}")
+        if self.min_free_bytes < 0:
+            raise ValueError(f"journal.min_free_bytes must be 0 or more, got {self.min_free_bytes}")
+        if not 0 <= self.min_free_percent <= 50:
+            raise ValueError(f"journal.min_free_percent must be 0..50, got {self.min_free_percent}")
+        if not 0.1 <= self.disk_check_s <= 600:
+            raise ValueError(f"journal.disk_check_s must be 0.1..600, got {self.disk_check_s}")
+        if not 0 <= self.pressure_hold_s <= 86400:
+            raise ValueError(f"journal.pressure_hold_s must be 0..86400, got {self.pressure_hold_s}")
+
+    def disk_policy(self) -> DiskPolicy:
+        """These settings as the journal takes them."""
+        return DiskPolicy(min_free_bytes=self.min_free_bytes, min_free_percent=self.min_free_percent,
+                          check_s=self.disk_check_s, hold_s=self.pressure_hold_s)
 
 
 class ForwarderSettingsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -48,8 +72,13 @@ class ForwarderSettingsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen
     # At shutdown, how long to wait for the last rows (the links' planned `edge.link.down`) to
     # reach the hub; well inside the 30 s a SIGTERM may take.
     drain_on_stop_s: float = 3.0
+    # Catch-up pacing: the evt lane's envelopes a second at most (0: unpaced); the alarm lane is
+    # never paced (edge/forwarder.py, docs/architecture.md §3 "Catch-up").
+    evt_events_per_s: float = 5_000.0
 
     def __post_init__(self) -> None:
+        if not (self.evt_events_per_s == 0 or 10 <= self.evt_events_per_s <= 1_000_000):
+            raise ValueError(f"forwarder.evt_events_per_s must be 0 (unpaced) or 10..1000000, got {self.evt_events_per_s}")
         if not 0 <= self.drain_on_stop_s <= 20:
             raise ValueError(f"forwarder.drain_on_stop_s must be 0..20, got {self.drain_on_stop_s}")
         if not 1 <= self.segment_max_events <= 10_000:
@@ -67,10 +96,15 @@ class StatusReportSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=Tr
 
     interval_s: float = 30.0
     retry_s: float = 5.0
+    # While the journal holds unforwarded rows the hub hears this often (never less often than
+    # `interval_s`), so its "catching up: N events, ~T s left" stays current.
+    catchup_interval_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.interval_s <= 3600:
             raise ValueError(f"status_report.interval_s must be 0.05..3600, got {self.interval_s}")
+        if not 0.05 <= self.catchup_interval_s <= 3600:
+            raise ValueError(f"status_report.catchup_interval_s must be 0.05..3600, got {self.catchup_interval_s}")
         if not 0.05 <= self.retry_s <= self.interval_s:
             raise ValueError(f"status_report.retry_s must be 0.05..interval_s, got {self.retry_s}")
 
@@ -299,6 +333,46 @@ class RobotsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError("robots.events_max_age_h must be positive and robots.events_max_bytes at least 1048576")
 
 
+#: Replica kinds Litestream is run with (edge/replication.py). The hub's object store (`nats`) is
+#: not among them: Litestream 0.5's NATS client has no JetStream domain, API prefix or inbox prefix,
+#: so it cannot reach the hub across the leaf within an edge's permissions (docs/architecture.md §9).
+REPLICA_KINDS = ("file", "s3")
+
+
+class ReplicationSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Continuous replication of the journal by a supervised Litestream (edge/replication.py,
+    docs/architecture.md §3). `file`: `path` is a folder on a second disk; `s3`: `url` is
+    `s3://bucket/path`, `endpoint` an S3-compatible store's URL, credentials from Litestream's own
+    environment (LITESTREAM_ACCESS_KEY_ID, LITESTREAM_SECRET_ACCESS_KEY). The replica counts as
+    lagging once it is `lagging_after_s` behind."""
+
+    enabled: bool = False
+    kind: str = "file"
+    path: str = ""
+    url: str = ""
+    endpoint: str = ""
+    sync_interval_s: float = 1.0
+    probe_interval_s: float = 5.0
+    lagging_after_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.kind == "nats":
+            raise ValueError("replication.kind nats is not available: Litestream 0.5 cannot reach the hub's "
+                             "JetStream domain across the leaf (docs/architecture.md §9); use file or s3")
+        if self.kind not in REPLICA_KINDS:
+            raise ValueError(f"replication.kind must be one of {', '.join(REPLICA_KINDS)}, got {self.kind!r}")
+        if self.enabled and self.kind == "file" and not Path(self.path).is_absolute():
+            raise ValueError(f"replication.path must be an absolute folder for a file replica, got {self.path!r}")
+        if self.enabled and self.kind == "s3" and not self.url.startswith("s3://"):
+            raise ValueError(f"replication.url must be s3://bucket/path for an s3 replica, got {self.url!r}")
+        if not 0.1 <= self.sync_interval_s <= 3600:
+            raise ValueError(f"replication.sync_interval_s must be 0.1..3600, got {self.sync_interval_s}")
+        if not 0.1 <= self.probe_interval_s <= 3600:
+            raise ValueError(f"replication.probe_interval_s must be 0.1..3600, got {self.probe_interval_s}")
+        if self.lagging_after_s <= self.sync_interval_s:
+            raise ValueError("replication.lagging_after_s must exceed sync_interval_s")
+
+
 class HubLinkSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """How this box reaches its hub, as `edge enroll` wrote it (`edge check` tests each): the hub's
     HTTPS URL and CA, the folder with the leaf credential (user and password, client certificate
@@ -334,6 +408,7 @@ class EdgeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     gsm: GsmSettings = msgspec.field(default_factory=GsmSettings)
     robots: RobotsSettings = msgspec.field(default_factory=RobotsSettings)
     hub: HubLinkSettings = msgspec.field(default_factory=HubLinkSettings)
+    replication: ReplicationSettings = msgspec.field(default_factory=ReplicationSettings)
 
     def __post_init__(self) -> None:
         if not valid_edge_id(self.edge_id):

@@ -22,8 +22,24 @@ import aiosqlite
 import msgspec
 from prometheus_client import Counter, Gauge
 
+from edge.journal_pressure import (
+    ALARM_PRIORITIES,
+    DiskPolicy,
+    PRIORITIES,
+    REFUSING,
+    SAMPLE_KIND,
+    STATE_LEVEL,
+    Evicted,
+    PressureTracker,
+    RefusalTally,
+    free_floor,
+    kind_label,
+    next_disk_cap,
+    read_disk,
+)
+from shared.bodies.core import JOURNAL_REFUSED_KIND, JournalRefused
 from shared.clock import SYSTEM_CLOCK, Clock
-from shared.envelope import Envelope, JournalEpoch, Priority, encode_envelope
+from shared.envelope import Envelope, JournalEpoch, Priority, encode_envelope, new_envelope
 from shared.subjects import LANE_ALARM, LANE_EVT, LANES
 
 log = logging.getLogger("vigil.edge.journal")
@@ -47,19 +63,45 @@ SQL_SAVE_LAST_SEQ = (
     "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)"
 )
 SQL_PRUNE = "DELETE FROM journal WHERE forwarded_at IS NOT NULL AND forwarded_at < ?"
-SQL_EVICTION_CANDIDATES = {
-    # Oldest forwarded rows go first; then unforwarded LOW, then NORMAL. CRITICAL and HIGH
-    # unforwarded rows are never candidates.
-    "forwarded": "SELECT seq, size, lane FROM journal WHERE forwarded_at IS NOT NULL ORDER BY seq LIMIT ?",
-    "unforwarded LOW": "SELECT seq, size, lane FROM journal WHERE forwarded_at IS NULL AND priority = 'LOW' ORDER BY seq LIMIT ?",
-    "unforwarded NORMAL": "SELECT seq, size, lane FROM journal WHERE forwarded_at IS NULL AND priority = 'NORMAL' ORDER BY seq LIMIT ?",
-}
+_CANDIDATE = "SELECT seq, size, lane, kind, priority, forwarded_at IS NOT NULL FROM journal WHERE "
+# The retention order (edge/journal_pressure.py), each tier oldest first: telemetry samples
+# (the partial index journal_samples; the kind is a constant, so the index applies), forwarded
+# rows, unforwarded LOW, unforwarded NORMAL. Unforwarded CRITICAL/HIGH rows are never candidates.
+SQL_EVICTION_TIERS = (
+    _CANDIDATE + f"kind = '{SAMPLE_KIND}' AND (forwarded_at IS NOT NULL OR priority NOT IN "
+    f"({', '.join(repr(p) for p in ALARM_PRIORITIES)})) ORDER BY seq LIMIT ?",
+    _CANDIDATE + "forwarded_at IS NOT NULL ORDER BY seq LIMIT ?",
+    _CANDIDATE + "forwarded_at IS NULL AND priority = 'LOW' ORDER BY seq LIMIT ?",
+    _CANDIDATE + "forwarded_at IS NULL AND priority = 'NORMAL' ORDER BY seq LIMIT ?",
+)
+# Refusals not yet reported to the hub (edge.journal_pressure.RefusalTally.to_meta), kept in the
+# same transaction as the refusal, cleared in the one that journals the report.
+_REFUSAL_KEYS = (*(f"refused_{p}" for p in PRIORITIES), "refused_first_us", "refused_last_us")
+SQL_READ_REFUSALS = f"SELECT key, value FROM journal_meta WHERE key IN ({', '.join(repr(k) for k in _REFUSAL_KEYS)})"
+SQL_CLEAR_REFUSALS = f"DELETE FROM journal_meta WHERE key IN ({', '.join(repr(k) for k in _REFUSAL_KEYS)})"
+SQL_ADD_REFUSALS = (
+    "INSERT INTO journal_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = value + excluded.value"
+)
+SQL_FIRST_REFUSAL = (
+    "INSERT INTO journal_meta (key, value) VALUES ('refused_first_us', ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = min(value, excluded.value)"
+)
+SQL_LAST_REFUSAL = (
+    "INSERT INTO journal_meta (key, value) VALUES ('refused_last_us', ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)"
+)
 SQL_DELETE_SEQ = "DELETE FROM journal WHERE seq = ?"
 SQL_READ_EPOCH = "SELECT id, start_seq FROM journal_epoch"
 SQL_NEW_EPOCH = "INSERT INTO journal_epoch (id, start_seq, created_at) VALUES (?, ?, ?)"
 SQL_FIRST_UNFORWARDED = "SELECT min(seq) FROM journal WHERE forwarded_at IS NULL"
 # The partial index journal_unforwarded (lane, seq) answers this without a scan.
 SQL_OLDEST_UNFORWARDED = "SELECT ts FROM journal WHERE lane = ? AND forwarded_at IS NULL ORDER BY seq LIMIT 1"
+# The local console's alarm list: alarm-lane rows (CRITICAL/HIGH) and rows of the extra kinds
+# asked for (its own acks), newest first; walks the primary key backwards, so it stops at `limit`.
+SQL_RECENT_ALARMS = (
+    "SELECT seq, envelope, forwarded_at FROM journal WHERE lane = 'alarm' OR kind IN (SELECT value FROM json_each(?)) "
+    "ORDER BY seq DESC LIMIT ?"
+)
 SQL_NEXT_RUN = (
     "INSERT INTO journal_meta (key, value) VALUES ('agent_runs', 1) "
     "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value"
@@ -73,11 +115,16 @@ SQL_SET_CURSOR = (
 
 APPENDS = Counter("vigil_journal_appends_total", "Envelopes durably appended to the journal")
 REFUSED = Counter("vigil_journal_refused_total", "Appends refused because the journal is full of unforwarded alarms")
-EVICTED = Counter("vigil_journal_evicted_total", "Rows evicted to respect the size cap", ["state"])
+EVICTED = Counter("vigil_journal_evicted_total", "Rows evicted to respect the size cap or the free-space floor, "
+                  "by kind (its first two dotted parts), priority and whether the hub had it",
+                  ["kind", "priority", "state"])
+PRESSURE = Gauge("vigil_journal_pressure", "0 ok, 1 evicting unforwarded rows, 2 refusing appends")
+FS_FREE = Gauge("vigil_journal_fs_free_bytes", "Free bytes on the journal's filesystem at the last check")
 UNFORWARDED = Gauge("vigil_journal_unforwarded", "Rows waiting to be forwarded", ["lane"])
 JOURNAL_BYTES = Gauge("vigil_journal_bytes", "Envelope bytes held in the journal")
 
 _GROUP_MAX = 2000  # appends committed together at most
+REPORT_SOURCE = "journal"  # the `source` of the journal's own events
 
 
 class JournalError(Exception):
@@ -123,6 +170,8 @@ class Journal:
         max_bytes: int,
         retention_s: float,
         clock: Clock,
+        disk: DiskPolicy | None = None,
+        folder: Path | None = None,
     ) -> None:
         self._w = writer
         self._r = reader
@@ -130,6 +179,13 @@ class Journal:
         self.max_bytes = max_bytes
         self.retention_s = retention_s
         self._clock = clock
+        self._disk = disk or DiskPolicy()
+        self._folder = str(folder or ".")
+        self._pressure = PressureTracker(clock, self._disk.hold_s)
+        self._disk_checked_at: float | None = None  # monotonic; None: check at the next commit
+        self._since_check = 0  # envelope bytes appended since
+        self._disk_limit: int | None = None
+        self._report_queued = False
         self._write_lock = asyncio.Lock()
         self._pending: list[tuple[Envelope, asyncio.Future[int]]] = []
         self._writer_task: asyncio.Task[None] | None = None
@@ -143,10 +199,11 @@ class Journal:
 
     @classmethod
     async def open(
-        cls, path: Path, *, max_bytes: int, retention_s: float, clock: Clock = SYSTEM_CLOCK
+        cls, path: Path, *, max_bytes: int, retention_s: float, clock: Clock = SYSTEM_CLOCK,
+        disk: DiskPolicy | None = None,
     ) -> "Journal":
         """Open (creating if needed) the journal at `path`; fails with JournalError, naming the
-        folder, when it cannot be written."""
+        folder, when it cannot be written. `disk`: the free space to leave its filesystem."""
         folder = path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -173,9 +230,12 @@ class Journal:
                 await marker.execute(f"PRAGMA {pragma}")
         except Exception as exc:  # sqlite3 raises several types for unusable files
             raise JournalError(f"cannot open journal {path}: {exc}") from None
-        journal = cls(writer, reader, marker, max_bytes=max_bytes, retention_s=retention_s, clock=clock)
+        journal = cls(writer, reader, marker, max_bytes=max_bytes, retention_s=retention_s, clock=clock,
+                      disk=disk, folder=folder)
         await journal._load_counters()
         await journal._load_epoch()
+        # Refusals a previous run could not report yet: reported as soon as there is room.
+        journal._maybe_report_refusals()
         return journal
 
     async def _load_epoch(self) -> None:
@@ -199,6 +259,8 @@ class Journal:
             meta = await cur.fetchone()
         self.last_seq = max(max_seq, meta[0] if meta else 0)
         self.total_bytes = total
+        async with self._r.execute(SQL_READ_REFUSALS) as cur:
+            self._pressure.unreported = RefusalTally.from_meta(dict(await cur.fetchall()))
         async with self._r.execute(
             "SELECT lane, count(*), coalesce(max(seq), 0) FROM journal WHERE forwarded_at IS NULL GROUP BY lane"
         ) as cur:
@@ -211,6 +273,7 @@ class Journal:
         for lane in LANES:
             UNFORWARDED.labels(lane).set(self.unforwarded[lane])
         JOURNAL_BYTES.set(self.total_bytes)
+        PRESSURE.set(STATE_LEVEL[self._pressure.refresh()])
 
     async def close(self) -> None:
         """Finish pending appends and close the database."""
@@ -228,11 +291,14 @@ class Journal:
         the argument is ignored). Raises JournalFull when the cap leaves no room."""
         if self._closed:
             raise JournalError("journal is closed")
+        return await self._enqueue(envelope)
+
+    def _enqueue(self, envelope: Envelope) -> "asyncio.Future[int]":
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((envelope, fut))
         if self._writer_task is None or self._writer_task.done():
             self._writer_task = asyncio.create_task(self._write_pending(), name="journal-writer")
-        return await fut
+        return fut
 
     async def _write_pending(self) -> None:
         while self._pending:
@@ -248,6 +314,7 @@ class Journal:
 
     async def _commit_group(self, group: list[tuple[Envelope, asyncio.Future[int]]]) -> None:
         async with self._write_lock:
+            group = self._fresh_reports(group)
             rows = self._stamp(group)
             try:
                 room = await self._in_db_thread(self._commit_rows, rows)
@@ -268,7 +335,7 @@ class Journal:
             for r in keep:
                 self.unforwarded[r[5]] += 1
                 self.lane_tail[r[5]] = r[0]
-            self._publish_gauges()
+            self._count_room(room, len(keep))
             APPENDS.inc(len(keep))
             for (env, fut), row in zip(group, rows):
                 if fut.done():
@@ -276,7 +343,7 @@ class Journal:
                 if row[0] in room.refused:
                     fut.set_exception(
                         JournalFull(
-                            f"journal full ({self.total_bytes} of {self.max_bytes} bytes, all unforwarded "
+                            f"journal full ({self.total_bytes} of {self._pressure.cap} bytes, all unforwarded "
                             f"CRITICAL/HIGH); refused {row[3]} {row[1]}"
                         )
                     )
@@ -286,6 +353,69 @@ class Journal:
         for lane in lanes:
             async with self._lane_cond[lane]:
                 self._lane_cond[lane].notify_all()
+        if not room.refused:
+            self._maybe_report_refusals()
+
+    def _count_room(self, room: "_Room", committed: int) -> None:
+        """Metrics, logs and the pressure state for one committed group."""
+        if room.reported:
+            self._pressure.reported()
+        for row in room.evicted:
+            EVICTED.labels(kind_label(row.kind), row.priority, "forwarded" if row.forwarded else "unforwarded").inc()
+        REFUSED.inc(len(room.refused_priorities))
+        lost = [row for row in room.evicted if not row.forwarded]
+        if lost:
+            kinds = sorted({kind_label(row.kind) for row in lost})
+            # Per group at debug: under pressure every append evicts; the state change below is
+            # the loud line, the metric the count.
+            log.debug("journal cap reached: evicted %d rows before they reached the hub (%s)", len(lost),
+                      ", ".join(kinds), extra={"evicted": len(lost), "cap_bytes": self._pressure.cap})
+        before = self._pressure.state
+        self._pressure.record(room.evicted, room.refused_priorities, committed)
+        self._publish_gauges()
+        if self._pressure.state != before:
+            log.warning("journal pressure: %s (was %s)", self._pressure.state, before,
+                        extra={"state": self._pressure.state, "cap_bytes": self._pressure.cap})
+
+    def _fresh_reports(self, group: list[tuple[Envelope, asyncio.Future[int]]]
+                       ) -> list[tuple[Envelope, asyncio.Future[int]]]:
+        """The group with a queued refusal report rewritten from the tally as it is now: refusals
+        only happen under the write lock, so the committed report and the cleared tally agree."""
+        out = []
+        for env, fut in group:
+            if env.kind == JOURNAL_REFUSED_KIND and env.source == REPORT_SOURCE and self._pressure.unreported.count:
+                body = msgspec.Raw(msgspec.json.encode(self._report_body()))
+                env = msgspec.structs.replace(env, ts=self._clock.now(), body=body)
+            out.append((env, fut))
+        return out
+
+    def _report_body(self) -> JournalRefused:
+        tally = self._pressure.unreported
+        now = self._clock.now()
+        return JournalRefused(refused=dict(tally.by_priority), first_at=tally.first_at or now,
+                              last_at=tally.last_at or now, cap_bytes=self._pressure.cap or self.max_bytes,
+                              low_disk=self._pressure.low_disk)
+
+    def _maybe_report_refusals(self) -> None:
+        """Once room returned after refusals, journal one HIGH `edge.journal.refused` event with
+        their counts (the forwarder takes it to the hub when the link is up). A report that is
+        refused itself stays pending and is tried again when room returns."""
+        if (self._closed or self._report_queued or not self._pressure.unreported.count
+                or self._pressure.refresh() == REFUSING):
+            return
+        self._report_queued = True
+        env = new_envelope(JOURNAL_REFUSED_KIND, REPORT_SOURCE, Priority.HIGH, self._report_body(), clock=self._clock)
+        self._enqueue(env).add_done_callback(self._report_done)
+
+    def _report_done(self, fut: "asyncio.Future[int]") -> None:
+        self._report_queued = False
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            log.warning("the journal's refusal report is not journaled yet (%s); trying again when room returns", exc)
+        else:
+            log.warning("journaled the journal's refusal report as seq %d", fut.result(), extra={"seq": fut.result()})
 
     def _stamp(self, group: list[tuple[Envelope, asyncio.Future[int]]]) -> list[tuple]:
         """The rows of a group, numbered from the next seq."""
@@ -328,41 +458,84 @@ class Journal:
         return await self._w._execute(fn, self._w._conn, *args)
 
     def _commit_rows(self, conn: sqlite3.Connection, rows: list[tuple]) -> "_Room":
-        """Writer thread: make room under the cap, insert the rows that fit, commit (fsync)."""
+        """Writer thread: make room under the cap, insert the rows that fit, keep the refusals to
+        report, commit (fsync)."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            room = self._make_room(conn, sum(r[7] for r in rows), rows)
+            incoming = sum(r[7] for r in rows)
+            room = self._make_room(conn, incoming, rows, self._cap(conn, incoming))
             keep = [r for r in rows if r[0] not in room.refused]
             conn.executemany(SQL_INSERT, keep)
             if room.freed and keep:
                 # Evicted rows may include the newest seq; remember it so seqs never repeat.
                 conn.execute(SQL_SAVE_LAST_SEQ, (keep[-1][0],))
+            # The report first: it carries every refusal before this group; this group's own
+            # (rows queued after the report) are kept for the next one.
+            if any(r[3] == JOURNAL_REFUSED_KIND for r in keep):
+                conn.execute(SQL_CLEAR_REFUSALS)
+                room.reported = True
+            if room.refused_priorities:
+                now_us = int(self._clock.now().timestamp() * 1_000_000)
+                for priority in set(room.refused_priorities):
+                    conn.execute(SQL_ADD_REFUSALS, (f"refused_{priority}", room.refused_priorities.count(priority)))
+                conn.execute(SQL_FIRST_REFUSAL, (now_us,))
+                conn.execute(SQL_LAST_REFUSAL, (now_us,))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # A COMMIT that failed for a full disk was rolled back by SQLite already; a second
+            # ROLLBACK would raise and hide why.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         return room
 
-    def _make_room(self, conn: sqlite3.Connection, incoming: int, rows: list[tuple]) -> "_Room":
-        """Inside the write transaction: evict rows until `incoming` bytes fit under the cap."""
+    def _cap(self, conn: sqlite3.Connection, incoming: int) -> int:
+        """Writer thread: the envelope bytes the journal may hold now: its byte cap, or less while
+        its filesystem is below the free-space floor. The filesystem is read again after
+        `check_s` or `check_bytes` appended, whichever comes first (not on every append)."""
+        policy = self._disk
+        if policy.enabled:
+            self._since_check += incoming
+            now = self._clock.monotonic()
+            if (self._disk_checked_at is None or now - self._disk_checked_at >= policy.check_s
+                    or self._since_check >= policy.check_bytes):
+                (page_size,), (page_count,), (freelist,) = (
+                    conn.execute(f"PRAGMA {p}").fetchone() for p in ("page_size", "page_count", "freelist_count"))
+                try:
+                    reading = read_disk(policy.statvfs, self._folder, page_size, page_count, freelist)
+                except OSError as exc:  # keep the last reading: a failed look must not stop appends
+                    log.error("cannot read the journal's filesystem (%s); keeping the last reading", exc)
+                else:
+                    floor = free_floor(policy.min_free_bytes, policy.min_free_percent, reading.fs_size)
+                    self._disk_limit = next_disk_cap(self._disk_limit, self._pressure.disk, reading, floor,
+                                                     self.total_bytes)
+                    self._pressure.disk, self._pressure.floor = reading, floor
+                    self._pressure.low_disk = reading.fs_free < floor
+                    FS_FREE.set(reading.fs_free)
+                self._disk_checked_at, self._since_check = now, 0
+        cap = self.max_bytes if self._disk_limit is None else min(self.max_bytes, self._disk_limit)
+        self._pressure.cap = cap
+        return cap
+
+    def _make_room(self, conn: sqlite3.Connection, incoming: int, rows: list[tuple], cap: int) -> "_Room":
+        """Inside the write transaction: evict rows, in the retention order, until `incoming`
+        bytes fit under `cap`; refuse the newest rows when only unforwarded alarms are left."""
         room = _Room()
-        need = self.total_bytes + incoming - self.max_bytes
-        for state, sql in SQL_EVICTION_CANDIDATES.items():
+        need = self.total_bytes + incoming - cap
+        for sql in SQL_EVICTION_TIERS:
             while need > 0:
                 candidates = conn.execute(sql, (256,)).fetchall()
                 if not candidates:
                     break
-                for seq, size, lane in candidates:
+                for seq, size, lane, kind, priority, forwarded in candidates:
                     if need <= 0:
                         break
                     conn.execute(SQL_DELETE_SEQ, (seq,))
                     room.freed += size
                     need -= size
-                    EVICTED.labels(state).inc()
-                    if state != "forwarded":
+                    room.evicted.append(Evicted(kind, priority, bool(forwarded)))
+                    if not forwarded:
                         room.evicted_unforwarded[lane] = room.evicted_unforwarded.get(lane, 0) + 1
-                        log.error("journal cap reached: evicted %s row seq %d before it reached the hub", state, seq,
-                                  extra={"seq": seq, "lane": lane})
         if need > 0:
             # Only unforwarded CRITICAL/HIGH rows are left: refuse new rows (newest first) rather
             # than drop an alarm that is already stored.
@@ -371,10 +544,12 @@ class Journal:
                     break
                 room.refused.add(row[0])
                 need -= row[7]
-                REFUSED.inc()
+                if row[3] == JOURNAL_REFUSED_KIND:
+                    continue  # the report of refusals is no refusal itself: it waits for room
+                room.refused_priorities.append(row[4])
                 log.critical(
                     "JOURNAL FULL: refused %s event %s; %d bytes of unforwarded alarms fill the %d-byte cap",
-                    row[4], row[1], self.total_bytes, self.max_bytes, extra={"event_id": row[1]},
+                    row[4], row[1], self.total_bytes, cap, extra={"event_id": row[1]},
                 )
         return room
 
@@ -431,6 +606,12 @@ class Journal:
             row = await cur.fetchone()
         return None if row is None else datetime.fromisoformat(row[0])
 
+    async def recent_alarms(self, limit: int, also_kinds: tuple[str, ...] = ()) -> list[tuple[int, bytes, bool]]:
+        """The newest `limit` CRITICAL/HIGH rows still held (and rows of `also_kinds`), newest
+        first, as (seq, envelope bytes, forwarded): what the local console lists while the hub is away."""
+        async with self._r.execute(SQL_RECENT_ALARMS, (msgspec.json.encode(list(also_kinds)).decode(), limit)) as cur:
+            return [(seq, bytes(envelope), forwarded_at is not None) for seq, envelope, forwarded_at in await cur.fetchall()]
+
     async def wait_for_rows(self, lane: str, after_seq: int) -> None:
         """Return once the lane holds an unforwarded row with seq > after_seq (it may already)."""
         cond = self._lane_cond[lane]
@@ -457,6 +638,10 @@ class Journal:
         changed = cur.rowcount
         await cur.close()
         self.unforwarded[lane] -= changed
+        if changed:
+            # Forwarded rows can be evicted: a journal that refused appends has room again.
+            self._pressure.room_returned()
+            self._maybe_report_refusals()
         self._publish_gauges()
         return changed
 
@@ -481,6 +666,14 @@ class Journal:
         self._publish_gauges()
         return count
 
+    def pressure_status(self) -> dict[str, object]:
+        """The local page's `disk_pressure` block: state (ok, evicting, refusing) and since when,
+        the filesystem, the cap in force, refusals (those not yet reported to the hub with their
+        first and last time) and evictions by kind and priority."""
+        status = self._pressure.status()
+        PRESSURE.set(STATE_LEVEL[str(status["state"])])
+        return status
+
     def stats(self) -> dict[str, object]:
         """Counters for the local page and diagnostics."""
         return {
@@ -499,3 +692,6 @@ class _Room:
     freed: int = 0
     refused: set[int] = field(default_factory=set)
     evicted_unforwarded: dict[str, int] = field(default_factory=dict)
+    evicted: list[Evicted] = field(default_factory=list)
+    refused_priorities: list[str] = field(default_factory=list)  # of the refusals counted (not the report's)
+    reported: bool = False  # the refusal report was committed, and the tally cleared with it

@@ -17,8 +17,10 @@ Errors use the project's one shape: `{"error": {"code", "message", "request_id",
 """
 from __future__ import annotations
 
+import asyncio
 import html
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -26,6 +28,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from edge import console
+from edge.journal import Journal, JournalError
 from edge.links.robots import RobotLink
 from edge.links.robots import diagnostics as robot_diagnostics
 from edge.links.satel import CommandOutcome, CommandResult, SatelLink, diagnostics
@@ -33,13 +37,24 @@ from edge.local_auth import (
     SESSION_COOKIE, Action, BadCredentials, LocalAuth, NotLoggedIn, Principal, TooManyAttempts, may,
 )
 from edge.site_accounts import AccountExists, AccountStoreError, NoSuchAccount
+from shared.backoff import sleep_or_stop
+from shared.bodies.local import LOCAL_ACK_KIND
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.error_shape import error_response
+from shared.subjects import LANES
+
+log = logging.getLogger("vigil.edge.local_api")
 
 STATUS_KEY = web.AppKey("status", Callable[[], dict])
 SATEL_KEY = web.AppKey("satel_links", Mapping[str, SatelLink])
 ROBOTS_KEY = web.AppKey("robot_link", RobotLink)
 AUTH_KEY = web.AppKey("local_auth", LocalAuth)
+JOURNAL_KEY = web.AppKey("journal", Journal)
+CLOCK_KEY = web.AppKey("clock", Clock)
+CLOSING_KEY = web.AppKey("closing", asyncio.Event)
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
+#: How often the console's stream sends the state; the page calls it stale after a few misses.
+STREAM_INTERVAL_S = 1.0
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -50,10 +65,8 @@ _OUTCOME_ERRORS: dict[CommandResult, tuple[int, str]] = {
     CommandResult.UNAVAILABLE: (503, "link_unavailable"),
 }
 
-# Both pages are self-contained (no external resources): the page must work with the site offline.
-_STYLE = """<style>body{font-family:system-ui,sans-serif;margin:2em}td{padding:.2em 1em}.ok{color:#080}.bad{color:#b00}.warn{color:#a60}
-#refused{background:#b00;color:#fff;font-weight:bold;font-size:1.2em;padding:1em;margin-bottom:1em}[hidden]{display:none}
-label{display:block;margin:.5em 0}#error{color:#b00}#me{float:right}</style>"""
+# The login page is self-contained (no external resources): it must work with the site offline.
+_STYLE = """<style>body{font-family:system-ui,sans-serif;margin:2em}label{display:block;margin:.5em 0}#error{color:#b00}</style>"""
 
 LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Vigil edge: log in</title>""" + _STYLE + """
 </head><body><h1>Vigil edge</h1><form id="login">
@@ -76,51 +89,6 @@ document.getElementById('login').addEventListener('submit', async e => {
 });
 </script></body></html>"""
 
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Vigil edge</title>""" + _STYLE + """
-</head><body><!--refusal--><div id="me"><!--who--> <button id="logout">Log out</button></div>
-<h1>Vigil edge <span id="edge"></span></h1><table id="t"></table>
-<h2>Links</h2><table id="links"></table>
-<script>
-function esc(s){ return String(s ?? '').replace(/[&<>"]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c])); }
-document.getElementById('logout').addEventListener('click', async () => {
-  await fetch('/api/v1/logout', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: '{}'});
-  location.reload();
-});
-async function load(){
-  const r = await fetch('/api/v1/status');
-  if (r.status === 401) { location.reload(); return; }  // the session ended: back to the login form
-  const s = await r.json();
-  document.getElementById('edge').textContent = s.edge_id;
-  const banner = document.getElementById('refused'), refusal = s.refusal || {};
-  banner.hidden = !refusal.banner;
-  banner.textContent = refusal.banner || '';
-  const rows = [
-    ['hub link', s.nats.connected ? '<span class=ok>connected</span>' : '<span class=bad>down</span>'],
-    ['unforwarded (evt / alarm)', s.journal.unforwarded.evt + ' / ' + s.journal.unforwarded.alarm],
-    ['last seq', s.journal.last_seq],
-    ['journal bytes', s.journal.bytes + ' of ' + s.journal.max_bytes],
-    ['forwarder', esc(JSON.stringify(s.forwarder.lanes))],
-    ['last error', esc(JSON.stringify(s.forwarder.last_error))],
-  ];
-  document.getElementById('t').innerHTML = rows.map(r => '<tr><td>'+r[0]+'</td><td>'+r[1]+'</td></tr>').join('');
-  const links = (s.links && s.links.satel) || [], robots = (s.robots && s.robots.robots) || [];
-  document.getElementById('links').innerHTML = links.length + robots.length ? links.map(l => {
-    const cls = l.state === 'up' ? 'ok' : (l.state === 'released' ? 'warn' : 'bad');
-    const rel = l.released ? ' until ' + esc(l.released.until) + ' by ' + esc(l.released.who) + ': ' + esc(l.released.why) : '';
-    const err = l.last_error && l.state !== 'up' ? ' (' + esc(l.last_error) + ')' : '';
-    return '<tr><td>satel ' + esc(l.panel) + '</td><td>' + esc(l.address) + '</td><td class=' + cls + '>'
-      + esc(l.state) + rel + err + '</td><td>' + esc(l.mode) + ', module ' + esc(l.module_version) + '</td></tr>';
-  }).join('') + robots.map(r => {
-    const cls = r.connection === 'ONLINE' ? 'ok' : (r.connection === 'OFFLINE' ? 'warn' : 'bad');
-    const who = r.identity ? esc(r.identity.manufacturer) + ' ' + esc(r.identity.model) : 'identity not known yet';
-    const alarms = r.alarms.length ? ' <span class=bad>' + esc(r.alarms.join(', ')) + '</span>' : '';
-    return '<tr><td>robot ' + esc(r.id) + ' ' + esc(r.name) + '</td><td>' + who + '</td><td class=' + cls + '>'
-      + esc(r.connection) + '</td><td>' + esc(r.state) + ', battery ' + esc(r.battery_pct) + ' %, heard '
-      + esc(r.last_heard_at) + alarms + '</td></tr>';
-  }).join('') : '<tr><td>no device links configured</td></tr>';
-}
-load(); setInterval(load, 2000);
-</script></body></html>"""
 
 
 class ApiError(Exception):
@@ -227,14 +195,124 @@ def _refusal_banner(text: str | None) -> str:
     return f'<div id="refused" role="alert"{hidden}>{html.escape(text or "")}</div>'
 
 
+# The login form's script and style are inline (it must work before any login); nothing else.
+_LOGIN_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; " \
+             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+
 async def page(request: web.Request) -> web.Response:
+    """The login form, or once logged in the local console (edge.console)."""
     try:
         principal = await _authenticate(request)
     except ApiError:
-        return web.Response(text=LOGIN_PAGE, content_type="text/html")
+        return web.Response(text=LOGIN_PAGE, content_type="text/html", headers={"Content-Security-Policy": _LOGIN_CSP})
     banner = (request.app[STATUS_KEY]().get("refusal") or {}).get("banner")
-    text = PAGE.replace("<!--refusal-->", _refusal_banner(banner)).replace("<!--who-->", html.escape(principal.who))
-    return web.Response(text=text, content_type="text/html")
+    text = console.index_html().replace("<!--refusal-->", _refusal_banner(banner)).replace(
+        "<!--who-->", html.escape(principal.who))
+    return web.Response(text=text, content_type="text/html",
+                        headers={"Content-Security-Policy": console.CSP, "Cache-Control": "no-store"})
+
+
+async def console_file(request: web.Request) -> web.Response:
+    """The console's script and style (behind the login like everything else)."""
+    found = console.static_file(request.match_info["name"])
+    if found is None:
+        raise ApiError(404, "not_found", "no such console file")
+    body, content_type = found
+    return web.Response(body=body, content_type=content_type,
+                        headers={"Content-Security-Policy": console.CSP, "Cache-Control": "no-cache"})
+
+
+def _journal(app: web.Application) -> Journal:
+    journal = app.get(JOURNAL_KEY)
+    if journal is None:
+        raise ApiError(503, "journal_unavailable", "this page was started without the journal")
+    return journal
+
+
+async def _console_state(app: web.Application) -> dict[str, Any]:
+    """Everything the console shows but the alarm list: the agent's whole status (what other
+    parts add to it is shown generically), whether the hub answers, the backlog per lane, and
+    each panel's partitions, zones and outputs."""
+    status = app[STATUS_KEY]()
+    now = app[CLOCK_KEY].now()
+    journal = app.get(JOURNAL_KEY)
+    backlog = None
+    if journal is not None:
+        oldest = {lane: await journal.oldest_unforwarded(lane) for lane in LANES}
+        backlog = console.backlog(journal.unforwarded, oldest, now)
+    return {"at": now.isoformat(), "hub_reachable": console.hub_reachable(status), "backlog": backlog,
+            "panels": [console.panel_view(link) for link in app[SATEL_KEY].values()], "status": status}
+
+
+async def _alarms(app: web.Application) -> list[dict[str, Any]]:
+    return console.alarm_list(await _journal(app).recent_alarms(console.ALARM_LIMIT, (LOCAL_ACK_KIND,)))
+
+
+async def console_state(request: web.Request) -> web.Response:
+    return web.json_response(await _console_state(request.app), dumps=_dumps)
+
+
+async def console_alarms(request: web.Request) -> web.Response:
+    return web.json_response(await _alarms(request.app), dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+def _sse(event: str, data: Any) -> bytes:
+    """One server-sent event (json.dumps writes no newline, so the data is one line)."""
+    return f"event: {event}\ndata: {_dumps(data)}\n\n".encode()
+
+
+async def console_stream(request: web.Request) -> web.StreamResponse:
+    """The console's live feed (server-sent events): `state` every STREAM_INTERVAL_S, `alarms`
+    whenever the journal has grown, `logout` (and the end) once the session has ended. It ends
+    when the agent stops, so a stop does not wait for open pages."""
+    app = request.app
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                                           "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    sent_seq: int | None = None
+    journal = app.get(JOURNAL_KEY)
+    try:
+        while True:
+            await response.write(_sse("state", await _console_state(app)))
+            if journal is not None and journal.last_seq != sent_seq:
+                sent_seq = journal.last_seq
+                await response.write(_sse("alarms", await _alarms(app)))
+            if await sleep_or_stop(STREAM_INTERVAL_S, app[CLOSING_KEY]):
+                break
+            try:
+                await _authenticate(request)  # a logout or a disabled account ends the stream at once
+            except ApiError as exc:
+                await response.write(_sse("logout", {"code": exc.code, "message": exc.message}))
+                break
+    except ConnectionResetError:
+        pass  # the page went away
+    return response
+
+
+async def console_ack(request: web.Request) -> web.Response:
+    """Acknowledge a journaled alarm on site with a note: journals a NORMAL `edge.local.ack`
+    (who, when, note, which alarm). The hub shows it on the alarm's bundle and keeps the
+    bundle's status its own: this changes nothing but the record."""
+    journal = _journal(request.app)
+    note = console.check_note((await _body(request)).get("note"))
+    alarm_id = request.match_info["alarm_id"]
+    alarm = next((a for a in await _alarms(request.app) if a["id"] == alarm_id), None)
+    if alarm is None:
+        raise ApiError(404, "not_found", f"no recent alarm {alarm_id!r} in this edge's journal")
+    who = _who(request)
+    envelope = console.local_ack(alarm, who, note, request.app[CLOCK_KEY])
+    try:
+        seq = await journal.append(envelope)
+    except JournalError as exc:
+        raise ApiError(503, "journal_unavailable", f"the acknowledgement was not journaled: {exc}") from None
+    log.info("alarm acknowledged on site", extra={"alarm": alarm_id, "kind": alarm["kind"], "who": who, "seq": seq})
+    return web.json_response({"id": str(envelope.id), "seq": seq, "acked_id": alarm_id, "who": who, "note": note},
+                             status=201)
 
 
 async def status(request: web.Request) -> web.Response:
@@ -447,16 +525,32 @@ async def robots_diagnostics(request: web.Request) -> web.Response:
 
 
 def build_app(status_fn: Callable[[], dict], auth: LocalAuth,
-              satel: Mapping[str, SatelLink] | None = None, robots: RobotLink | None = None) -> web.Application:
+              satel: Mapping[str, SatelLink] | None = None, robots: RobotLink | None = None,
+              journal: Journal | None = None, clock: Clock = SYSTEM_CLOCK) -> web.Application:
     """The local page and API; `auth` holds the logins and sessions, `satel` maps panel id → its
-    running link, `robots` is the robot link (None: no robots configured)."""
+    running link, `robots` is the robot link (None: no robots configured), `journal` the agent's
+    journal (the console's alarm list and acks; None: those answer 503)."""
     app = web.Application(middlewares=[error_shape, same_origin_json, require_login])
     app[STATUS_KEY] = status_fn
     app[AUTH_KEY] = auth
     app[SATEL_KEY] = dict(satel or {})
+    app[CLOCK_KEY] = clock
+    app[CLOSING_KEY] = asyncio.Event()
     if robots is not None:
         app[ROBOTS_KEY] = robots
+    if journal is not None:
+        app[JOURNAL_KEY] = journal
+
+    async def closing(app: web.Application) -> None:
+        app[CLOSING_KEY].set()
+
+    app.on_shutdown.append(closing)
     app.router.add_get("/", page)
+    app.router.add_get("/console/{name}", _allowed(Action.VIEW, console_file))
+    app.router.add_get("/api/v1/console/state", _allowed(Action.VIEW, console_state))
+    app.router.add_get("/api/v1/console/stream", _allowed(Action.VIEW, console_stream))
+    app.router.add_get("/api/v1/console/alarms", _allowed(Action.VIEW, console_alarms))
+    app.router.add_post("/api/v1/console/alarms/{alarm_id}/ack", _allowed(Action.ARM_DISARM, console_ack))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/v1/login", login)

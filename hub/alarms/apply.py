@@ -6,6 +6,7 @@ throughput with the lifecycle on.
 """
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,8 @@ from hub.alarms.bundling import AlarmInput, WorkingBundle, enrich_priority, in_s
 from hub.alarms.classify import LINK, NORMAL_STATE, NOTE_REQUIRED, ROBOT, SYSTEM, Meaning
 from hub.alarms.lifecycle import Status
 from hub.db.outbox import OutboxItem
+
+log = logging.getLogger("vigil.hub.alarms.apply")
 
 SQL_CONTEXT = """
 SELECT p.id AS panel_id, p.edge_id, p.source, p.object_id, o.status, o.service_mode_until
@@ -43,6 +46,17 @@ WHERE b.status NOT IN ('RESOLVED', 'CLOSED')
 ORDER BY b.id
 FOR UPDATE OF b
 """
+# An acknowledgement given on site joins the bundle(s) holding the event it acknowledges, as a
+# record only (no count, no status). An ack whose alarm is not stored yet joins nothing.
+SQL_JOIN_LOCAL_ACKS = """
+INSERT INTO bundle_events (bundle_id, event_id, ts, restore)
+SELECT be.bundle_id, u.event_id, u.at, false
+FROM json_to_recordset($1::json) AS u(event_id uuid, at timestamptz, acked uuid)
+JOIN bundle_events be ON be.event_id = u.acked
+ON CONFLICT DO NOTHING
+RETURNING bundle_id
+"""
+SQL_BUNDLES_BY_ID = "SELECT * FROM bundle_alarms WHERE id = ANY($1::int8[]) ORDER BY id"
 SQL_NEW_BUNDLE_IDS = "SELECT nextval(pg_get_serial_sequence('bundle_alarms', 'id')) FROM generate_series(1, $1)"
 SQL_INSERT_BUNDLES = """
 INSERT INTO bundle_alarms (id, object_id, group_key, alarm_type, status, priority, service_mode, requires_note,
@@ -177,6 +191,7 @@ async def apply_lifecycle(conn: asyncpg.Connection, events: list[IngestedEvent],
     panels = await _panels(conn, relevant, now)
     outbox: list[OutboxItem] = []
     outbox += await _bundle(conn, relevant, panels, now)
+    outbox += await _local_acks(conn, relevant)
     outbox += await _panel_state(conn, relevant, panels)
     outbox += await _links(conn, relevant, panels)
     return outbox
@@ -239,6 +254,25 @@ async def _bundle(conn: asyncpg.Connection, events: list[IngestedEvent], panels:
             requires_note=alarm_type in NOTE_REQUIRED, happened_offline_at=e.meaning.happened_offline_at,
         ))
     return await _apply_inputs(conn, inputs, now)
+
+
+async def _local_acks(conn: asyncpg.Connection, events: list[IngestedEvent]) -> list[OutboxItem]:
+    """Put each on-site acknowledgement on its alarm's bundle (after the batch's own alarms are
+    bundled, so an alarm and its ack in one batch meet); an `alarm.updated` lets open consoles
+    show it. The bundle itself is not changed."""
+    acks = [e for e in events if e.meaning.acknowledges]
+    if not acks:
+        return []
+    rows = await conn.fetch(SQL_JOIN_LOCAL_ACKS, rows_json(
+        {"event_id": e.id, "at": e.at, "acked": e.meaning.acknowledges} for e in acks))
+    bundle_ids = sorted({r["bundle_id"] for r in rows})
+    if len(rows) < len(acks):
+        log.warning("on-site acknowledgements of alarms the hub does not hold joined no bundle",
+                    extra={"acks": len(acks), "joined": len(rows)})
+    if not bundle_ids:
+        return []
+    return [OutboxItem("alarm.updated", r["object_id"], {"bundle": bundle_payload(dict(r))})
+            for r in await conn.fetch(SQL_BUNDLES_BY_ID, bundle_ids)]
 
 
 def group_key_of(alarm_type: str, object_id: int | None, edge_id: str, source: str) -> str:

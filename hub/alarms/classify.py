@@ -2,13 +2,16 @@
 element's state, or change a link's state. Pure functions over (kind, body)."""
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from shared.bodies import core as body_kinds
 from shared.bodies import robots as robot_bodies
+from shared.bodies import local as local_bodies
 
 # Alarm types operators see; bundles group by (object, alarm type).
 BURGLARY = "BURGLARY"
@@ -51,10 +54,14 @@ class Meaning:
     # A panel snapshot: the whole state of every element it names; every other element of the
     # panel is back to normal (see NORMAL_STATE).
     snapshot: tuple[StateChange, ...] | None = None
+    # An acknowledgement given on site (edge.local.ack): the id of the event it acknowledges. It
+    # joins that event's bundle as a record and moves nothing: the hub owns the lifecycle.
+    acknowledges: str | None = None
 
     @property
     def matters(self) -> bool:
-        return bool(self.opens or self.restores or self.state or self.link_up is not None or self.snapshot is not None)
+        return bool(self.opens or self.restores or self.state or self.link_up is not None or self.snapshot is not None
+                    or self.acknowledges)
 
     @property
     def changes(self) -> tuple[StateChange, ...]:
@@ -201,6 +208,12 @@ def classify(kind: str, body: dict[str, Any]) -> Meaning:
         return Meaning(opens=TROUBLE)
     if kind == "edge.link.recovered":
         return Meaning(restores=TROUBLE)
+    # The edge's journal refused appends (only unforwarded alarms filled it): events are lost. SYSTEM,
+    # not TROUBLE: it is the monitoring box failing, as when the hub refuses its segments, not the
+    # site's equipment; and no site event restores it (a panel's trouble restore would end a
+    # TROUBLE bundle): an operator closes it once the box is looked after.
+    if kind == body_kinds.JOURNAL_REFUSED_KIND:
+        return Meaning(opens=SYSTEM)
     if kind.startswith("sms.temp."):
         if parts[-1] in ("restore", "normal", "ok"):
             return Meaning(restores=TEMPERATURE)
@@ -213,4 +226,15 @@ def classify(kind: str, body: dict[str, Any]) -> Meaning:
         return Meaning(opens=ROBOT)
     if kind.startswith(robot_bodies.RESTORE_PREFIX):
         return Meaning(restores=ROBOT)
+    if kind == local_bodies.LOCAL_ACK_KIND and isinstance(acked := body.get("acked_id"), str) and _is_uuid(acked):
+        return Meaning(acknowledges=acked)
     return NOTHING
+
+
+def _is_uuid(text: str) -> bool:
+    """Whether `text` is a UUID (an id the events table can hold); a malformed ack names nothing."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from hub.alarms.outcomes import CALL_OUTCOMES, resolution_label
+from shared.bodies.core import JOURNAL_REFUSED_KIND
+from shared.bodies.local import LOCAL_ACK_KIND
 
 _ZONE_WORDS = {
     "violation": "violated", "restore": "restored", "tamper": "tamper", "tamper_restore": "tamper restored",
@@ -155,6 +157,18 @@ def _robot(kind: str, body: Mapping[str, Any]) -> str:
     return f"Robot {robot}: {kind.removeprefix('robot.').replace('.', ' ')}"
 
 
+def _journal_refused(body: Mapping[str, Any]) -> str:
+    """The edge journal's refusals: "Edge journal full (disk low): 3 CRITICAL, 1 HIGH events
+    refused and lost between … and …"."""
+    refused = body.get("refused") if isinstance(body.get("refused"), dict) else {}
+    counts = ", ".join(f"{n} {p}" for p in ("CRITICAL", "HIGH", "NORMAL", "LOW")
+                       if isinstance(n := refused.get(p), int) and not isinstance(n, bool) and n > 0)
+    first, last = body.get("first_at"), body.get("last_at")
+    when = f" between {first} and {last}" if isinstance(first, str) and isinstance(last, str) else ""
+    why = " (disk low)" if body.get("low_disk") is True else ""
+    return f"Edge journal full{why}: {counts or 'events'} refused and lost{when}"
+
+
 def describe_event(kind: str, body: Mapping[str, Any], names: PanelNames = NO_NAMES) -> str:
     """One event in words, with the zone, partition and output names of its panel's config."""
     parts = kind.split(".")
@@ -197,6 +211,12 @@ def describe_event(kind: str, body: Mapping[str, Any], names: PanelNames = NO_NA
         return f"SMS from {sender} not understood ({body.get('quality', '?')}): archived for review"
     if kind.startswith("robot."):
         return _robot(kind, body)
+    if kind == LOCAL_ACK_KIND:
+        who = body.get("who") if isinstance(body.get("who"), str) else "?"
+        note = body.get("note") if isinstance(body.get("note"), str) else ""
+        return f"Acknowledged on site by {who}: {note}".rstrip(": ")
+    if kind == JOURNAL_REFUSED_KIND:
+        return _journal_refused(body)
     return kind
 
 

@@ -150,7 +150,8 @@ SELECT id FROM q
 """
 
 # Kinds the lifecycle may care about; others (demo ticks, telemetry) skip body decoding.
-_LIFECYCLE_PREFIXES = ("satel.", "sms.", "edge.link.", "robot.alarm.", "robot.restore.")
+_LIFECYCLE_PREFIXES = ("satel.", "sms.", "edge.link.", "edge.local.ack", "edge.journal.refused", "robot.alarm.",
+                       "robot.restore.")
 _NUL = "\x00"
 _REPLACEMENT = "\ufffd"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import msgspec
 
 from shared.commands import RESULT_KIND, CommandResult
-from shared.bodies.core import DemoTick, LinkStatus
+from shared.bodies.core import JOURNAL_REFUSED_KIND, DemoTick, JournalRefused, LinkStatus
 from shared.bodies.gsm import GSM_BODY_TYPES, RawSms, TemperatureSms, UnreadSms
+from shared.bodies.local import LOCAL_BODY_TYPES, LocalAck
 from shared.bodies.robots import ROBOT_BODY_TYPES
 from shared.bodies.satel import (
     SATEL_BODY_TYPES,
@@ -28,9 +29,11 @@ BODY_TYPES: dict[str, type[msgspec.Struct]] = {
     "edge.link.down": LinkStatus,
     "edge.link.degraded": LinkStatus,
     "edge.link.recovered": LinkStatus,
+    JOURNAL_REFUSED_KIND: JournalRefused,
     **SATEL_BODY_TYPES,
     **GSM_BODY_TYPES,
     **ROBOT_BODY_TYPES,
+    **LOCAL_BODY_TYPES,
     RESULT_KIND: CommandResult,
 }
 
@@ -39,8 +42,10 @@ __all__ = [
     "ClockDrift",
     "CommandGiven",
     "DemoTick",
+    "JournalRefused",
     "LinkReleased",
     "LinkStatus",
+    "LocalAck",
     "LogRecord",
     "OutputEvent",
     "PanelSnapshot",

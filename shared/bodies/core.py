@@ -1,6 +1,8 @@
 """Bodies of the edge's own events (not tied to a device family)."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 
 
@@ -18,3 +20,20 @@ class LinkStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # A stop someone chose (the agent shutting down, a DLOADX release): the hub shows the link
     # down but holds the LINK alarm for a grace period (docs/architecture.md §7).
     planned: bool = False
+
+
+#: The journal's report of appends it refused (edge/journal.py), journaled HIGH once room returned.
+JOURNAL_REFUSED_KIND = "edge.journal.refused"
+
+
+class JournalRefused(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`edge.journal.refused`: the edge journal refused appends because only unforwarded
+    CRITICAL/HIGH rows were left to fill its cap (or its filesystem's free-space floor); those
+    events are lost. `refused` counts them per priority, between `first_at` and `last_at`;
+    `cap_bytes` is the cap that was full, `low_disk` whether the filesystem set it."""
+
+    refused: dict[str, int]
+    first_at: datetime
+    last_at: datetime
+    cap_bytes: int
+    low_disk: bool = False
