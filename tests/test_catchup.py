@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -22,20 +22,18 @@ from edge.forwarder import RateCap
 from edge.journal import Journal
 from edge.status_report import StatusReporter, drain_rates
 from hub.api.edges_api import CatchUp, catch_up
-from hub.api.server import build_http
 from hub.config import load_hub_config
 from hub.edges.status import store_report
 from hub.ingest.consumer import ensure_streams
 from hub.ingest.edge_keys import add_edge
 from hub.ingest.pull import PullStream, message_size
-from hub.secret_box import SecretBox
 from shared.bodies import DemoTick
 from shared.clock import FakeClock
 from shared.config import ConfigError
 from shared.edge_status import EdgeStatusReport, LaneBacklog, encode_report
 from shared.envelope import Priority, new_envelope
 from shared.signing import Signer
-from support.api import HeaderAuthenticator, as_role, json_of, start_client
+from support.api import as_role, json_of
 from support.topology import EdgeHarness, Topology
 from support.waiting import wait_until
 
@@ -134,15 +132,6 @@ async def test_a_report_says_how_fast_its_lanes_drain_and_comes_sooner_while_row
 # ---------- GET /api/v1/edges
 
 
-@pytest.fixture
-async def api(db: asyncpg.Pool) -> AsyncIterator[TestClient]:
-    client = await start_client(build_http(db, HeaderAuthenticator(), [], SecretBox.generate()))
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
 def _report(edge: str, lanes: dict[str, LaneBacklog]) -> EdgeStatusReport:
     return EdgeStatusReport(edge=edge, epoch="e1", run=1, n=1, sent_at=datetime.now(timezone.utc), interval_s=5.0,
                             lanes=lanes, links=[], journal_bytes=4096, version="0.1.0")
@@ -150,7 +139,7 @@ def _report(edge: str, lanes: dict[str, LaneBacklog]) -> EdgeStatusReport:
 
 @pytest.mark.slow
 async def test_edges_api_shows_a_connected_edges_catch_up_and_not_a_silent_ones(
-        db: asyncpg.Pool, api: TestClient) -> None:
+        db: asyncpg.Pool, api_client: TestClient) -> None:
     async with db.acquire() as conn:
         for edge in ("site-1", "site-2", "site-3"):
             await add_edge(conn, edge, Signer.generate().public_raw)
@@ -164,7 +153,7 @@ async def test_edges_api_shows_a_connected_edges_catch_up_and_not_a_silent_ones(
     # site-3 has been silent for a minute (reports due every 5 s while catching up): not connected,
     # so not "catching up" either, whatever its last report said.
     await db.execute("UPDATE edge_status SET received_at = now() - interval '1 minute' WHERE edge_id = 'site-3'")
-    body = await json_of(await api.get("/api/v1/edges", headers=as_role("ADMIN")))
+    body = await json_of(await api_client.get("/api/v1/edges", headers=as_role("ADMIN")))
     items: dict[str, Any] = {item["edge_id"]: item for item in body["items"]}
     one = items["site-1"]["catching_up"]
     assert one["events"] == 12_000 and one["forwarded_per_s"] == 2_000.0
@@ -173,7 +162,7 @@ async def test_edges_api_shows_a_connected_edges_catch_up_and_not_a_silent_ones(
     assert items["site-2"]["catching_up"] is None
     assert items["site-3"]["connected"] is False and items["site-3"]["catching_up"] is None
     assert items["site-3"]["report"]["lanes"]["evt"]["rows"] == 500  # the stale report is still shown as such
-    spec = await json_of(await api.get("/api/v1/openapi.json", headers=as_role("ADMIN")))
+    spec = await json_of(await api_client.get("/api/v1/openapi.json", headers=as_role("ADMIN")))
     assert "CatchUp" in str(spec)
 
 
