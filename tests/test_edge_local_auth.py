@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from edge.config import SatelPanelSettings
 from edge.journal import Journal
 from edge.links.satel import LinkState, SatelLink
 from edge.local_api import LOGIN_PAGE, build_app
@@ -39,7 +37,7 @@ from shared.clock import FakeClock
 from shared.envelope import decode_envelope
 from support.browser import browser_page
 from support.edge_login import PASSWORD
-from support.waiting import wait_until
+from support.panel_link import panel_link_up
 
 CODE = SAMPLE_USER_CODE
 EVIL = "http://evil.example"
@@ -212,15 +210,7 @@ class Edge:
 @pytest.fixture
 async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
     clock = FakeClock()
-    journal = await Journal.open(tmp_path / "journal.db", max_bytes=1 << 24, retention_s=3600)
-    async with SatelEmulator(port=0) as emulator:
-        settings = SatelPanelSettings(id=f"p{uuid.uuid4().hex[:10]}", host="127.0.0.1", port=emulator.port,
-                                      poll_interval_s=0.1, request_timeout_s=2.0, reconnect_min_s=0.05,
-                                      reconnect_max_s=0.4, command_timeout_s=5.0)
-        link = SatelLink(settings, journal)
-        stop = asyncio.Event()
-        task = asyncio.create_task(link.run(stop))
-        await wait_until(lambda: link.link_state is LinkState.UP, what="the link up")
+    async with panel_link_up(tmp_path) as (journal, emulator, link):
         data_dir = tmp_path / "edge"
         auth = LocalAuth.start(data_dir, clock)
 
@@ -230,13 +220,8 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
                     "links": {"satel": [link.status()]}}
 
         app = build_app(status, auth, {link.panel_id: link})
-        try:
-            async with TestClient(TestServer(app)) as client:
-                yield Edge(client, clock, data_dir, link, journal, emulator, read_cli_token(token_path(data_dir)))
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
-            await journal.close()
+        async with TestClient(TestServer(app)) as client:
+            yield Edge(client, clock, data_dir, link, journal, emulator, read_cli_token(token_path(data_dir)))
 
 
 def _error(body: dict[str, Any], code: str) -> dict[str, Any]:

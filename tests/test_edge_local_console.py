@@ -19,9 +19,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from edge import console
-from edge.config import SatelPanelSettings
 from edge.journal import Journal
-from edge.links.satel import LinkState, SatelLink
+from edge.links.satel import SatelLink
 from edge.local_api import build_app
 from edge.local_auth import LocalAuth
 from edge.site_accounts import create_account
@@ -34,6 +33,7 @@ from shared.bodies.core import DemoTick
 from support.browser import browser_page
 from support.edge_login import PASSWORD
 from support.site import Site
+from support.panel_link import panel_link_up
 from support.waiting import wait_until
 
 CODE = SAMPLE_USER_CODE
@@ -114,15 +114,7 @@ class Site_:
 
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Site_]:
-    journal = await Journal.open(tmp_path / "journal.db", max_bytes=1 << 24, retention_s=3600)
-    async with SatelEmulator(port=0) as emulator:
-        settings = SatelPanelSettings(id=f"p{uuid.uuid4().hex[:10]}", host="127.0.0.1", port=emulator.port,
-                                      poll_interval_s=0.1, request_timeout_s=2.0, reconnect_min_s=0.05,
-                                      reconnect_max_s=0.4, command_timeout_s=5.0)
-        link = SatelLink(settings, journal)
-        stop = asyncio.Event()
-        task = asyncio.create_task(link.run(stop))
-        await wait_until(lambda: link.link_state is LinkState.UP, what="the link up")
+    async with panel_link_up(tmp_path) as (journal, emulator, link):
         data_dir = tmp_path / "edge"
         auth = LocalAuth.start(data_dir)
         # The hub is away: the leaf connection is down and no command pull reached it.
@@ -135,13 +127,8 @@ async def site(tmp_path: Path) -> AsyncIterator[Site_]:
             return {**status, "journal": journal.stats(), "links": {"satel": [link.status()], "gsm": []}}
 
         app = build_app(status_fn, auth, {link.panel_id: link}, journal=journal)
-        try:
-            async with TestClient(TestServer(app)) as client:
-                yield Site_(client, link, journal, emulator, data_dir, status)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
-            await journal.close()
+        async with TestClient(TestServer(app)) as client:
+            yield Site_(client, link, journal, emulator, data_dir, status)
 
 
 async def test_the_console_routes_need_a_login(site: Site_) -> None:

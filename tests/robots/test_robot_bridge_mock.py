@@ -26,6 +26,7 @@ from firmware_bridges.robot.sim import RobotSim, SimRefused
 from shared.clock import FakeClock
 from shared.private_file import create_private_file
 from shared.robots import GotoArgs, NoArgs, PatrolArgs, RobotCredentials, RobotState, Settings, Waypoint
+from support.waiting import wait_until
 
 ROBOT = "RB-001"
 SQUARE = [Waypoint(0.0, 0.0), Waypoint(4.0, 0.0), Waypoint(4.0, 4.0), Waypoint(0.0, 4.0)]
@@ -191,9 +192,7 @@ async def test_the_mock_runs_a_goto_to_its_end_reporting_progress(mock: MockRobo
 
 async def test_an_aborted_command_stops_the_robot(mock: MockRobot) -> None:
     run = asyncio.create_task(mock.execute(Command("c1", "patrol", PatrolArgs(0)), lambda _: None))
-    await asyncio.sleep(0)
-    while mock.sim.state is not RobotState.PATROLLING:
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: mock.sim.state is RobotState.PATROLLING, timeout=10, what="the robot patrolling")
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
@@ -214,8 +213,7 @@ async def test_fail_next_and_refusals_end_a_command_failed(mock: MockRobot) -> N
 
 async def test_a_running_command_fails_when_the_estop_button_is_pressed(mock: MockRobot) -> None:
     run = asyncio.create_task(mock.execute(Command("c1", "goto", GotoArgs(1000.0, 0.0)), lambda _: None))
-    while mock.sim.state is not RobotState.MOVING:
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: mock.sim.state is RobotState.MOVING, timeout=10, what="the robot moving")
     mock.sim.press_estop_button()
     with pytest.raises(CommandFailed, match="emergency stop"):
         await asyncio.wait_for(run, 10)
