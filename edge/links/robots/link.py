@@ -38,7 +38,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from edge.config import RobotsSettings
-from edge.journal import Journal, JournalError
+from edge.journal import AlreadyJournaled, Journal, JournalError
 from edge.links.robots.metrics import DROPPED, MESSAGES, ROBOTS, TELEMETRY_KEPT, TELEMETRY_SKIPPED
 from edge.links.robots.relay import RobotRelay
 from edge.links.robots.state import (Action, Ask, Observation, Policy, RobotTracker, Snapshot, TelemetrySampler,
@@ -283,10 +283,10 @@ class RobotLink:
                                 clock=self._clock)
         if observation.key is not None:
             envelope = msgspec.structs.replace(envelope, id=event_id(observation.key))
-            # A message read again after a crash: its events are in the journal already.
-            if await self._journal.has_event(str(envelope.id)):
-                return
-        await self._journal.append(envelope)
+        try:
+            await self._journal.append(envelope)
+        except AlreadyJournaled:
+            return  # a message read again after a crash: its events are in the journal already
 
     async def _ask(self, ask: Ask) -> None:
         data = wire.encode("cmd", ask.robot, f"{ask.correlation_id}.{ask.attempt}", self._clock.now(),

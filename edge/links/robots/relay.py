@@ -34,7 +34,7 @@ from nats.aio.msg import Msg
 
 from edge.config import RobotsSettings
 from edge.hub_clock import HubClock
-from edge.journal import Journal, JournalError
+from edge.journal import AlreadyJournaled, Journal, JournalError
 from edge.links.robots.metrics import COMMANDS
 from edge.links.robots.state import ack_key, event_id
 from shared import robots as wire
@@ -222,8 +222,9 @@ class RobotRelay:
         envelope = msgspec.structs.replace(new_envelope(wire.ACK_KIND, command.robot, Priority.NORMAL, body,
                                                         corr=command.id, clock=self._clock), id=envelope_id)
         try:
-            if not await self._journal.has_event(str(envelope_id)):
-                await self._journal.append(envelope)
+            await self._journal.append(envelope)
+        except AlreadyJournaled:
+            pass  # settled before (a redelivery after a crash): the same word, journaled once
         except JournalError as exc:
             log.error("robot command %s: %s not journaled (%s)", command.id, status.value, exc, extra=extra)
             return False
