@@ -1,5 +1,5 @@
 """Catch-up after an outage (issue 16): the evt lane is paced by its rate cap and the alarm lane
-never is, the hub's pull batches are bounded in bytes without ever stalling a consumer, and the
+never is (the hub's bounded pulls: tests/test_ingest_pull.py), and the
 edge's status report says how fast its backlog drains so GET /api/v1/edges can show "catching up:
 N events, ~T s left" (docs/architecture.md §3 "Catch-up", §4 "Status reports", §6.7)."""
 from __future__ import annotations
@@ -14,7 +14,6 @@ import msgspec
 import nats
 import pytest
 from aiohttp.test_utils import TestClient
-from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 from prometheus_client import REGISTRY
 
 from edge.config import load_edge_config
@@ -26,7 +25,6 @@ from hub.config import load_hub_config
 from hub.edges.status import store_report
 from hub.ingest.consumer import ensure_streams
 from hub.ingest.edge_keys import add_edge
-from hub.ingest.pull import PullStream, message_size
 from shared.bodies import DemoTick
 from shared.clock import FakeClock
 from shared.config import ConfigError
@@ -196,39 +194,3 @@ async def test_the_evt_lane_keeps_to_its_rate_and_an_alarm_overtakes_it(topology
         assert _paced_seconds("evt") > paced_before["evt"] and _paced_seconds("alarm") == paced_before["alarm"]
     finally:
         await site.close()
-
-
-@pytest.mark.slow
-async def test_pull_batches_stay_within_their_bytes_and_never_stall(topology: Topology) -> None:
-    nc = await topology.connect_hub()
-    js = nc.jetstream()
-    await js.add_stream(StreamConfig(name="PULLBOUND", subjects=["pullbound.>"], storage=StorageType.MEMORY))
-    await js.add_consumer("PULLBOUND", ConsumerConfig(durable_name="c", ack_policy=AckPolicy.EXPLICIT,
-                                                      max_ack_pending=10_000))
-    count, body = 60, 100_000
-    for i in range(count):
-        await js.publish("pullbound.x", i.to_bytes(4, "big") + bytes(body))
-    # Asked for 64 KiB: raised to the largest message the server takes, so no message can stall it.
-    pull = PullStream(nc, "PULLBOUND", "c", batch=512, max_bytes=64 * 1024, expires_s=30.0)
-    assert pull._max_bytes >= nc.max_payload
-    await pull.start()
-    seen: list[int] = []
-    sizes: list[list[int]] = []
-    started = time.monotonic()
-    try:
-        while len(seen) < count:
-            msgs = await pull.next_batch(wait_s=5.0)
-            assert msgs, f"no batch within 5 s after {len(seen)} of {count} messages"
-            sizes.append([message_size(m) for m in msgs])
-            seen += [int.from_bytes(m.data[:4], "big") for m in msgs]
-            for m in msgs:
-                await m.ack()
-    finally:
-        await pull.close()
-    assert seen == list(range(count))  # all of them, in order, none twice
-    assert len(sizes) > 1
-    # Every batch stops at the bound: only its last message may cross it.
-    assert all(sum(batch[:-1]) < pull._max_bytes for batch in sizes), sizes
-    # A request whose bytes ran out is renewed at once, not after its 30 s expiry nor a 6 s
-    # heartbeat silence each (with ~6 requests, a stall would take over 30 s).
-    assert time.monotonic() - started < 20.0, sizes

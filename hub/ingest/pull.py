@@ -9,6 +9,11 @@ A batch is bounded in messages (`batch`) and in bytes (`max_bytes`), both in the
 the server never sends more than that at once, and in what `next_batch` hands over, so a batch's
 transaction stays short: it holds its edges' rows locked (hub/ingest/commit.py), and a live alarm
 of the same edge on the alarm lane waits for it (docs/architecture.md §6.7).
+
+Each request has its own reply subject, so a status (heartbeat, 408, 409) is told apart from the
+statuses of a request already given up: only the current request's end asks for a new one. A
+stale request's end taken for the current one's would leave one more request waiting at the
+server each time, up to the consumer's max_waiting.
 """
 from __future__ import annotations
 
@@ -24,12 +29,22 @@ _STATUS = "Status"
 DEFAULT_MAX_BYTES = 1024 * 1024
 # Room for a message's subject, reply and headers beside its payload, as the server counts it.
 _MESSAGE_OVERHEAD = 4096
+# Fewer bytes left than this and no message fits: the request is over (the server ends it
+# silently when its bytes come to exactly 0, with a 409 when the next message does not fit).
+_MIN_MESSAGE_BYTES = 64
+# The header block as the wire carries it: "NATS/1.0\r\n", "Key: value\r\n" each, "\r\n".
+_HEADER_LINE = len("NATS/1.0\r\n")
+_HEADER_END = len("\r\n")
 
 
 def message_size(msg: Msg) -> int:
-    """About what the server counts of a delivered message against a pull's max_bytes."""
-    headers = sum(len(k) + len(v) + 4 for k, v in msg.headers.items()) if msg.headers else 0
-    return len(msg.data) + headers + len(msg.subject) + len(msg.reply or "")
+    """What the server counts of a delivered message against a pull's max_bytes: payload,
+    subject, reply and the header block."""
+    headers = 0
+    if msg.headers:
+        headers = _HEADER_LINE + _HEADER_END + sum(
+            len(k.encode()) + len(": \r\n") + len(v.encode()) for k, v in msg.headers.items())
+    return len(msg.data) + headers + len(msg.subject.encode()) + len((msg.reply or "").encode())
 
 
 class PullStream:
@@ -58,6 +73,8 @@ class PullStream:
         self._heartbeat_s = heartbeat_s
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._inbox = nc.new_inbox()
+        self._requests = 0
+        self._reply = ""  # the current request's reply subject
         self._sub = None
         self._outstanding = 0
         self._bytes_left = 0
@@ -65,7 +82,7 @@ class PullStream:
         self._last_seen = 0.0
 
     async def start(self) -> None:
-        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_msg)
+        self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_msg)
 
     async def close(self) -> None:
         if self._sub is not None:
@@ -78,11 +95,14 @@ class PullStream:
     async def _request(self) -> None:
         body = {"batch": self._batch, "max_bytes": self._max_bytes, "expires": self._expires_ns,
                 "idle_heartbeat": int(self._heartbeat_s * 1e9)}
-        await self._nc.publish(self._next_subject, json.dumps(body).encode(), reply=self._inbox)
+        self._requests += 1
+        self._reply = f"{self._inbox}.{self._requests}"
+        await self._nc.publish(self._next_subject, json.dumps(body).encode(), reply=self._reply)
         self._outstanding = self._batch
         self._bytes_left = self._max_bytes
         now = time.monotonic()
-        self._request_deadline = now + self._expires_ns / 1e9
+        # The server's 408 normally ends the request; this is for when it never comes.
+        self._request_deadline = now + self._expires_ns / 1e9 + self._heartbeat_s
         self._last_seen = now
 
     def _request_done(self) -> bool:
@@ -90,9 +110,9 @@ class PullStream:
         # No heartbeat for a while means the request died with a lost connection or server.
         return (
             self._outstanding <= 0
-            # The server may end a request whose bytes ran out without a word: ask again rather
-            # than wait for the request to expire.
-            or self._bytes_left < self._largest
+            # The server ends a request whose bytes ran out exactly without a word: ask again
+            # rather than wait for the request to expire.
+            or self._bytes_left < _MIN_MESSAGE_BYTES
             or now > self._request_deadline
             or now - self._last_seen > 3 * self._heartbeat_s
         )
@@ -116,12 +136,16 @@ class PullStream:
             msg: Msg | None = first
             # What does not fit stays queued for the next batch, in order.
             while msg is not None:
-                self._last_seen = time.monotonic()
                 if self._is_status(msg):
-                    code = msg.headers.get(_STATUS) if msg.headers else None
-                    if code != "100":  # 100 is a heartbeat; 404/408/409 end the request
-                        self._outstanding = 0
+                    # Data comes with its stream subject; a status with its request's reply
+                    # subject. A given-up request's statuses say nothing of the current one.
+                    if msg.subject == self._reply:
+                        self._last_seen = time.monotonic()
+                        code = msg.headers.get(_STATUS) if msg.headers else None
+                        if code != "100":  # 100 is a heartbeat; 404/408/409 end the request
+                            self._outstanding = 0
                 else:
+                    self._last_seen = time.monotonic()
                     self._outstanding -= 1
                     taken = message_size(msg)
                     self._bytes_left -= taken
