@@ -184,7 +184,12 @@ async def test_a_pub_ack_from_a_look_alike_stream_marks_nothing(
                     and f"stream {name!r} in domain 'edge-test'" in site.forwarder.last_error.get(lane, "")
                     for lane in subjects.LANES)
 
-            await wait_until(refused_retries, timeout=30, what=f"the look-alike stream {name} to acknowledge retries")
+            try:
+                await wait_until(refused_retries, timeout=30, what=f"the look-alike stream {name} to acknowledge retries")
+            except AssertionError as exc:
+                seen = {lane: (_foreign_acks(lane) - before[lane], site.forwarder.state[lane],
+                               site.forwarder.last_error.get(lane)) for lane in subjects.LANES}
+                raise AssertionError(f"{exc}; per lane (foreign acks, state, last error): {seen}") from None
             assert (await local_js.stream_info(name)).state.messages >= 2  # it did take both lanes' segments
             assert site.journal.unforwarded == {"evt": 3 * round_, "alarm": round_}
             await local_js.delete_stream(name)

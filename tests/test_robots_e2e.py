@@ -290,7 +290,10 @@ async def test_commands_under_leases_fencing_estop_and_a_silent_robot(fleet: Fle
         rows = await fleet.topology.pool.fetch("SELECT alarm_type, priority FROM bundle_alarms WHERE alarm_type = 'ROBOT'")
         return [(r["alarm_type"], r["priority"]) for r in rows]
 
-    await wait_until(alarmed, timeout=30, what="the emergency stop's ROBOT alarm")
+    try:
+        await wait_until(alarmed, timeout=30, what="the emergency stop's ROBOT alarm")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {await _trace(fleet, 'robot.alarm.estop')}") from None
     assert await alarmed() == [("ROBOT", "CRITICAL")]
     assert (await fleet.wait_command("RB-001", await fleet.command("RB-001", fleet.master, "reset", b), FINAL)
             )["status"] == "FINISHED"
@@ -301,6 +304,29 @@ async def test_commands_under_leases_fencing_estop_and_a_silent_robot(fleet: Fle
                                       timeout=COMMAND_TTL_S + 40)
     assert silent["status"] == "TIMEOUT", silent
     assert (await fleet.robot("RB-001"))["connection"]["state"] == "ONLINE"
+
+
+async def _trace(fleet: Fleet, kind: str) -> str:
+    """Where the rows of `kind` got to, for a failure's message: the box's journal (forwarded or
+    not), the hub's events, the quarantine."""
+    path = Path(fleet.topology.edge_config().journal_path)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        journaled = conn.execute("SELECT seq, lane, forwarded_at FROM journal WHERE kind = ?", (kind,)).fetchall()
+        unforwarded = conn.execute("SELECT lane, count(*), min(seq) FROM journal WHERE forwarded_at IS NULL "
+                                   "GROUP BY lane").fetchall()
+    finally:
+        conn.close()
+    pool = fleet.topology.pool
+    events = await pool.fetch("SELECT seq, received_at FROM events WHERE kind = $1", kind)
+    quarantined = await pool.fetchval("SELECT count(*) FROM ingest_quarantine")
+    troubles = []
+    for log in sorted((fleet.topology.root / "run").glob("*.log")):
+        lines = [line for line in log.read_text(errors="replace").splitlines() if '"level": "WARNING"' in line
+                 or '"level": "ERROR"' in line]
+        troubles += [f"{log.name}: {line}" for line in lines[-10:]]
+    return (f"journal {kind}: {journaled}, unforwarded by lane: {unforwarded}; hub events: "
+            f"{[tuple(r) for r in events]}; quarantined segments: {quarantined}; warnings:\n" + "\n".join(troubles))
 
 
 async def _journal_kinds(fleet: Fleet, since_seq: int) -> list[tuple[int, str, str]]:
