@@ -169,7 +169,8 @@ def _enrolment_parsers(sub: argparse._SubParsersAction) -> None:
     restore = sub.add_parser("restore", help="restore the journal from its replica onto a replacement box "
                                              "(after enrolment, before the agent runs)")
     restore.add_argument("--from", dest="source", required=True,
-                         help="file:///folder, s3://bucket/path, or config (the replica in the config)")
+                         help="hub (the edge's replica on the hub, through this box's server), file:///folder, "
+                              "s3://bucket/path, or config (the replica in the config)")
     restore.add_argument("--force", action="store_true", help="replace an existing journal")
     units = sub.add_parser("units", help="write the systemd units for this box's config")
     units.add_argument("--units-dir", type=Path, required=True)

@@ -24,7 +24,7 @@ from edge.links.satel import SatelLink
 from edge.local_api import build_app
 from edge.local_auth import LocalAuth
 from edge.refusals import RefusalState, listen_for_refusals
-from edge.replication import Replicator
+from edge.replication import ReplicationError, Replicator, hub_replica_login
 from edge.status_report import StatusReporter, link_reports
 from shared import subjects
 from shared.backoff import Backoff, sleep_or_stop
@@ -83,6 +83,12 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     # before the journal is even opened.
     signer = load_key_file(config.key_path)
     login = local_nats_login(config)  # an unreadable password file stops the start here too
+    replica_login = None
+    if config.replication.enabled and config.replication.kind == "hub":
+        try:
+            replica_login = hub_replica_login(config)
+        except ReplicationError as exc:
+            raise ConfigError(f"replication: {exc}") from None
     journal = await Journal.open(
         config.journal_path, max_bytes=config.journal.max_bytes, retention_s=config.journal.retention_hours * 3600,
         disk=config.journal.disk_policy(),
@@ -90,8 +96,8 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
     # Litestream replicates the journal from its first write on, hub or no hub (edge.replication);
     # it stops only after the journal is closed, so its last sync holds the last row.
     replication_stop = asyncio.Event()
-    replicator = Replicator(config.replication, config.journal_path, Path(config.data_dir) / "litestream") \
-        if config.replication.enabled else None
+    replicator = Replicator(config.replication, config.journal_path, Path(config.data_dir) / "litestream",
+                            hub=replica_login) if config.replication.enabled else None
     replication_task = asyncio.create_task(replicator.run(replication_stop), name="replication") \
         if replicator else None
 

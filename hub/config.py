@@ -138,10 +138,14 @@ class NatsAccessSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     system_password_file: str = ""  # 0600
     ca_dir: str = ""  # the hub CA (shared/pki.py) that signs the edges' leaf client certificates
     leaf_url: str = ""  # what edges connect to, tls://host:port, handed over at enrolment
+    # What each edge's journal replica may keep in its own account on this server (bytes).
+    replica_max_bytes: int = 1024 ** 3
 
     def __post_init__(self) -> None:
         if self.users_file and not self.system_password_file:
             raise ValueError("nats_access.system_password_file is required when nats_access.users_file is set")
+        if self.replica_max_bytes < 16 * 1024 ** 2:
+            raise ValueError(f"nats_access.replica_max_bytes must be at least 16 MiB, got {self.replica_max_bytes}")
         if self.leaf_url and not self.leaf_url.startswith("tls://"):
             raise ValueError(f"nats_access.leaf_url must be a tls://host:port URL (the leaf link is never plaintext), "
                              f"got {self.leaf_url!r}")

@@ -37,6 +37,25 @@ SYSTEM_ACCOUNT = "SYS"
 SITE_ACCOUNT = "SITE"
 #: The edge agent's user on its site's server.
 AGENT_USER = "agent"
+#: An edge server's account for the journal's replica, bound to a leaf connection of its own: it
+#: has no JetStream on the box, and its JetStream API goes to the hub's domain (`$JS.API.>` is
+#: mapped to `$JS.hub.API.>`), so Litestream, which only speaks `$JS.API`, writes into the edge's
+#: own account on the hub (docs/architecture.md §3 "Replication").
+REPLICA_ACCOUNT = "REPLICA"
+#: Litestream's user in the box's replica account.
+REPLICA_USER = "litestream"
+#: The object store bucket the journal's replica is kept in (one per edge account on the hub).
+REPLICA_BUCKET = "journal"
+
+
+def replica_leaf_user(edge_id: str) -> str:
+    """The hub user an edge's replica leaf connection authenticates as."""
+    return f"replica-{edge_id}"
+
+
+def replica_account(edge_id: str) -> str:
+    """The hub server's account holding one edge's journal replica, and nothing else."""
+    return f"REPLICA-{edge_id}"
 
 # Users and robot ids are rendered into configs and subjects: one plain token each.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -123,16 +142,35 @@ class NatsUser:
         return "{ " + ", ".join(fields) + " }"
 
 
-def render_account(name: str, users: list[NatsUser], *, jetstream: bool) -> list[str]:
-    """One account of an `accounts { }` block. Refuses a user name twice (the server would refuse
-    the whole config)."""
+@dataclass(frozen=True)
+class JetStreamLimits:
+    """An account's JetStream quota on its server: file bytes, streams (memory storage: none)."""
+
+    max_file_bytes: int
+    max_streams: int
+
+    def render(self) -> str:
+        return (f"jetstream: {{ max_file: {self.max_file_bytes}, max_mem: 0, max_streams: {self.max_streams}, "
+                "max_consumers: -1 }")
+
+
+def render_account(name: str, users: list[NatsUser], *, jetstream: bool | JetStreamLimits,
+                   mappings: dict[str, str] | None = None) -> list[str]:
+    """One account of an `accounts { }` block: JetStream enabled (without or with limits), its
+    users, subject mappings. Refuses a user name twice (the server would refuse the whole config)."""
     names = [u.name for u in users]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise NatsConfigError(f"account {name}: user names repeated: {', '.join(repeated)}")
+    if isinstance(jetstream, JetStreamLimits):
+        js = [f"    {jetstream.render()}"]
+    else:
+        js = ["    jetstream: enabled"] if jetstream else []
+    maps = [f"    mappings: {{ {', '.join(f'{_q(k)}: {_q(v)}' for k, v in mappings.items())} }}"] if mappings else []
     return [
-        f"  {name}: {{",
-        *(["    jetstream: enabled"] if jetstream else []),
+        f"  {_q(name)}: {{",
+        *js,
+        *maps,
         "    users: [",
         *(f"      {u.render()}" for u in users),
         "    ]",
@@ -246,9 +284,10 @@ class LeafRemote:
         if parts.scheme != "tls" or not parts.hostname or port is None or parts.username is not None:
             raise problem
 
-    def url_with_login(self) -> str:
+    def url_with_login(self, user: str | None = None) -> str:
+        """The URL with the credentials in it; `user`: another user with the same password."""
         parts = urllib.parse.urlsplit(self.url)
-        login = f"{urllib.parse.quote(self.user, safe='')}:{urllib.parse.quote(self.password, safe='')}"
+        login = f"{urllib.parse.quote(user or self.user, safe='')}:{urllib.parse.quote(self.password, safe='')}"
         return urllib.parse.urlunsplit((parts.scheme, f"{login}@{parts.netloc}", "", "", ""))
 
 
@@ -271,6 +310,8 @@ class EdgeNatsConfig:
     robots: tuple[tuple[str, str], ...] = ()
     extra_users: tuple[NatsUser, ...] = ()
     pid_file: Path | None = None  # where the server writes its pid, so a changed config can be reloaded
+    # Litestream's login in the replica account (a bcrypt hash); None: no replica account.
+    replica_password_hash: str | None = None
 
     def users(self) -> list[NatsUser]:
         own = (edge_subjects(self.edge_id),)
@@ -298,6 +339,7 @@ class EdgeNatsConfig:
                 *([f"pid_file: {_q(str(self.pid_file))}"] if self.pid_file else []),
                 "accounts {",
                 *render_account(SITE_ACCOUNT, self.users(), jetstream=True),
+                *self._replica_account(),
                 "}",
                 "leafnodes {",
                 "  reconnect: 1s",
@@ -307,11 +349,31 @@ class EdgeNatsConfig:
                 # cross the link, and nothing of the hub's account beyond the edge's permissions.
                 f"    account: {_q(SITE_ACCOUNT)}",
                 *self.leaf.tls.render("    "),
+                *self._replica_remote(),
                 "  } ]",
                 "}",
                 "",
             ]
         )
+
+    def _replica_account(self) -> list[str]:
+        if self.replica_password_hash is None:
+            return []
+        litestream = NatsUser(REPLICA_USER, self.replica_password_hash, connection_types=("STANDARD",))
+        # No JetStream here: the account's JetStream API is the hub's, in the edge's own account there.
+        return render_account(REPLICA_ACCOUNT, [litestream], jetstream=False,
+                              mappings={"$JS.API.>": f"$JS.{HUB_DOMAIN}.API.>"})
+
+    def _replica_remote(self) -> list[str]:
+        if self.replica_password_hash is None:
+            return []
+        # The same password as the site's leaf user: the hub gives the edge one secret at enrolment.
+        return [
+            "  }, {",
+            f"    url: {_q(self.leaf.url_with_login(replica_leaf_user(self.edge_id)))}",
+            f"    account: {_q(REPLICA_ACCOUNT)}",
+            *self.leaf.tls.render("    "),
+        ]
 
     def check_ready(self) -> None:
         """Raise NatsConfigError when the server could not start from this config."""

@@ -86,7 +86,8 @@ async def test_token_enroll_leaf_events_check_then_revoke(topology: Topology, tm
     leaf = ManagedProcess("box-nats", [nats_server_binary(), "-c", str(nats_conf)], log_path=tmp_path / "box-nats.log")
     leaf.start()
     try:
-        await leaf.wait_ready(lambda: _leafs(nats_http) == 1, 30)
+        # Two leaf links: the site's, and the journal replica's to the edge's own account.
+        await leaf.wait_ready(lambda: _leafs(nats_http) == 2, 30)
         agent = ManagedProcess("box-agent", [sys.executable, "-m", "edge", "--config", str(config_path), "run"],
                                log_path=tmp_path / "box-agent.log",
                                env={**os.environ, "VIGIL_EDGE_DEMO_ENABLED": "true", "VIGIL_EDGE_DEMO_INTERVAL_S": "0.2"})

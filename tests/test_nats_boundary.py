@@ -34,7 +34,7 @@ from shared import robots as robots_wire
 from shared import subjects
 from shared.config import ConfigError
 from shared.nats_server import (AGENT_USER, LeafRemote, NatsConfigError, NatsServer, NatsUser, TlsFiles,
-                                hash_password, nats_server_binary)
+                                hash_password, nats_server_binary, replica_leaf_user)
 from shared.pki import ensure_ca, make_csr, sign_csr
 from shared.process import ManagedProcess, free_port, tcp_port_open
 from support.secure_nats import HOST, SecureNats
@@ -61,6 +61,11 @@ async def boundary(tmp_path: Path) -> AsyncIterator[SecureNats]:
 
 async def _hub_user_of_leaves(secure: SecureNats) -> list[str | None]:
     return sorted(u or "" for u in (await secure.access.leaf_users()).values())
+
+
+def _leaves_of(*edges: str) -> list[str]:
+    """The leaf users the hub sees when `edges` are connected: each edge's site and replica leaves."""
+    return sorted(user for edge in edges for user in (leaf_user_name(edge), replica_leaf_user(edge)))
 
 
 async def _stored(hub: nats.NATS) -> list[str]:
@@ -98,15 +103,16 @@ async def _leaf_attempt(secure: SecureNats, name: str, config_text: str, marker:
     try:
         await wait_until(lambda: watched.read_text().count(marker) > seen, timeout=20, what=f"{name}: '{marker}'")
         assert secure.hub.leaf_count() == before, f"{name} was let in"
-        assert await _hub_user_of_leaves(secure) == sorted(leaf_user_name(e) for e in (A, B))
+        assert await _hub_user_of_leaves(secure) == _leaves_of(A, B)
     finally:
         proc.stop(10)
 
 
 def _site_text(secure: SecureNats, edge: str, remote: LeafRemote, name: str) -> str:
-    """The config of a leaf server like the edge's own, but reaching the hub with `remote`."""
+    """The config of a leaf server like the edge's own, but reaching the hub with `remote` (its
+    site leaf alone: no replica leaf)."""
     config = secure.sites[edge].auth.server_config(name, HOST, free_port(), free_port(), secure.root / name, name)
-    return dataclasses.replace(config, leaf=remote).render()
+    return dataclasses.replace(config, leaf=remote, replica_password_hash=None).render()
 
 
 async def test_a_leaf_without_credentials_or_with_a_wrong_password_is_refused(boundary: SecureNats) -> None:
@@ -163,7 +169,7 @@ async def test_a_plaintext_leaf_is_refused(boundary: SecureNats) -> None:
     finally:
         writer.close()
     assert b"PONG" not in rest and b"+OK" not in rest
-    assert await _hub_user_of_leaves(boundary) == sorted(leaf_user_name(e) for e in (A, B))
+    assert await _hub_user_of_leaves(boundary) == _leaves_of(A, B)
 
 
 async def _refused(url: str, **login: str) -> str:
@@ -507,13 +513,14 @@ async def _leaf_refused_after(secure: SecureNats, edge: str, mark: int) -> bool:
 
 async def test_a_revoked_edge_is_dropped_within_five_seconds_and_cannot_come_back(boundary: SecureNats) -> None:
     site_a, site_b = boundary.sites[A], boundary.sites[B]
-    b_before = {cid for cid, user in (await boundary.access.leaf_users()).items() if user == leaf_user_name(B)}
+    b_before = {cid for cid, user in (await boundary.access.leaf_users()).items() if user in _leaves_of(B)}
     violations = site_a.server.process.log_path.read_text().count("Authorization Violation")
     started = asyncio.get_running_loop().time()
     await boundary.access.revoke(A, [site_b.leaf_user])
 
     async def a_gone() -> bool:
-        return leaf_user_name(A) not in (await boundary.access.leaf_users()).values()
+        users = set((await boundary.access.leaf_users()).values())
+        return not users & {leaf_user_name(A), replica_leaf_user(A)}
 
     await wait_until(a_gone, timeout=5, what="the revoked edge's leaf connection to go")
     assert asyncio.get_running_loop().time() - started < 5
@@ -521,7 +528,7 @@ async def test_a_revoked_edge_is_dropped_within_five_seconds_and_cannot_come_bac
                      what="the revoked edge's reconnect to be refused")
     assert not site_a.server.leaf_connected()
     users = await boundary.access.leaf_users()
-    assert list(users.values()) == [leaf_user_name(B)]
+    assert sorted(users.values()) == _leaves_of(B)
     assert set(users) == b_before, "the remaining edge's connection must not be dropped"
     with pytest.raises(ValueError, match="cannot be among the remaining"):
         await boundary.access.revoke(B, [site_b.leaf_user])
@@ -534,7 +541,7 @@ async def test_a_new_leaf_password_drops_the_connection_made_with_the_old_one(bo
     await boundary.access.apply([rekeyed, site_b.leaf_user])
     await wait_until(lambda: _leaf_refused_after(boundary, A, violations), timeout=20,
                      what="the old password's reconnect to be refused")
-    assert list((await boundary.access.leaf_users()).values()) == [leaf_user_name(B)]
+    assert sorted((await boundary.access.leaf_users()).values()) == _leaves_of(B)
 
 
 async def test_a_revocation_while_the_server_cannot_be_asked_holds_after_its_restart(boundary: SecureNats) -> None:
@@ -553,7 +560,7 @@ async def test_a_revocation_while_the_server_cannot_be_asked_holds_after_its_res
 
     async def only_b() -> bool:
         try:
-            return list((await boundary.access.leaf_users()).values()) == [leaf_user_name(B)]
+            return sorted((await boundary.access.leaf_users()).values()) == _leaves_of(B)
         except NatsAccessError:  # the system connection is still coming back
             return False
 
@@ -568,8 +575,7 @@ async def test_a_file_the_server_refuses_is_rolled_back_and_said(boundary: Secur
     with pytest.raises(NatsRefused, match="refused RELOAD"):
         await boundary.access.apply([boundary.sites[B].leaf_user])
     assert boundary.auth.users_file.read_text() == before
-    assert sorted(u or "" for u in (await boundary.access.leaf_users()).values()) == [leaf_user_name(A),
-                                                                                       leaf_user_name(B)]
+    assert sorted(u or "" for u in (await boundary.access.leaf_users()).values()) == _leaves_of(A, B)
 
 
 async def test_the_hub_applies_its_databases_edges_at_start(boundary: SecureNats, db: asyncpg.Pool,
@@ -593,7 +599,7 @@ async def test_the_hub_applies_its_databases_edges_at_start(boundary: SecureNats
             return await tcp_port_open(HOST, config.http_port)
 
         await wait_until(started, timeout=60, what="the hub to start")
-        assert list((await boundary.access.leaf_users()).values()) == [leaf_user_name(A)]
+        assert sorted((await boundary.access.leaf_users()).values()) == _leaves_of(A)
         assert leaf_user_name(B) not in boundary.auth.users_file.read_text()
     finally:
         stop.set()

@@ -23,7 +23,7 @@ from nats.aio.client import Client as NatsClient
 from prometheus_client import Counter
 
 from hub.config import HubConfig
-from hub.nats_access.users import EdgeLeafUser, leaf_user_name, render_users, write_users_file
+from hub.nats_access.users import DEFAULT_REPLICA_MAX_BYTES, EdgeLeafUser, render_users, write_users_file
 from shared.config import ConfigError
 from shared.nats_server import hash_password
 from shared.private_file import read_private_file
@@ -59,8 +59,9 @@ class NatsAccess:
     the users file. `start` before use, `close` after."""
 
     def __init__(self, users_file: Path, nats_url: str, *, hub_user: str, hub_password: str,
-                 system_user: str, system_password: str) -> None:
+                 system_user: str, system_password: str, replica_max_bytes: int = DEFAULT_REPLICA_MAX_BYTES) -> None:
         self.users_file = users_file
+        self.replica_max_bytes = replica_max_bytes
         self.nats_url = nats_url
         self.hub_user = hub_user
         self.system_user = system_user
@@ -84,7 +85,7 @@ class NatsAccess:
         system_password = read_private_file(Path(settings.system_password_file), "NATS system password file", ConfigError)
         return cls(Path(settings.users_file), config.nats_url, hub_user=config.nats_user,
                    hub_password=hub_nats_login(config)["password"], system_user=settings.system_user,
-                   system_password=system_password)
+                   system_password=system_password, replica_max_bytes=settings.replica_max_bytes)
 
     async def start(self) -> None:
         """Connect as the system user to the server (raises NatsAccessError when it refuses)."""
@@ -136,7 +137,8 @@ class NatsAccess:
         If the server refuses the new file, the previous one is put back (so a restart still
         finds a file it takes) and NatsRefused says why. If the server cannot be asked, the new
         file stays (a restart loads it) and NatsAccessError says so: call again."""
-        text = render_users(self.hub_user, self._hub_hash, self.system_user, self._system_hash, edges)
+        text = render_users(self.hub_user, self._hub_hash, self.system_user, self._system_hash, edges,
+                            self.replica_max_bytes)
         async with self._lock:
             previous = self.users_file.read_text() if self.users_file.exists() else None
             write_users_file(self.users_file, text)
@@ -147,7 +149,7 @@ class NatsAccess:
                 if previous is not None:
                     write_users_file(self.users_file, previous)
                 raise
-            wanted = {leaf_user_name(e.edge_id): e.password_bcrypt for e in edges}
+            wanted = {user: hashed for e in edges for user, hashed in e.leaf_users().items()}
             changed = {user for user, hashed in wanted.items()
                        if user in self._applied and self._applied[user] != hashed}
             kicked = await self._drop_leaves(set(wanted) - changed, changed)

@@ -7,6 +7,11 @@ edge (`edge-<edge id>`, leaf-node connections only) that may publish into the hu
 subjects and inbox and receives only those: its PubAcks, notices and commands. No `$JS.>` API, no
 shared `_INBOX.>`: an edge cannot read, purge or acknowledge anything of the hub's streams, nor see
 another edge's traffic.
+
+Beside them, each edge has an account of its own for its journal's replica (`REPLICA-<edge id>`,
+JetStream with a quota and one stream: the bucket Litestream writes), with one leaf-only user
+(`replica-<edge id>`, the edge's leaf password). An account is a wall: that user sees nothing of
+the hub's account nor of another edge's replica, and its inbox replies are its own.
 """
 from __future__ import annotations
 
@@ -14,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from shared.nats_server import (HUB_ACCOUNT, SYSTEM_ACCOUNT, NatsConfigError, NatsUser, is_password_hash,
-                                render_account)
+from shared.nats_server import (HUB_ACCOUNT, SYSTEM_ACCOUNT, JetStreamLimits, NatsConfigError, NatsUser,
+                                is_password_hash, render_account, replica_account, replica_leaf_user)
 from shared.private_file import write_private_file
 from shared.subjects import edge_command_access, edge_commands, edge_inbox_prefix, edge_subjects, valid_edge_id
 
@@ -47,24 +52,41 @@ class EdgeLeafUser:
                         publish=(*own, *edge_command_access(self.edge_id)), subscribe=own,
                         connection_types=("LEAFNODE",), publish_deny=(edge_commands(self.edge_id),))
 
+    def replica_user(self) -> NatsUser:
+        """The edge's replica leaf user, alone in its account (so no permissions beyond it)."""
+        return NatsUser(replica_leaf_user(self.edge_id), self.password_bcrypt, connection_types=("LEAFNODE",))
+
+    def leaf_users(self) -> dict[str, str]:
+        """Every leaf user name of this edge with its password hash."""
+        return {leaf_user_name(self.edge_id): self.password_bcrypt, replica_leaf_user(self.edge_id): self.password_bcrypt}
+
 
 def edge_leaf_users(rows: Iterable[tuple[str, str]]) -> list[EdgeLeafUser]:
     """(edge id, bcrypt hash) pairs, as the edges registry lists them, as leaf users."""
     return [EdgeLeafUser(edge_id, password_bcrypt) for edge_id, password_bcrypt in rows]
 
 
+#: What one edge's replica account may keep on the hub's disk by default.
+DEFAULT_REPLICA_MAX_BYTES = 1024 ** 3
+
+
 def render_users(hub_user: str, hub_password_hash: str, system_user: str, system_password_hash: str,
-                 edges: Iterable[EdgeLeafUser]) -> str:
-    """The include file of the hub's server: its two accounts and every user. Refuses an edge
-    listed twice."""
-    edge_users = [e.nats_user() for e in sorted(edges, key=lambda e: e.edge_id)]
+                 edges: Iterable[EdgeLeafUser], replica_max_bytes: int = DEFAULT_REPLICA_MAX_BYTES) -> str:
+    """The include file of the hub's server: its two accounts, every user, and each edge's replica
+    account (at most `replica_max_bytes` of file storage). Refuses an edge listed twice."""
+    ordered = sorted(edges, key=lambda e: e.edge_id)
+    edge_users = [e.nats_user() for e in ordered]
     hub = NatsUser(hub_user, hub_password_hash, connection_types=("STANDARD",))
     system = NatsUser(system_user, system_password_hash, connection_types=("STANDARD",))
+    quota = JetStreamLimits(max_file_bytes=replica_max_bytes, max_streams=1)
+    replicas = [line for e in ordered
+                for line in render_account(replica_account(e.edge_id), [e.replica_user()], jetstream=quota)]
     return "\n".join([
         "# Written by the hub (hub.nats_access): edits are lost at the next enrolment or revocation.",
         "accounts {",
         *render_account(HUB_ACCOUNT, [hub, *edge_users], jetstream=True),
         *render_account(SYSTEM_ACCOUNT, [system], jetstream=False),
+        *replicas,
         "}",
         "",
     ])
