@@ -114,7 +114,8 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     enrolment = build_enrolment(config, pool, access)
     runner = web.AppRunner(build_http(pool, auth.authenticator, [auth.router, stream_router(stream)], box,
                                       enrolment=enrolment, supervisor=supervisor, documents=config.documents,
-                                      reports=config.reports, commands=commands, robots=config.robots),
+                                      reports=config.reports, commands=commands, robots=config.robots,
+                                      nats_client=nc),
                                access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.http_host, config.http_port)

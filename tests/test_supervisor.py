@@ -175,9 +175,50 @@ async def test_the_hub_runs_every_background_loop_supervised_and_reports_them_on
             body = await resp.json()
             assert resp.status == 200, body
     assert body["status"] == "ready"
+    assert body["checks"] == {"database": "ok", "migrations": "ok", "nats": "ok", "jetstream": "ok"}
     assert {"partition-owner", "gap-watch", "housekeeping", "stream-listen", "stream-pull",
             "stream-access-review"} <= set(body["tasks"])
     assert all(t["state"] == "ok" for t in body["tasks"].values())
+
+    # The hub's NATS server goes: not ready, saying so; back: ready again, by itself.
+    topology.hub_nats.stop()
+
+    async def readyz() -> tuple[int, dict[str, Any]]:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{config.http_port}/readyz") as resp:
+                return resp.status, await resp.json()
+
+    async def not_ready() -> tuple[int, dict[str, Any]] | None:
+        status, body = await readyz()
+        return (status, body) if status == 503 else None
+
+    status, body = await wait_until(not_ready, timeout=30, what="readyz 503 without NATS")
+    assert body["failing"]["nats"] == "not connected (reconnecting)", body
+    assert body["checks"]["database"] == "ok"
+    await topology.hub_nats.start()
+
+    async def ready_again() -> bool:
+        return (await readyz())[0] == 200
+
+    await wait_until(ready_again, timeout=60, what="readyz 200 once NATS is back")
+
+
+async def test_readyz_is_503_while_the_schema_lacks_a_migration_this_hub_has(db: asyncpg.Pool) -> None:
+    client = await start_client(build_http(db, HeaderAuthenticator(), [], SecretBox.generate()))
+    last = await db.fetchrow("SELECT version, name, checksum FROM schema_migrations ORDER BY version DESC LIMIT 1")
+    try:
+        body = await json_of(await client.get("/readyz"))
+        assert body["checks"] == {"database": "ok", "migrations": "ok"}  # no NATS in this app
+        # A hub newer than its database: the last migration was never applied.
+        await db.execute("DELETE FROM schema_migrations WHERE version = $1", last["version"])
+        resp = await client.get("/readyz")
+        body = await json_of(resp)
+        assert resp.status == 503, body
+        assert body["failing"] == {"migrations": f"1 not applied: {last['name']}"}
+    finally:
+        await db.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3) "
+                         "ON CONFLICT DO NOTHING", last["version"], last["name"], last["checksum"])
+        await client.close()
 
 
 @pytest.mark.parametrize(("setting", "value", "message"), [

@@ -1,8 +1,13 @@
-"""The hub's whole HTTP surface: the API routers, /healthz and /metrics for monitoring."""
+"""The hub's whole HTTP surface: the API routers, /healthz, /readyz and /metrics for monitoring."""
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
+import nats.errors
+import nats.js.errors
 from aiohttp import web
+from nats.aio.client import Client as NatsClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub.api import (alarms_api, audit_api, commands_api, documents_api, edges_api, enrol_api, import_api, meta_api, objects_api,
@@ -15,6 +20,7 @@ from hub.api.principal import Authenticator
 from hub.api.routing import Router
 from hub.commands.publisher import CommandPublisher
 from hub.config import DocumentSettings, ReportSettings, RobotSettings
+from hub.db.migrate import unapplied
 from hub.console.routes import console_routes
 from hub.edges.service import EnrolmentService
 from hub.secret_box import SecretBox
@@ -22,6 +28,9 @@ from shared.supervise import Supervisor
 
 POOL_KEY = web.AppKey("pool", asyncpg.Pool)
 SUPERVISOR_KEY = web.AppKey("supervisor", Supervisor)
+NATS_KEY = web.AppKey("nats", NatsClient)
+# How long /readyz waits for JetStream to answer before it counts as not answering.
+READY_NATS_TIMEOUT_S = 2.0
 
 CORE_ROUTERS: list[Router] = [
     meta_api.router, alarms_api.router, objects_api.router, panels_api.router, reports_api.router,
@@ -40,20 +49,43 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.Response:
-    """200 when PostgreSQL answers and no background task keeps failing; otherwise 503 naming
-    what is wrong, so a load balancer stops sending work to a hub that only looks alive."""
-    problems: dict[str, str] = {}
+async def _database_checks(pool: asyncpg.Pool) -> dict[str, str]:
+    """`database` and `migrations`: "ok", or what is wrong."""
     try:
-        await request.app[POOL_KEY].fetchval("SELECT 1")
+        async with pool.acquire() as conn:
+            missing = await unapplied(conn)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        problems["database"] = f"PostgreSQL is unreachable: {exc}"
+        return {"database": f"PostgreSQL is unreachable: {exc}", "migrations": "unknown: no database"}
+    return {"database": "ok",
+            "migrations": "ok" if not missing else f"{len(missing)} not applied: {', '.join(missing[:5])}"}
+
+
+async def _nats_checks(nc: NatsClient | None) -> dict[str, str]:
+    """`nats` and `jetstream`: "ok", or what is wrong (none for an app without NATS)."""
+    if nc is None:
+        return {}
+    if not nc.is_connected:
+        return {"nats": "not connected (reconnecting)", "jetstream": "unknown: no NATS"}
+    try:
+        await nc.jetstream(timeout=READY_NATS_TIMEOUT_S).account_info()
+    except (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError) as exc:
+        return {"nats": "ok", "jetstream": f"not answering: {type(exc).__name__} {exc}".rstrip()}
+    return {"nats": "ok", "jetstream": "ok"}
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 when PostgreSQL answers with the schema this hub expects, NATS is connected with
+    JetStream answering, and no background task keeps failing; otherwise 503 naming what is wrong,
+    so a load balancer stops sending work to a hub that only looks alive."""
+    checks = {**await _database_checks(request.app[POOL_KEY]), **await _nats_checks(request.app.get(NATS_KEY))}
+    problems = {name: detail for name, detail in checks.items() if detail != "ok"}
     supervisor = request.app.get(SUPERVISOR_KEY)
     tasks = supervisor.health() if supervisor is not None else {}
     problems.update({name: str(t["last_error"]) for name, t in tasks.items() if t["state"] == "failing"})
     if problems:
-        return web.json_response({"status": "not_ready", "failing": problems, "tasks": tasks}, status=503)
-    return web.json_response({"status": "ready", "tasks": tasks})
+        return web.json_response({"status": "not_ready", "failing": problems, "checks": checks, "tasks": tasks},
+                                 status=503)
+    return web.json_response({"status": "ready", "checks": checks, "tasks": tasks})
 
 
 async def metrics(_request: web.Request) -> web.Response:
@@ -64,10 +96,11 @@ def build_http(pool: asyncpg.Pool, authenticator: Authenticator, extra_routers: 
                secret_box: SecretBox, enrolment: EnrolmentService | None = None,
                supervisor: Supervisor | None = None, documents: DocumentSettings | None = None,
                reports: ReportSettings | None = None, commands: CommandPublisher | None = None,
-               robots: RobotSettings | None = None) -> web.Application:
+               robots: RobotSettings | None = None, nats_client: NatsClient | None = None) -> web.Application:
     """The application: every router's routes, the OpenAPI document built from them, and the
     unauthenticated monitoring endpoints. Without `enrolment` (no CA, no HTTPS listener) the
-    enrolment routes answer 503; /readyz reports `supervisor`'s tasks. `documents` and `reports`
+    enrolment routes answer 503; /readyz reports `supervisor`'s tasks and `nats_client`'s link and
+    JetStream. `documents` and `reports`
     (their caps) and `robots` (leases, command expiry, telemetry cap) default to the config's
     defaults. `commands`, when given, is woken by every panel or robot command given through the
     API, so it is published at once."""
@@ -83,6 +116,8 @@ def build_http(pool: asyncpg.Pool, authenticator: Authenticator, extra_routers: 
     app[POOL_KEY] = pool
     if supervisor is not None:
         app[SUPERVISOR_KEY] = supervisor
+    if nats_client is not None:
+        app[NATS_KEY] = nats_client
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

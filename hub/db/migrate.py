@@ -55,6 +55,14 @@ def load_migrations() -> list[Migration]:
     return found
 
 
+async def unapplied(conn: asyncpg.Connection) -> list[str]:
+    """The migration files this database lacks, or holds with another checksum (a hub newer or
+    older than its schema); [] when the schema is current."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    done = {r["version"]: r["checksum"] for r in await conn.fetch(SQL_APPLIED)} if exists else {}
+    return [m.name for m in load_migrations() if done.get(m.version) != m.checksum]
+
+
 async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply every pending migration; returns the names applied."""
     applied_now: list[str] = []
