@@ -22,6 +22,7 @@ from edge.links.gsm.templates import load_templates
 from edge.links.robots import RobotLink, RobotRelay
 from edge.links.satel import SatelLink
 from edge.local_api import build_app
+from edge.readiness import readiness
 from edge.local_auth import LocalAuth
 from edge.refusals import RefusalState, listen_for_refusals
 from edge.replication import ReplicationError, Replicator, hub_replica_login
@@ -159,15 +160,20 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
             "replication": replicator.status() if replicator else {"state": "disabled"},
         }
 
+    tasks: list[asyncio.Task[None]] = []
+
+    async def ready() -> dict:
+        return await readiness(journal, nc, tasks)
+
     # A new token for the on-box tools at every start (edge.local_auth); removed at a clean stop.
     auth = LocalAuth.start(config.data_dir)
-    runner = web.AppRunner(build_app(status, auth, {link.panel_id: link for link in satel_links}, robot_link, journal),
-                           access_log=None)
+    runner = web.AppRunner(build_app(status, auth, {link.panel_id: link for link in satel_links}, robot_link, journal,
+                                     ready=ready), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, config.http_host, config.http_port).start()
     log.info("edge %s up: local page http://%s:%d, key %s", config.edge_id, config.http_host, config.http_port, signer.key_id)
 
-    tasks = [asyncio.create_task(_prune_loop(journal, stop, config.journal.prune_interval_s), name="journal-prune")]
+    tasks.append(asyncio.create_task(_prune_loop(journal, stop, config.journal.prune_interval_s), name="journal-prune"))
     tasks += link_tasks
     reporter = StatusReporter(config.edge_id, journal, signer, nc,
                               link_reports(satel_links, gsm_links, robot_link.trackers.values() if robot_link else ()),

@@ -46,6 +46,7 @@ from shared.subjects import LANES
 log = logging.getLogger("vigil.edge.local_api")
 
 STATUS_KEY = web.AppKey("status", Callable[[], dict])
+READY_KEY = web.AppKey("ready", Callable[[], Awaitable[dict]])
 SATEL_KEY = web.AppKey("satel_links", Mapping[str, SatelLink])
 ROBOTS_KEY = web.AppKey("robot_link", RobotLink)
 AUTH_KEY = web.AppKey("local_auth", LocalAuth)
@@ -155,7 +156,7 @@ async def error_shape(request: web.Request, handler: _Handler) -> web.StreamResp
 
 # Open without a login: the login itself, the page (it shows the login form until then), and
 # what monitoring scrapes.
-_OPEN_PATHS = frozenset({"/", "/healthz", "/metrics", "/api/v1/login", "/api/v1/logout"})
+_OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/api/v1/login", "/api/v1/logout"})
 
 
 async def _authenticate(request: web.Request) -> Principal:
@@ -321,6 +322,16 @@ async def status(request: web.Request) -> web.Response:
 
 async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 when the box can journal and forward (edge.readiness), else 503 naming what fails;
+    without a readiness source (an agent still starting), 503."""
+    ready = request.app.get(READY_KEY)
+    if ready is None:
+        return web.json_response({"status": "not_ready", "failing": {"agent": "starting"}}, status=503)
+    body = await ready()
+    return web.json_response(body, status=200 if body["status"] == "ready" else 503)
 
 
 async def metrics(_request: web.Request) -> web.Response:
@@ -526,10 +537,12 @@ async def robots_diagnostics(request: web.Request) -> web.Response:
 
 def build_app(status_fn: Callable[[], dict], auth: LocalAuth,
               satel: Mapping[str, SatelLink] | None = None, robots: RobotLink | None = None,
-              journal: Journal | None = None, clock: Clock = SYSTEM_CLOCK) -> web.Application:
+              journal: Journal | None = None, clock: Clock = SYSTEM_CLOCK,
+              ready: Callable[[], Awaitable[dict]] | None = None) -> web.Application:
     """The local page and API; `auth` holds the logins and sessions, `satel` maps panel id → its
     running link, `robots` is the robot link (None: no robots configured), `journal` the agent's
-    journal (the console's alarm list and acks; None: those answer 503)."""
+    journal (the console's alarm list and acks; None: those answer 503), `ready` what /readyz
+    answers (edge.readiness)."""
     app = web.Application(middlewares=[error_shape, same_origin_json, require_login])
     app[STATUS_KEY] = status_fn
     app[AUTH_KEY] = auth
@@ -540,6 +553,8 @@ def build_app(status_fn: Callable[[], dict], auth: LocalAuth,
         app[ROBOTS_KEY] = robots
     if journal is not None:
         app[JOURNAL_KEY] = journal
+    if ready is not None:
+        app[READY_KEY] = ready
 
     async def closing(app: web.Application) -> None:
         app[CLOSING_KEY].set()
@@ -552,6 +567,7 @@ def build_app(status_fn: Callable[[], dict], auth: LocalAuth,
     app.router.add_get("/api/v1/console/alarms", _allowed(Action.VIEW, console_alarms))
     app.router.add_post("/api/v1/console/alarms/{alarm_id}/ack", _allowed(Action.ARM_DISARM, console_ack))
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/v1/login", login)
     app.router.add_post("/api/v1/logout", logout)
