@@ -54,6 +54,9 @@ ROLE_MATRIX: dict[Route, frozenset[str]] = {
     # The fixed code lists the console's pickers show.
     ("GET", "/api/v1/meta/resolutions"): frozenset({M, A, O, T, F}),
     ("GET", "/api/v1/meta/call-outcomes"): frozenset({M, A, O, T, F}),
+    # The system mode: read by every console's header, switched to maintenance by admins.
+    ("GET", "/api/v1/system/mode"): frozenset({M, A, O, T, F}),
+    ("PUT", "/api/v1/system/mode"): frozenset({M, A}),
     # Objects with their contacts and procedures.
     ("GET", "/api/v1/objects"): frozenset({M, A, O, T, F}),
     ("GET", "/api/v1/objects/{id}"): frozenset({M, A, O, T, F}),

@@ -420,6 +420,7 @@ NOT_SCOPED: dict[Route, str] = {
     ("PATCH", "/api/v1/auth/me/settings"): "the caller's own settings",
     ("GET", "/api/v1/meta/resolutions"): "a fixed code list, no object data",
     ("GET", "/api/v1/meta/call-outcomes"): "a fixed code list, no object data",
+    ("GET", "/api/v1/system/mode"): "the centre's mode and failing dependencies, no object data",
     TICKET: "a ticket for the caller; what the stream then carries is walked under GET /api/v1/ws",
     ("GET", "/api/v1/auth/jwks"): "public: signing keys, no object data",
     ("GET", "/.well-known/jwks.json"): "public: signing keys, no object data",

@@ -24,7 +24,7 @@ from hub.secret_box import SecretBox
 from support.browser import browser_page, require_browser
 from support.console_app import console_app
 from support.waiting import wait_until
-from test_console_browser import ADMIN_EMAIL, OPERATOR_EMAIL, add_user, log_in, shot
+from test_console_browser import ADMIN_EMAIL, OPERATOR_EMAIL, PASSWORD, add_user, log_in, shot
 
 pytestmark = pytest.mark.slow
 
@@ -497,3 +497,45 @@ async def test_documents_are_uploaded_downloaded_and_deleted_and_a_contact_is_de
         assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'document.delete' "
                                  "AND target_id = $1", str(doc["id"])) == 1
         assert page.js_errors == []
+
+
+async def test_an_admin_puts_the_centre_in_maintenance_and_every_console_shows_it(admin_console: AdminConsole,
+                                                                                   db: asyncpg.Pool) -> None:
+    """The admin starts maintenance from the header with a reason; an operator's console shows
+    the banner with it and its change is refused with the reason said; ending it clears both."""
+    await add_user(db, ADMIN_EMAIL, "ADMIN")
+    await add_user(db, OPERATOR_EMAIL, "OPERATOR")
+    async with browser_page() as admin, browser_page() as operator:
+        await log_in(admin, admin_console.base, ADMIN_EMAIL)
+        await log_in(operator, admin_console.base, OPERATOR_EMAIL)
+        assert await operator.locator("#mode-toggle").is_hidden()  # operators do not switch it
+        await admin.wait_for_selector("#mode-toggle:not([hidden])", timeout=5000)
+        assert await admin.locator("#system-mode").is_hidden()  # NORMAL: nothing to say
+        await admin.click("#mode-toggle")
+        await admin.wait_for_selector("#mode-dialog[open]", timeout=5000)
+        await admin.fill("#mode-reason", "database upgrade until 04:00")
+        await admin.click("#mode-start")
+        await admin.wait_for_selector("#mode-banner:not([hidden])", timeout=5000)
+        assert "database upgrade until 04:00" in (await admin.text_content("#mode-banner") or "")
+        assert await admin.text_content("#system-mode") == "MAINTENANCE"
+        await shot(admin, "maintenance")
+
+        # The operator's console learns it at its next look (every 15 s; a reload looks at once).
+        await operator.reload()
+        await operator.wait_for_selector("#view-queue:not([hidden])", timeout=5000)
+        await operator.wait_for_selector("#mode-banner:not([hidden])", timeout=5000)
+        assert "database upgrade until 04:00" in (await operator.text_content("#mode-banner") or "")
+        # A change through the API is refused, saying why, and changes nothing.
+        tokens = await sign_in(admin_console.base, ADMIN_EMAIL, PASSWORD)
+        async with aiohttp.ClientSession() as http:
+            resp = await http.post(f"{admin_console.base}/api/v1/objects", json={"name": "Depot"},
+                                   headers={"Authorization": f"Bearer {tokens['access_token']}"})
+            refused = await resp.json()
+        assert resp.status == 503 and refused["error"]["code"] == "maintenance", refused
+        assert await db.fetchval("SELECT count(*) FROM objects WHERE name = 'Depot'") == 0
+
+        await admin.click("#mode-toggle")
+        await confirm(admin, "End maintenance")
+        await admin.wait_for_selector("#mode-banner", state="hidden", timeout=5000)
+        assert await db.fetchval("SELECT maintenance FROM system_mode") is False
+        assert admin.js_errors == [] and operator.js_errors == []

@@ -23,6 +23,7 @@ EXPECTED_TYPES = {
     "panel_commands.js": "text/javascript",
     "panel_schedules.js": "text/javascript", "admin_holidays.js": "text/javascript",
     "robots.js": "text/javascript", "robot_detail.js": "text/javascript", "robot_plan.js": "text/javascript",
+    "system_mode.js": "text/javascript",
 }
 
 

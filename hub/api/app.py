@@ -17,6 +17,7 @@ from hub.api.errors import ApiError, error_response
 from hub.api.permissions import require
 from hub.api.principal import Authenticator
 from hub.api.routing import MAX_BODY_BYTES, Call, Route, Router, decode_json, decode_query, to_response
+from hub.system.store import in_maintenance
 from shared.logs import request_id
 
 log = logging.getLogger("vigil.hub.api")
@@ -147,6 +148,9 @@ def _wrap(route: Route):  # type: ignore[no-untyped-def]
         principal = None if route.public else await d.authenticator.authenticate(request)
         if principal is not None and route.permission:
             require(principal, route.permission)
+        if route.method != "GET" and not route.in_maintenance and await in_maintenance(d.pool):
+            raise ApiError(503, "maintenance", "the centre is in maintenance: the API is read-only until an admin "
+                                               "ends it (GET /api/v1/system/mode says who and why)")
         call = Call(request, principal)
         if route.body is not None:
             call.raw_body = await _read_body(request, route)

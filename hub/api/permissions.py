@@ -17,6 +17,7 @@
 | robots.command        | yes      | —          | —            | yes   | yes    |
 | robots.edit           | yes      | —          | —            | yes   | yes    |
 | robots.force          | —        | —          | —            | —     | yes    |
+| system.maintenance    | —        | —          | —            | yes   | yes    |
 
 alarms.supervise: take over or reassign an alarm another operator holds, tick any checklist.
 An ADMIN holds no alarm work, so an ADMIN reassigns to someone who does (docs/architecture.md §5).
@@ -51,6 +52,7 @@ MATRIX: dict[str, frozenset[Role]] = {
     "robots.command": frozenset({_O, _A, _M}),
     "robots.edit": frozenset({_O, _A, _M}),
     "robots.force": frozenset({_M}),
+    "system.maintenance": frozenset({_A, _M}),  # start and end maintenance (the API read-only)
     "self": frozenset(Role),  # any authenticated user, for their own session
 }
 

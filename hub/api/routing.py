@@ -80,6 +80,9 @@ class Route:
     # What identifies the request for Idempotency-Key, when not its whole body: a body holding a
     # secret that may be replayed (a panel command's user code) is fingerprinted without it.
     fingerprint: Callable[["Call"], bytes] | None = None
+    # Taken while the centre is in maintenance (the API is otherwise read-only then): signing in
+    # and out, one's own settings, and ending maintenance itself.
+    in_maintenance: bool = False
 
 
 @dataclass
@@ -91,7 +94,8 @@ class Router:
             produces: str = "application/json", consumes: tuple[str, ...] = ("application/json",),
             tags: tuple[str, ...] = (), carries_secret: bool = False,
             form: Mapping[str, Any] | None = None,
-            fingerprint: Callable[[Call], bytes] | None = None) -> Callable[[Handler], Handler]:
+            fingerprint: Callable[[Call], bytes] | None = None,
+            in_maintenance: bool = False) -> Callable[[Handler], Handler]:
         if not public and permission is None:
             raise ValueError(f"{method} {path}: a non-public route needs a permission")
 
@@ -101,7 +105,7 @@ class Router:
                                      idempotent_post=(method == "POST" and not public and not carries_secret
                                                       and form is None),
                                      carries_secret=carries_secret, produces=produces, consumes=consumes, tags=tags,
-                                     form=form, fingerprint=fingerprint))
+                                     form=form, fingerprint=fingerprint, in_maintenance=in_maintenance))
             return handler
 
         return register

@@ -1,18 +1,14 @@
 """The hub's whole HTTP surface: the API routers, /healthz, /readyz and /metrics for monitoring."""
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
-import nats.errors
-import nats.js.errors
 from aiohttp import web
 from nats.aio.client import Client as NatsClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub.api import (alarms_api, audit_api, commands_api, documents_api, edges_api, enrol_api, import_api, meta_api, objects_api,
                      panels_api, pdf_export, reports_api, robot_plan_api, robots_api, schedules_api, secrets_api,
-                     sms_archive_api)
+                     sms_archive_api, system_api)
 from hub.api.app import build_api
 from hub.api.errors import error_response
 from hub.api.openapi import build_openapi
@@ -20,7 +16,7 @@ from hub.api.principal import Authenticator
 from hub.api.routing import Router
 from hub.commands.publisher import CommandPublisher
 from hub.config import DocumentSettings, ReportSettings, RobotSettings
-from hub.db.migrate import unapplied
+from hub.health import Health, health
 from hub.console.routes import console_routes
 from hub.edges.service import EnrolmentService
 from hub.secret_box import SecretBox
@@ -29,14 +25,12 @@ from shared.supervise import Supervisor
 POOL_KEY = web.AppKey("pool", asyncpg.Pool)
 SUPERVISOR_KEY = web.AppKey("supervisor", Supervisor)
 NATS_KEY = web.AppKey("nats", NatsClient)
-# How long /readyz waits for JetStream to answer before it counts as not answering.
-READY_NATS_TIMEOUT_S = 2.0
 
 CORE_ROUTERS: list[Router] = [
     meta_api.router, alarms_api.router, objects_api.router, panels_api.router, reports_api.router,
     audit_api.router, import_api.router, edges_api.router, enrol_api.router, secrets_api.router,
     documents_api.router, commands_api.router, sms_archive_api.router, schedules_api.router, robots_api.router,
-    robot_plan_api.router,
+    robot_plan_api.router, system_api.router,
 ]
 
 
@@ -49,43 +43,15 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def _database_checks(pool: asyncpg.Pool) -> dict[str, str]:
-    """`database` and `migrations`: "ok", or what is wrong."""
-    try:
-        async with pool.acquire() as conn:
-            missing = await unapplied(conn)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        return {"database": f"PostgreSQL is unreachable: {exc}", "migrations": "unknown: no database"}
-    return {"database": "ok",
-            "migrations": "ok" if not missing else f"{len(missing)} not applied: {', '.join(missing[:5])}"}
-
-
-async def _nats_checks(nc: NatsClient | None) -> dict[str, str]:
-    """`nats` and `jetstream`: "ok", or what is wrong (none for an app without NATS)."""
-    if nc is None:
-        return {}
-    if not nc.is_connected:
-        return {"nats": "not connected (reconnecting)", "jetstream": "unknown: no NATS"}
-    try:
-        await nc.jetstream(timeout=READY_NATS_TIMEOUT_S).account_info()
-    except (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError) as exc:
-        return {"nats": "ok", "jetstream": f"not answering: {type(exc).__name__} {exc}".rstrip()}
-    return {"nats": "ok", "jetstream": "ok"}
-
-
 async def readyz(request: web.Request) -> web.Response:
     """200 when PostgreSQL answers with the schema this hub expects, NATS is connected with
     JetStream answering, and no background task keeps failing; otherwise 503 naming what is wrong,
-    so a load balancer stops sending work to a hub that only looks alive."""
-    checks = {**await _database_checks(request.app[POOL_KEY]), **await _nats_checks(request.app.get(NATS_KEY))}
-    problems = {name: detail for name, detail in checks.items() if detail != "ok"}
-    supervisor = request.app.get(SUPERVISOR_KEY)
-    tasks = supervisor.health() if supervisor is not None else {}
-    problems.update({name: str(t["last_error"]) for name, t in tasks.items() if t["state"] == "failing"})
-    if problems:
-        return web.json_response({"status": "not_ready", "failing": problems, "checks": checks, "tasks": tasks},
-                                 status=503)
-    return web.json_response({"status": "ready", "checks": checks, "tasks": tasks})
+    so a load balancer stops sending work to a hub that only looks alive (hub/health.py)."""
+    found = await health(request.app[POOL_KEY], request.app.get(NATS_KEY), request.app.get(SUPERVISOR_KEY))
+    if found.problems:
+        return web.json_response({"status": "not_ready", "failing": found.problems, "checks": found.checks,
+                                  "tasks": found.tasks}, status=503)
+    return web.json_response({"status": "ready", "checks": found.checks, "tasks": found.tasks})
 
 
 async def metrics(_request: web.Request) -> web.Response:
@@ -112,6 +78,11 @@ def build_http(pool: asyncpg.Pool, authenticator: Authenticator, extra_routers: 
         extra[enrol_api.ENROLMENT_KEY] = enrolment
     if commands is not None:
         extra[commands_api.PUBLISHER_KEY] = commands
+
+    async def hub_health() -> Health:
+        return await health(pool, nats_client, supervisor)
+
+    extra[system_api.HEALTH_KEY] = hub_health
     app = build_api(routers, pool, authenticator, extra)
     app[POOL_KEY] = pool
     if supervisor is not None:

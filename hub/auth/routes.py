@@ -60,17 +60,17 @@ def auth_router(login: LoginService, users: UserStore, keyring: KeyRing,
     router = Router()
     proxies = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
 
-    @router.post("/api/v1/auth/login", public=True, body=LoginIn, response=TokenPair, tags=TAGS)
+    @router.post("/api/v1/auth/login", public=True, in_maintenance=True, body=LoginIn, response=TokenPair, tags=TAGS)
     async def log_in(call: Call) -> TokenPair:
         """Exchange email and password for an access and a refresh token."""
         return await login.login(call.body.email, call.body.password, client_ip(call.request, proxies))
 
-    @router.post("/api/v1/auth/refresh", public=True, body=RefreshIn, response=TokenPair, tags=TAGS)
+    @router.post("/api/v1/auth/refresh", public=True, in_maintenance=True, body=RefreshIn, response=TokenPair, tags=TAGS)
     async def refresh(call: Call) -> TokenPair:
         """Spend a refresh token for a new pair (a spent token ends its whole session)."""
         return await login.refresh(call.body.refresh_token, client_ip(call.request, proxies))
 
-    @router.post("/api/v1/auth/logout", public=True, body=RefreshIn, status=204, tags=TAGS)
+    @router.post("/api/v1/auth/logout", public=True, in_maintenance=True, body=RefreshIn, status=204, tags=TAGS)
     async def log_out(call: Call) -> None:
         """End the session the refresh token belongs to, with its access tokens."""
         await login.logout(call.body.refresh_token, client_ip(call.request, proxies))
@@ -86,12 +86,12 @@ def auth_router(login: LoginService, users: UserStore, keyring: KeyRing,
         """The calling user, with the hub's default time zone and their role's permissions."""
         return await users.me(call.user)
 
-    @router.patch(MY_SETTINGS_PATH, permission="self", body=MySettingsIn, response=MeOut, tags=TAGS)
+    @router.patch(MY_SETTINGS_PATH, permission="self", in_maintenance=True, body=MySettingsIn, response=MeOut, tags=TAGS)
     async def set_my_settings(call: Call) -> MeOut:
         """Change your own settings: `time_zone` (an IANA name, or null for the hub's default)."""
         return await users.set_own(call.user, call.body, client_ip(call.request, proxies))
 
-    @router.post(PASSWORD_PATH, permission="self", body=PasswordChangeIn, response=TokenPair, carries_secret=True,
+    @router.post(PASSWORD_PATH, permission="self", in_maintenance=True, body=PasswordChangeIn, response=TokenPair, carries_secret=True,
                  tags=TAGS)
     async def change_password(call: Call) -> TokenPair:
         """Change your own password; every session ends and a new token pair is returned."""

@@ -17,6 +17,7 @@ import { documentTable } from "./documents.js";
 import { drawObjectSchedules } from "./panel_schedules.js";
 import { RobotsPage } from "./robots.js";
 import { RobotDetail } from "./robot_detail.js";
+import { SystemMode } from "./system_mode.js";
 
 const $ = (id) => document.getElementById(id);
 const WORK_ROLES = new Set(["OPERATOR", "MASTER"]);
@@ -53,6 +54,7 @@ const records = { history: new HistoryPage({ toast, showView }), reports: new Re
 // The robots (#/robots) and one robot (#/robots/<id>).
 const robots = new RobotsPage({ toast, showView });
 const robot = new RobotDetail({ toast, showView });
+const systemMode = new SystemMode({ toast });
 
 let toastTimer = null;
 function toast(message, kind = "info") {
@@ -81,6 +83,7 @@ function endSession() {
   for (const page of Object.values(records)) page.leave();
   robots.leave();
   robot.leave();
+  systemMode.stop();
   if (state.stream) state.stream.stop();
   state.stream = null;
   state.me = null;
@@ -120,6 +123,7 @@ async function afterLogin() {
   $("nav-admin").hidden = !ADMIN_ROLES.has(me.role);
   for (const [name, page] of Object.entries(records)) $(`nav-${name}`).hidden = !page.allowed(me);
   document.body.classList.toggle("can-work", state.me.canWork);
+  systemMode.start(me);
   startStream();
   route();
   if (state.me.canViewAlarms) loadAlarms().catch((e) => toast(e.message, "error"));
