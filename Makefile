@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench setup clean chromium
+.PHONY: run test bench setup clean chromium promtool
 
-setup: $(STAMP) chromium
+setup: $(STAMP) chromium promtool
 
 # The console's browser tests drive Debian's Chromium (no browser download is possible here).
 chromium:
@@ -16,6 +16,17 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else \
 	  echo "NOTE: /usr/bin/chromium is missing and we are not root: console browser tests will be skipped (sudo apt-get install -y chromium)"; \
+	fi
+
+# The alert rules' tests run promtool, which Debian ships in its prometheus package (which also
+# brings the server's systemd unit: on a host with systemd, `systemctl disable --now prometheus`).
+promtool:
+	@if command -v promtool >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Debian's prometheus package for promtool (alert rule tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	else \
+	  echo "NOTE: promtool is missing and we are not root: the alert rule tests will be skipped (sudo apt-get install -y prometheus)"; \
 	fi
 
 $(STAMP): pyproject.toml setup.py
@@ -31,7 +42,7 @@ run: $(STAMP)
 # and the suite takes half the time. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium promtool
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 bench: $(STAMP)

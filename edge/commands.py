@@ -44,7 +44,7 @@ from shared.sealing import SealError, open_sealed
 
 log = logging.getLogger("vigil.edge.commands")
 
-RECEIVED = Counter("edge_commands_total", "Hub commands by outcome at this box", ["outcome"])
+RECEIVED = Counter("vigil_edge_commands_total", "Hub commands by outcome at this box", ["outcome"])
 
 # Result ids are made from command ids: a second result for one command is recognisable.
 _RESULT_NAMESPACE = uuid.UUID("5b0f6a52-8d0e-4c41-9a1f-6f0d2c7e9b13")

@@ -9,7 +9,7 @@ or an S3-compatible store (`s3`). Litestream does not make its bucket, so the ag
 before each start. The agent restarts Litestream with backoff when it dies and stops it (SIGTERM:
 Litestream syncs once more) after the journal is closed.
 
-The lag (`edge_journal_replica_lag_seconds`) is measured from both ends, not from Litestream's
+The lag (`vigil_edge_journal_replica_lag_seconds`) is measured from both ends, not from Litestream's
 own opinion of itself: the journal side is the WAL file's last change (every commit writes it),
 the replica side is the newest LTX file the replica lists (`litestream ltx`, which reads the
 replica itself; for a `file` replica, the files' own modification times, which Litestream sets to
@@ -47,10 +47,10 @@ from shared.process import ManagedProcess, packaged_binary
 
 log = logging.getLogger("vigil.edge.replication")
 
-REPLICA_LAG = Gauge("edge_journal_replica_lag_seconds",
+REPLICA_LAG = Gauge("vigil_edge_journal_replica_lag_seconds",
                     "How far the journal's replica is behind the journal (0: it holds every change)")
-REPLICA_RESTARTS = Counter("edge_journal_replica_restarts_total", "Litestream restarted after it exited")
-PROBE_ERRORS = Counter("edge_journal_replica_probe_errors_total",
+REPLICA_RESTARTS = Counter("vigil_edge_journal_replica_restarts_total", "Litestream restarted after it exited")
+PROBE_ERRORS = Counter("vigil_edge_journal_replica_probe_errors_total",
                        "Replica listings that failed or could not be read (the lag then keeps growing)")
 
 # How long a replica listing may take before it counts as failed.

@@ -184,6 +184,17 @@ class SupervisorSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
             raise ValueError(f"supervisor.window_s must be 1..86400, got {self.window_s}")
 
 
+class MetricsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The gauges computed from PostgreSQL (hub.db_gauges, docs/operations.md): refreshed every
+    `refresh_s` by a background task, never on scrape."""
+
+    refresh_s: float = 15.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.refresh_s <= 3600:
+            raise ValueError(f"metrics.refresh_s must be 1..3600, got {self.refresh_s}")
+
+
 class DocumentSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Object documents (hub/api/documents_api.py): the largest file an upload may carry. It is held
     in memory while it streams in, then stored in PostgreSQL."""
@@ -307,6 +318,7 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     nats_access: NatsAccessSettings = msgspec.field(default_factory=NatsAccessSettings)
     enrolment: EnrolmentSettings = msgspec.field(default_factory=EnrolmentSettings)
     supervisor: SupervisorSettings = msgspec.field(default_factory=SupervisorSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
     documents: DocumentSettings = msgspec.field(default_factory=DocumentSettings)
     reports: ReportSettings = msgspec.field(default_factory=ReportSettings)

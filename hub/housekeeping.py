@@ -26,6 +26,8 @@ from shared.clock import SYSTEM_CLOCK, Clock
 log = logging.getLogger("vigil.hub.housekeeping")
 
 SWEPT = Counter("vigil_alarm_sweeps_changed_total", "Bundles reaped or auto-closed")
+CLAIM_REVERTS = Counter("vigil_claiming_timeout_reverts_total",
+                        "Claims the reaper reverted to NEW: CLAIMING past its TTL without being started")
 ESCALATED = Counter("vigil_alarms_escalated_total", "Bundles escalated for staying NEW past their threshold")
 PARTITION_MONTHS_AHEAD = 3
 SQL_PARTITIONS = "SELECT ensure_event_partitions($1::timestamptz, $2)"
@@ -102,10 +104,12 @@ async def run_housekeeping(pool: asyncpg.Pool, stop: asyncio.Event, clock: Clock
     while not await sleep_or_stop(sweep_interval_s, stop):
         try:
             async with pool.acquire() as conn:
-                changed = await sweep(conn, clock.now())
-            if changed:
-                SWEPT.inc(changed)
-                log.info("reaped or auto-closed %d alarm bundles", changed)
+                swept = await sweep(conn, clock.now())
+            if swept.total:
+                # Counted after the sweep's commit: a rolled-back pass reverted nothing.
+                SWEPT.inc(swept.total)
+                CLAIM_REVERTS.inc(swept.reaped)
+                log.info("reaped %d lapsed claims, auto-closed %d alarm bundles", swept.reaped, swept.closed)
             async with pool.acquire() as conn:
                 escalated = await escalate(conn, clock.now(), escalation)
             if escalated:

@@ -22,6 +22,7 @@ from hub.ingest.edge_keys import EdgeKeyCache
 from hub.edges.registry import leaf_users
 from hub.commands import scheduler as auto_arm
 from hub.commands.publisher import CommandPublisher, ensure_commands_stream
+from hub.db_gauges import run_db_gauges
 from hub.housekeeping import ensure_partitions, run_housekeeping
 from hub.api.server import build_http
 from hub.auth import build_auth
@@ -133,6 +134,8 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
         auto_arm.run, pool, box, stop, interval_s=config.auto_arm.interval_s, lookback_s=config.auto_arm.lookback_s,
         wake=commands.wake))
     gaps_task = supervisor.spawn("gap-watch", lambda: _watch_gaps(pool, stop))
+    gauges_task = supervisor.spawn("db-gauges", lambda: run_db_gauges(
+        pool, stop, interval_s=config.metrics.refresh_s, stream_head=lambda: stream.feed.head))
     access_task = supervisor.spawn("nats-access", partial(keep_access_in_step, pool, access, stop)) \
         if access is not None else None
     housekeeping_task = supervisor.spawn("housekeeping", lambda: run_housekeeping(
@@ -145,6 +148,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     await owner_task
     await ingest.close()
     await gaps_task
+    await gauges_task
     await commands_task
     await auto_arm_task
     if access_task is not None:

@@ -189,9 +189,9 @@ async def test_reaper_and_auto_closer_with_explicit_time(site: Site) -> None:
         for action in ("claim", "start", "ack", "resolve"):
             v = (await alarms.transition(conn, trouble["id"], action, "bob", v, T0, note="fixed",
                                          resolution="TECHNICAL_FAULT"))["version"]
-        assert await alarms.sweep(conn, T0 + timedelta(seconds=29)) == 0
-        assert await alarms.sweep(conn, T0 + timedelta(seconds=30)) == 1
-        assert await alarms.sweep(conn, T0 + timedelta(minutes=30)) == 1
+        assert await alarms.sweep(conn, T0 + timedelta(seconds=29)) == alarms.Swept()
+        assert await alarms.sweep(conn, T0 + timedelta(seconds=30)) == alarms.Swept(reaped=1)
+        assert await alarms.sweep(conn, T0 + timedelta(minutes=30)) == alarms.Swept(closed=1)
     rows = {r["alarm_type"]: r for r in await _bundles(site.pool)}
     assert (rows["BURGLARY"]["status"], rows["BURGLARY"]["claimed_by"]) == ("NEW", None)
     assert rows["TROUBLE"]["status"] == "CLOSED"
@@ -208,7 +208,7 @@ async def test_only_one_sweeper_at_a_time(site: Site, db_dsn: str) -> None:
             [b] = await _bundles(site.pool)
             async with site.pool.acquire() as conn:
                 await alarms.transition(conn, b["id"], "claim", "ann", b["version"], T0)
-                assert await alarms.sweep(conn, T0 + timedelta(minutes=1)) == 0  # the other sweeper holds it
+                assert await alarms.sweep(conn, T0 + timedelta(minutes=1)) == alarms.Swept()  # the other holds it
     finally:
         await holder.close()
 

@@ -222,7 +222,7 @@ async def hub(db: asyncpg.Pool) -> Hub:
 
 
 def _failures(reason: str) -> float:
-    return REGISTRY.get_sample_value("satel_auto_arm_failure_total", {"reason": reason}) or 0.0
+    return REGISTRY.get_sample_value("vigil_satel_auto_arm_failure_total", {"reason": reason}) or 0.0
 
 
 async def _leaks(pool: asyncpg.Pool, secret: str) -> list[str]:

@@ -24,7 +24,7 @@ MASTER, ADMIN = as_role("MASTER", 1), as_role("ADMIN", 2)
 
 
 def _reads() -> float:
-    return sum(REGISTRY.get_sample_value("sms_raw_archive_access_total", {"what": w}) or 0.0 for w in ("list", "one"))
+    return sum(REGISTRY.get_sample_value("vigil_sms_raw_archive_access_total", {"what": w}) or 0.0 for w in ("list", "one"))
 
 
 async def _site(db: asyncpg.Pool) -> Site:

@@ -95,7 +95,7 @@ def _sweep_failing_once(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     real_sweep = alarms.sweep
     failures = [0]
 
-    async def sweep_failing_once(conn: asyncpg.Connection, now: object) -> int:
+    async def sweep_failing_once(conn: asyncpg.Connection, now: object) -> alarms.Swept:
         if failures[0] == 0:
             failures[0] += 1
             raise RuntimeError("not a database error")  # housekeeping's own except does not catch this

@@ -4,10 +4,12 @@ sweeps; and the bundle's checklist (docs/architecture.md §5)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
 import asyncpg
+from prometheus_client import Histogram
 
 from hub.alarms import lifecycle
 from hub.alarms.apply import bundle_payload, iso_or_none
@@ -16,6 +18,16 @@ from hub.alarms.lifecycle import Bundle, LifecycleError, Status
 from hub.alarms.outcomes import resolution_label
 from hub.alarms.people import actor_join, people, who
 from hub.db.outbox import OutboxItem, write_outbox
+
+
+# The seed's response times (docs/operations.md): from the bundle's first event to each claim and
+# to its acknowledgement. The buckets bracket the 5-minute p95 alert.
+RESPONSE_TIME = Histogram(
+    "vigil_alarm_response_time_seconds", "From a bundle's first event to its claim / its acknowledgement", ["stage"],
+    buckets=(5, 10, 15, 30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200),
+)
+#: The transitions whose time is observed; each is its own `stage`.
+RESPONSE_STAGES = ("claim", "ack")
 
 
 def claimant_join(bundle_alias: str) -> str:
@@ -168,8 +180,9 @@ async def transition(
 ) -> asyncpg.Record:
     """Apply `action` (claim, start, ack, resolve, close) for `user`, who saw `seen_version`;
     returns the updated bundle row (with `object_name`). A resolve takes its `resolution` code.
-    A claim copies the procedure's steps into the bundle's checklist. Raises a LifecycleError
-    subclass when refused."""
+    A claim copies the procedure's steps into the bundle's checklist. A committed claim or ack is
+    observed in `vigil_alarm_response_time_seconds{stage}`. Raises a LifecycleError subclass when
+    refused."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     async with conn.transaction():
@@ -181,7 +194,11 @@ async def transition(
         if action == "claim":
             await snapshot_checklist(conn, row)
         await write_outbox(conn, [_outbox_item(row)])
-        return row
+    # Observed once committed: a refused or rolled-back move is no response. An edge clock ahead
+    # of the hub's can put the first event after `now`; that counts as an immediate response.
+    if action in RESPONSE_STAGES:
+        RESPONSE_TIME.labels(action).observe(max(0.0, (now - row["first_event_at"]).total_seconds()))
+    return row
 
 
 async def take_over(conn: asyncpg.Connection, bundle_id: int, by: str, to: str, seen_version: int, now: datetime,
@@ -201,23 +218,41 @@ async def take_over(conn: asyncpg.Connection, bundle_id: int, by: str, to: str, 
         return row
 
 
-async def sweep(conn: asyncpg.Connection, now: datetime, limit: int = 500) -> int:
+@dataclass(frozen=True)
+class Swept:
+    """What one sweep changed: lapsed claims the reaper reverted to NEW, bundles auto-closed."""
+
+    reaped: int = 0
+    closed: int = 0
+
+    @property
+    def total(self) -> int:
+        """Bundles changed, either way."""
+        return self.reaped + self.closed
+
+
+async def sweep(conn: asyncpg.Connection, now: datetime, limit: int = 500) -> Swept:
     """One pass of the reaper (lapsed claims → NEW) and the auto-closer (RESOLVED and idle for
-    30 min → CLOSED); returns how many bundles changed. A no-op while another hub sweeps."""
+    30 min → CLOSED); returns how many bundles each changed. A no-op while another hub sweeps."""
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SWEEP_LOCK_KEY):
-            return 0
+            return Swept()
         rows = await conn.fetch(SQL_DUE, now, now - lifecycle.AUTO_CLOSE_AFTER, limit)
         items = []
+        reaped = 0
         for row in rows:
             old = to_bundle(row)
             new = lifecycle.reap(old, now) or lifecycle.auto_close(old, now)
             if new is None:
                 continue
-            action = "reaped" if new.status is Status.NEW else "auto_closed"
+            if new.status is Status.NEW:
+                action = "reaped"
+                reaped += 1
+            else:
+                action = "auto_closed"
             items.append(_outbox_item(await _store(conn, old, new, "system", action, now, None, {})))
         await write_outbox(conn, items)
-        return len(items)
+        return Swept(reaped=reaped, closed=len(items) - reaped)
 
 
 async def escalate(conn: asyncpg.Connection, now: datetime, after: Mapping[str, timedelta], limit: int = 500) -> int:

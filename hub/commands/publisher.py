@@ -26,7 +26,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 
 from hub.commands.repository import command_update, expire_unsent
 from hub.db.outbox import OutboxItem, write_outbox
@@ -39,7 +39,6 @@ log = logging.getLogger("vigil.hub.commands")
 
 PUBLISHED = Counter("vigil_commands_published_total", "Commands published into VIGIL_COMMANDS by kind and outcome",
                     ["kind", "outcome"])
-PENDING = Gauge("vigil_command_outbox_pending", "Commands committed and not yet published (this process's last look)")
 
 # JetStream drops a second publish with the same command id within this window.
 DUPLICATE_WINDOW_S = 300.0
@@ -67,9 +66,9 @@ SQL_EDGES = "SELECT edge_id FROM edges WHERE revoked_at IS NULL"
 class Channel:
     """One kind of command the publisher sends: `take` selects up to $1 outbox rows (command_id,
     subject, payload, edge_id, expires_at) FOR UPDATE OF the outbox row SKIP LOCKED; `failed`
-    counts a failed attempt ($1 command id, $2 error); `count` is the rows waiting; `sent` marks
-    a command published and drops its row, `expire` ends one past its expiry unsent; both return
-    the live updates."""
+    counts a failed attempt ($1 command id, $2 error); `count` is the rows waiting (exported as
+    vigil_outbox_pending_count by hub.db_gauges); `sent` marks a command published and drops its
+    row, `expire` ends one past its expiry unsent; both return the live updates."""
 
     kind: str
     take: str
@@ -203,7 +202,6 @@ class CommandPublisher:
                 if failure is not None:
                     break
             await write_outbox(conn, updates)
-            PENDING.set(sum([await conn.fetchval(channel.count) for channel in CHANNELS]))
         if failure is not None:
             raise failure
         return full

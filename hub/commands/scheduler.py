@@ -36,7 +36,8 @@ from shared.commands import Source
 
 log = logging.getLogger("vigil.hub.auto_arm")
 
-FAILURES = Counter("satel_auto_arm_failure_total", "Auto-arm runs that FAILED or were MISSED, by reason", ["reason"])
+FAILURES = Counter("vigil_satel_auto_arm_failure_total", "Auto-arm runs that FAILED or were MISSED, by reason",
+                   ["reason"])
 
 DEFAULT_LOOKBACK = timedelta(minutes=10)
 SETTLE_BATCH = 100

@@ -6,6 +6,9 @@ once. A report that is not signed by its edge's enrolled key, comes from an unkn
 names another edge than its subject, or does not decode is dropped with a log line (at most one a
 minute per edge and reason) and a count in `vigil_edge_status_dropped_total` — never stored. A
 stored report, or one older than the stored one, is answered, so the edge knows it was heard.
+
+The stored reports also give each edge's journal backlog as of now (`lane_backlogs`), which
+hub.db_gauges exports.
 """
 from __future__ import annotations
 
@@ -54,6 +57,40 @@ SET epoch = excluded.epoch, run = excluded.run, report_n = excluded.report_n, in
 WHERE s.epoch <> excluded.epoch OR (excluded.run, excluded.report_n) > (s.run, s.report_n)
 RETURNING edge_id
 """
+# Each enrolled edge's backlog per lane from its latest report, and how long ago the hub took that
+# report. Only the lanes the hub knows: a report's lane names are the edge's to choose.
+SQL_BACKLOGS = """
+SELECT s.edge_id, l.lane, (l.backlog->>'rows')::int8 AS rows, (l.backlog->>'oldest_age_s')::float8 AS oldest_age_s,
+       greatest(0, extract(epoch FROM $1::timestamptz - s.received_at))::float8 AS since_s
+FROM edge_status s
+JOIN edges e ON e.edge_id = s.edge_id AND e.revoked_at IS NULL
+CROSS JOIN LATERAL jsonb_each(s.report->'lanes') AS l(lane, backlog)
+WHERE l.lane = ANY($2::text[])
+ORDER BY s.edge_id, l.lane
+"""
+
+
+@dataclass(frozen=True)
+class LaneBacklogNow:
+    """One lane of an edge's journal as the hub sees it now: rows waiting, and the age of the
+    oldest of them (0 with none waiting)."""
+
+    edge: str
+    lane: str
+    rows: int
+    oldest_age_s: float
+
+
+async def lane_backlogs(pool: asyncpg.Pool | asyncpg.Connection, now: datetime) -> list[LaneBacklogNow]:
+    """Every enrolled edge's backlog per lane, from its latest report. The oldest row's age is the
+    report's plus the time since the hub took the report: an edge that stops reporting with rows
+    waiting (a WAN cut) keeps ageing here, which is what the backlog alert must see."""
+    out = []
+    for r in await pool.fetch(SQL_BACKLOGS, now, list(subjects.LANES)):
+        waiting = r["rows"] > 0 and r["oldest_age_s"] is not None
+        out.append(LaneBacklogNow(r["edge_id"], r["lane"], r["rows"],
+                                  r["oldest_age_s"] + r["since_s"] if waiting else 0.0))
+    return out
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
+from prometheus_client import Gauge
 
 from hub.alarms.apply import IngestedEvent, apply_lifecycle, raise_system_alarms
 from hub.alarms.classify import Meaning, classify
@@ -29,6 +30,9 @@ from shared.commands import RESULT_KIND, CommandResult
 from shared.envelope import Envelope
 
 log = logging.getLogger("vigil.hub.ingest.commit")
+
+INGEST_LAG = Gauge("vigil_ingest_lag_seconds",
+                   "Per edge, its latest batch: commit time minus the ts of its oldest envelope in the batch", ["edge"])
 
 # Order keys: the journal epoch's ordinal in the high bits, the seq below (2^40 seqs an epoch is
 # 35 years at 1,000 events/s).
@@ -264,7 +268,23 @@ async def commit_batch(
             conn, [(_opt_text(r.rejected.edge_header) or "?", f"segments refused ({r.rejected.reason})") for r in rejects],
             now)
         await write_outbox(conn, outbox)
+    # Only once committed. A quarantine replay is a commit like any: it shows the age of what it
+    # finally stored.
+    for edge, lag in ingest_lags(accepted, now).items():
+        INGEST_LAG.labels(edge).set(lag)
     return result
+
+
+def ingest_lags(accepted: list[Accepted], now: datetime) -> dict[str, float]:
+    """Per edge, `now` minus the ts of its oldest envelope among `accepted`: the longest any of
+    them waited between the edge's journal and this commit. An edge clock ahead of the hub's
+    would make it negative; it counts as no wait (vigil_edge_clock_skew_seconds shows the clock)."""
+    lags: dict[str, float] = {}
+    for seg in accepted:
+        if seg.envelopes:
+            oldest = min(env.ts for env in seg.envelopes)
+            lags[seg.edge_id] = max(lags.get(seg.edge_id, 0.0), (now - oldest).total_seconds())
+    return lags
 
 
 async def _epochs(conn: asyncpg.Connection, accepted: list[Accepted], now: datetime) -> dict[tuple[str, str], int]:

@@ -1,7 +1,7 @@
 """The raw SMS archive (docs/architecture.md §5 "SMS archive"). Ingest moves each `sms.raw`
 event's body (the text and the full sender) here, in the batch's transaction, and leaves in
 `events` only the message's SHA-256; reading it back is MASTER's, and every read is audited
-and counted (`sms_raw_archive_access_total`)."""
+and counted (`vigil_sms_raw_archive_access_total`)."""
 from __future__ import annotations
 
 import logging
@@ -18,7 +18,7 @@ from shared.bodies.gsm import RawSms
 
 log = logging.getLogger("vigil.hub.sms")
 
-ACCESS = Counter("sms_raw_archive_access_total", "Reads of the raw SMS archive, by what was read", ["what"])
+ACCESS = Counter("vigil_sms_raw_archive_access_total", "Reads of the raw SMS archive, by what was read", ["what"])
 
 SQL_ARCHIVE = """
 INSERT INTO sms_raw_archive (event_id, edge_id, source, sha256, sender, text, pdus, quality, trusted, smsc_time,

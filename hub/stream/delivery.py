@@ -34,7 +34,8 @@ import asyncpg
 from hub.api.principal import Principal
 from hub.stream.feed import SQL_HEAD, OutboxFeed, read_rows
 from hub.stream.messages import THROTTLED_TOPIC, Outgoing, Row, change, change_at, heartbeat, replay_overflow
-from hub.stream.metrics import CLIENTS, MESSAGES, OVERFLOWS
+from hub.stream.metrics import (CLIENTS, MESSAGES, OVERFLOWS, REPLAY_DB_QUERIES, REPLAY_OVERFLOW_REASONS,
+                                 REPLAY_OVERFLOWS)
 from hub.stream.settings import StreamSettings
 from hub.stream.throttle import TelemetryThrottle
 from hub.stream.visibility import row_filter
@@ -202,6 +203,8 @@ class _Delivery:
     async def overflow(self, reason: str) -> None:
         """Tell the client to reload from REST; the jitter spreads a crowd's reloads."""
         OVERFLOWS.labels(reason).inc()
+        if reason in REPLAY_OVERFLOW_REASONS:
+            REPLAY_OVERFLOWS.labels(self.sink.transport).inc()
         retry_ms = self.rng.randint(self.settings.retry_min_ms, self.settings.retry_max_ms)
         log.info("stream of user %d overflowed (%s); retry after %d ms", self.principal.user_id, reason, retry_ms,
                  extra={"user_id": self.principal.user_id})
@@ -229,7 +232,7 @@ class _Delivery:
         page = self.feed.ring.after(cursor, position)
         from_ring = page is not None
         if page is None:
-            page = await read_rows(self.pool, cursor, position, self.settings.fetch_rows)
+            page = await self.read_page(cursor, position)
         first = page[0] if page else None
         # Ids are contiguous (migration 0002), so a missing cursor+1 means rows were purged.
         if (first is None or first.seq != cursor + 1
@@ -248,8 +251,13 @@ class _Delivery:
                     await self.send(change(row))
             if from_ring or page[-1].seq >= position or len(page) < self.settings.fetch_rows:
                 return None
-            page = await read_rows(self.pool, page[-1].seq, position, self.settings.fetch_rows)
+            page = await self.read_page(page[-1].seq, position)
         return None
+
+    async def read_page(self, after: int, upto: int) -> list[Row]:
+        """One catch-up page from PostgreSQL (the replay's tier 2), counted."""
+        REPLAY_DB_QUERIES.labels(self.sink.transport).inc()
+        return await read_rows(self.pool, after, upto, self.settings.fetch_rows)
 
     async def live(self, last: int) -> Outcome:
         """Rows from the feed as they come; a heartbeat whenever the stream was quiet."""

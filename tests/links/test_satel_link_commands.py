@@ -18,7 +18,7 @@ async def test_arm_with_the_wrong_code_is_a_nack_01(emulator: SatelEmulator, key
     outcome = await link.link.arm([1], code="9999", who="test")
     assert (outcome.result, outcome.code, outcome.reason) == (CommandResult.NACK, 0x01, "user code not found")
     assert emulator.panel.partitions[1].armed_mode is None
-    assert sample("satel_commands_total", panel=link.panel, result="nack") == 1
+    assert sample("vigil_satel_commands_total", panel=link.panel, result="nack") == 1
 
 
 async def test_arm_with_a_violated_zone_is_nack_11_and_force_arm_is_ack(
@@ -32,7 +32,7 @@ async def test_arm_with_a_violated_zone_is_nack_11_and_force_arm_is_ack(
     forced = await link.link.arm([1], force=True, mode=1, code=CODE, who="test")
     assert forced.result is CommandResult.ACK and forced.ok and forced.code == 0
     await link.wait_event("satel.partition.armed", partition=1, mode=1)
-    assert sample("satel_commands_total", panel=link.panel, result="ack") == 1
+    assert sample("vigil_satel_commands_total", panel=link.panel, result="ack") == 1
 
 
 async def test_a_tampered_zone_refuses_even_force_arming(emulator: SatelEmulator, key: str | None, start_link: StartLink) -> None:
@@ -85,7 +85,7 @@ async def test_bad_input_is_a_clear_error_and_sends_nothing(emulator: SatelEmula
     with pytest.raises(ValueError, match="zone 257 is outside 1..256"):
         await link.link.bypass([257], code=CODE, who="test")
     for result in ("ack", "nack", "timeout", "unavailable"):
-        assert sample("satel_commands_total", panel=link.panel, result=result) == 0
+        assert sample("vigil_satel_commands_total", panel=link.panel, result=result) == 0
 
 
 @pytest.mark.parametrize("key", [None], ids=["plain"])
@@ -97,7 +97,7 @@ async def test_commands_while_the_link_is_down_are_unavailable(key: str | None, 
     await link.wait_state(LinkState.DOWN)
     outcome = await link.link.arm([1], code=CODE, who="test")
     assert outcome.result is CommandResult.UNAVAILABLE and "link down" in outcome.reason
-    assert sample("satel_commands_total", panel=link.panel, result="unavailable") == 1
+    assert sample("vigil_satel_commands_total", panel=link.panel, result="unavailable") == 1
 
 
 @pytest.mark.parametrize("key", [None], ids=["plain"])
@@ -111,7 +111,7 @@ async def test_an_unanswered_command_is_a_timeout_and_the_link_reconnects(
     assert "no answer to outputs_on within 0.3 s" in outcome.reason and "may or may not" in outcome.reason
     emulator.set_response_delay(0)
     await link.wait_event("edge.link.up", count=2)
-    assert sample("satel_commands_total", panel=link.panel, result="timeout") == 1
+    assert sample("vigil_satel_commands_total", panel=link.panel, result="timeout") == 1
 
 
 @pytest.mark.parametrize("key", [None], ids=["plain"])
@@ -133,4 +133,4 @@ async def test_commands_and_polls_share_the_connection_without_interleaving(
     assert all(outcome.ok for outcome in outcomes), outcomes
     await wait_until(lambda: link.link.polls > polls + 3, what="polls between the commands")
     assert link.link.reconnects == 0 and emulator.server.stats.protocol_errors == 0
-    assert sample("satel_commands_total", panel=link.panel, result="ack") == 12
+    assert sample("vigil_satel_commands_total", panel=link.panel, result="ack") == 12

@@ -92,7 +92,7 @@ async def test_emulator_restart_reconnects_with_backoff_and_no_phantom_events(ke
         assert [env.kind for env in after] == ["edge.link.up", "satel.zone.violation", "satel.snapshot"]
         assert body(after[1])["zone"] == 4
         assert len(await link.events("edge.link.down")) == 1
-        assert sample("satel_reconnects_total", panel=link.panel) >= 4
+        assert sample("vigil_satel_reconnects_total", panel=link.panel) >= 4
         assert link.link.connect_failures == 0
     finally:
         await second.stop()
@@ -157,11 +157,11 @@ async def test_a_corrupted_frame_is_counted_and_survived(emulator: SatelEmulator
     link = await start_link(emulator.port, key)
     await link.wait_event("satel.snapshot")
     emulator.corrupt_next_frame()
-    await wait_until(lambda: sample("satel_crc_errors_total", panel=link.panel) == 1, what="the bad checksum counted")
+    await wait_until(lambda: sample("vigil_satel_crc_errors_total", panel=link.panel) == 1, what="the bad checksum counted")
     emulator.violate_zone(8)
     await link.wait_event("satel.zone.violation", zone=8)
     assert link.link.link_state is LinkState.UP and link.link.reconnects == 0
-    assert sample("satel_protocol_errors_total", panel=link.panel, reason="bad_checksum") == 1
+    assert sample("vigil_satel_protocol_errors_total", panel=link.panel, reason="bad_checksum") == 1
 
 
 async def test_an_unanswered_request_closes_the_connection_and_reconnects(
@@ -173,7 +173,7 @@ async def test_an_unanswered_request_closes_the_connection_and_reconnects(
     assert body(down)["reason"] == "no answer to new_data within 0.3 s"
     emulator.set_response_delay(0)
     await link.wait_event("edge.link.up", count=2)
-    assert sample("satel_connection_status", panel=link.panel) == 1
+    assert sample("vigil_satel_connection_status", panel=link.panel) == 1
 
 
 async def test_push_mode_reports_changes_without_polling(emulator: SatelEmulator, key: str | None, start_link: StartLink) -> None:
@@ -205,5 +205,5 @@ async def test_a_stopped_link_records_itself_down(emulator: SatelEmulator, key: 
     down = (await link.events())[-1]
     assert (down.kind, body(down)["reason"], down.priority.value) == ("edge.link.down", "edge stopping", "LOW")
     assert body(down)["planned"] is True  # the hub holds the link alarm for a grace period
-    assert sample("satel_connection_status", panel=link.panel) == 0
+    assert sample("vigil_satel_connection_status", panel=link.panel) == 0
     await wait_until(lambda: not emulator.server.client_connected, what="the module to be free")

@@ -335,7 +335,7 @@ async def test_diagnostics_show_the_robots_without_the_sites_map(box: Box) -> No
     text = str(dump)
     assert dump["robots"][R1]["patrol_route"] == "2 waypoints" and "gate" not in text
     assert dump["robots"][R1]["pose"] == "<redacted>" and dump["settings"]["robots"][0]["id"] == R1
-    assert dump["counters"]["edge_robot_messages_total"]["status"] >= 1
+    assert dump["counters"]["vigil_edge_robot_messages_total"]["status"] >= 1
 
 
 def _now() -> datetime:

@@ -43,12 +43,12 @@ from shared.envelope import Priority, new_envelope
 
 log = logging.getLogger("vigil.edge.gsm")
 
-LAST_RECEIVED = Gauge("sms_last_received_timestamp", "When the last SMS was journaled (Unix time)", ["modem"])
-RECEIVED = Counter("sms_received_total", "SMS journaled, by quality", ["modem", "quality"])
-UNTRUSTED = Counter("sms_untrusted_total", "SMS from senders not on the trusted list", ["modem"])
-SIGNAL = Gauge("gsm_signal_quality", "+CSQ rssi (0..31; 99 unknown)", ["modem"])
-STORAGE = Gauge("gsm_storage_used_ratio", "Share of the modem's SMS storage in use", ["modem"])
-CONNECTED = Gauge("gsm_connection_status", "1 while the modem answers, else 0", ["modem"])
+LAST_RECEIVED = Gauge("vigil_sms_last_received_timestamp", "When the last SMS was journaled (Unix time)", ["modem"])
+RECEIVED = Counter("vigil_sms_received_total", "SMS journaled, by quality", ["modem", "quality"])
+UNTRUSTED = Counter("vigil_sms_untrusted_total", "SMS from senders not on the trusted list", ["modem"])
+SIGNAL = Gauge("vigil_gsm_signal_quality", "+CSQ rssi (0..31; 99 unknown)", ["modem"])
+STORAGE = Gauge("vigil_gsm_storage_used_ratio", "Share of the modem's SMS storage in use", ["modem"])
+CONNECTED = Gauge("vigil_gsm_connection_status", "1 while the modem answers, else 0", ["modem"])
 
 REBOOT_CODES = frozenset({"RDY", "SMS READY", "^BOOT"})
 # TS 27.005 §3.4.1 <mode>: 2 buffers notifications while the port is busy and flushes them after;

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from edge.links.robots.link import RobotLink
 
 REDACTED = "<redacted>"
-_COUNTERS = ("edge_robot_messages_total", "edge_robot_messages_dropped_total", "edge_robot_commands_total")
+_COUNTERS = ("vigil_edge_robot_messages_total", "vigil_edge_robot_messages_dropped_total",
+             "vigil_edge_robot_commands_total")
 
 
 def _counter(name: str) -> dict[str, float]:

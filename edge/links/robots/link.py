@@ -17,7 +17,7 @@ Two loops, each bound to its durable pull consumer (streams.py):
   loop (and the journal a CRITICAL alarm goes through) almost nothing.
 
 A message that cannot be read, or from a robot this box does not have, is counted
-(`edge_robot_messages_dropped_total{reason}`), logged and acknowledged: it will never become
+(`vigil_edge_robot_messages_dropped_total{reason}`), logged and acknowledged: it will never become
 readable. After the agent's connection to the box's server was re-made (the server restarted, and
 lost the memory stream with it), or when a consumer is found gone (checked every
 CONSUMER_CHECK_S while idle), both streams are made again and the loops bind anew.

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-MESSAGES = Counter("edge_robot_messages_total", "Robot messages the edge read, by type", ["type"])
-DROPPED = Counter("edge_robot_messages_dropped_total",
+MESSAGES = Counter("vigil_edge_robot_messages_total", "Robot messages the edge read, by type", ["type"])
+DROPPED = Counter("vigil_edge_robot_messages_dropped_total",
                   "Robot messages dropped unread, by reason (shared.robots.DropReason, or unknown_robot)", ["reason"])
-ROBOTS = Gauge("edge_robots", "Configured robots by connection state", ["connection"])
-TELEMETRY_KEPT = Counter("edge_robot_telemetry_kept_total", "Telemetry samples journaled", ["robot"])
-TELEMETRY_SKIPPED = Counter("edge_robot_telemetry_skipped_total",
+ROBOTS = Gauge("vigil_edge_robots", "Configured robots by connection state", ["connection"])
+TELEMETRY_KEPT = Counter("vigil_edge_robot_telemetry_kept_total", "Telemetry samples journaled", ["robot"])
+TELEMETRY_SKIPPED = Counter("vigil_edge_robot_telemetry_skipped_total",
                             "Telemetry samples the edge saw and did not keep (latest wins)", ["robot"])
-COMMANDS = Counter("edge_robot_commands_total", "Robot commands from the hub by outcome at this box", ["outcome"])
+COMMANDS = Counter("vigil_edge_robot_commands_total", "Robot commands from the hub by outcome at this box", ["outcome"])

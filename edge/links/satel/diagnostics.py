@@ -15,11 +15,11 @@ REDACTED = "<redacted>"
 #: Settings that must never leave the box: the integration key and anything that makes a user code.
 SECRET_SETTINGS = ("integration_key", "code_prefix")
 _COUNTERS = (
-    "satel_crc_errors_total",
-    "satel_reconnects_total",
-    "satel_events_total",
-    "satel_events_lost_total",
-    "satel_unsolicited_dropped_total",
+    "vigil_satel_crc_errors_total",
+    "vigil_satel_reconnects_total",
+    "vigil_satel_events_total",
+    "vigil_satel_events_lost_total",
+    "vigil_satel_unsolicited_dropped_total",
 )
 
 
@@ -46,7 +46,7 @@ def diagnostics(link: SatelLink) -> dict[str, Any]:
         "state": msgspec.to_builtins(link.state.snapshot(push=link.push)),
         "counters": {name: _counter(name, panel) for name in _COUNTERS},
         "commands": {
-            result: REGISTRY.get_sample_value("satel_commands_total", {"panel": panel, "result": result}) or 0.0
+            result: REGISTRY.get_sample_value("vigil_satel_commands_total", {"panel": panel, "result": result}) or 0.0
             for result in ("ack", "nack", "timeout", "unavailable")
         },
     }
