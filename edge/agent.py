@@ -22,6 +22,7 @@ from edge.links.gsm.templates import load_templates
 from edge.links.robots import RobotLink, RobotRelay
 from edge.links.satel import SatelLink
 from edge.local_api import build_app
+from edge.probe import run_probe
 from edge.readiness import readiness
 from edge.local_auth import LocalAuth
 from edge.refusals import RefusalState, listen_for_refusals
@@ -186,6 +187,8 @@ async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None, *, han
         tasks.append(asyncio.create_task(robot_link.run(stop), name="robots"))
     if config.demo.enabled:
         tasks.append(asyncio.create_task(run_demo_source(journal, stop, config.demo.interval_s), name="demo-source"))
+    if config.probe.enabled:
+        tasks.append(asyncio.create_task(run_probe(journal, stop, config.probe.interval_s), name="probe"))
     if config.discovery.enabled:
         # The page's real port (runner.addresses), also when http_port 0 let the OS choose it.
         tasks.append(asyncio.create_task(advertise_agent(config, runner.addresses[0][1], stop), name="discovery"))

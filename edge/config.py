@@ -130,6 +130,18 @@ class DemoSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     interval_s: float = 1.0
 
 
+class ProbeSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The synthetic probe (edge/probe.py): on a box enrolled as a probe edge, a `probe.tick` every
+    `interval_s` through the whole path to the hub's live stream."""
+
+    enabled: bool = False
+    interval_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.interval_s <= 3600.0:
+            raise ValueError(f"probe.interval_s must be 1..3600, got {self.interval_s}")
+
+
 class SatelPanelSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """One Satel INTEGRA panel behind an ETHM-1 (Plus) module.
 
@@ -402,6 +414,7 @@ class EdgeConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     status_report: StatusReportSettings = msgspec.field(default_factory=StatusReportSettings)
     forwarder: ForwarderSettingsConfig = msgspec.field(default_factory=ForwarderSettingsConfig)
     demo: DemoSettings = msgspec.field(default_factory=DemoSettings)
+    probe: ProbeSettings = msgspec.field(default_factory=ProbeSettings)
     discovery: DiscoverySettings = msgspec.field(default_factory=DiscoverySettings)
     satel: SatelSettings = msgspec.field(default_factory=SatelSettings)
     gsm: GsmSettings = msgspec.field(default_factory=GsmSettings)

@@ -204,6 +204,7 @@ def _agent_config(options: EnrolOptions, answer: wire.EnrolResponse, auth: EdgeN
                 "nats_config_file": str(options.nats_config_path.resolve())},
         # The journal's replica goes to the hub unless the installer points it elsewhere.
         "replication": {"enabled": True, "kind": "hub"},
+        "probe": {"enabled": s.probe},
     }
 
 

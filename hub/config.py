@@ -184,6 +184,17 @@ class SupervisorSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True
             raise ValueError(f"supervisor.window_s must be 1..86400, got {self.window_s}")
 
 
+class ProbeSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The synthetic probe (hub.probe): a probe edge silent for `missing_after_s` raises a SYSTEM
+    alarm (the edge sends one every `probe.interval_s`, 300 s by default)."""
+
+    missing_after_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.missing_after_s <= 86400:
+            raise ValueError(f"probe.missing_after_s must be 10..86400, got {self.missing_after_s}")
+
+
 class MetricsSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The gauges computed from PostgreSQL (hub.db_gauges, docs/operations.md): refreshed every
     `refresh_s` by a background task, never on scrape."""
@@ -319,6 +330,7 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     enrolment: EnrolmentSettings = msgspec.field(default_factory=EnrolmentSettings)
     supervisor: SupervisorSettings = msgspec.field(default_factory=SupervisorSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    probe: ProbeSettings = msgspec.field(default_factory=ProbeSettings)
     console: ConsoleSettings = msgspec.field(default_factory=ConsoleSettings)
     documents: DocumentSettings = msgspec.field(default_factory=DocumentSettings)
     reports: ReportSettings = msgspec.field(default_factory=ReportSettings)

@@ -17,6 +17,7 @@ from hub.alarms.apply import raise_overdue_link_alarms
 from hub.alarms.repository import escalate, sweep
 from hub.commands.repository import time_out_overdue
 from hub.db.outbox import write_outbox
+from hub.probe import raise_silent_probes
 from hub.api import idempotency
 from hub.config import AlarmSettings, RobotSettings
 from hub.robots import repository as robots
@@ -63,6 +64,14 @@ async def raise_overdue(pool: asyncpg.Pool, now: datetime, grace: timedelta) -> 
     return len(items)
 
 
+async def silent_probes(pool: asyncpg.Pool, now: datetime, missing_after: timedelta) -> int:
+    """Raise the SYSTEM alarm of each probe edge silent for `missing_after` (once per silence)."""
+    async with pool.acquire() as conn, conn.transaction():
+        items = await raise_silent_probes(conn, now, missing_after)
+        await write_outbox(conn, items)
+    return len(items)
+
+
 async def time_out_commands(pool: asyncpg.Pool, now: datetime, grace: timedelta) -> int:
     """SENT commands with no result past their expiry and `grace` become TIMEOUT; how many."""
     async with pool.acquire() as conn, conn.transaction():
@@ -88,11 +97,13 @@ async def run_housekeeping(pool: asyncpg.Pool, stop: asyncio.Event, clock: Clock
                            minutely_interval_s: float = 60.0, partition_interval_s: float = 6 * 3600,
                            escalate_after: Mapping[str, timedelta] | None = None,
                            command_settle_grace: timedelta = timedelta(seconds=30),
-                           robot_settings: RobotSettings | None = None) -> None:
+                           robot_settings: RobotSettings | None = None,
+                           probe_missing_after: timedelta = timedelta(minutes=10)) -> None:
     """Sweep and escalate every `sweep_interval_s` (thresholds per priority in `escalate_after`,
     by default alarms.escalate_after_s's), time out panel commands whose edge gave no result
     within `command_settle_grace` of their expiry, and robot commands likewise within
-    `robot_settings.settle_grace_s`, and close expired robot leases; once a minute run `maintain`
+    `robot_settings.settle_grace_s`, close expired robot leases, and raise a SYSTEM alarm for a
+    probe edge silent for `probe_missing_after` (hub.probe); once a minute run `maintain`
     (key rotation, session and throttle clean-up), expire idempotency keys and drop robot
     telemetry past its retention; check partitions every `partition_interval_s`. Every time comes
     from `clock`."""
@@ -117,6 +128,8 @@ async def run_housekeeping(pool: asyncpg.Pool, stop: asyncio.Event, clock: Clock
                 log.warning("escalated %d alarm bundles still NEW past their threshold", escalated)
             if raised := await raise_overdue(pool, clock.now(), planned_stop_grace):
                 log.warning("raised %d LINK alarms for planned stops past their grace", raised)
+            if silent := await silent_probes(pool, clock.now(), probe_missing_after):
+                log.warning("raised %d SYSTEM alarms for silent synthetic probes", silent)
             if timed_out := await time_out_commands(pool, clock.now(), command_settle_grace):
                 log.warning("%d panel commands got no result from their edge in time", timed_out)
             robot_timeouts, leases = await robot_deadlines(pool, clock.now(), robot_grace)

@@ -23,6 +23,7 @@ from hub.edges.registry import leaf_users
 from hub.commands import scheduler as auto_arm
 from hub.commands.publisher import CommandPublisher, ensure_commands_stream
 from hub.db_gauges import run_db_gauges
+from hub.probe import watch_probes
 from hub.housekeeping import ensure_partitions, run_housekeeping
 from hub.api.server import build_http
 from hub.auth import build_auth
@@ -134,6 +135,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
         auto_arm.run, pool, box, stop, interval_s=config.auto_arm.interval_s, lookback_s=config.auto_arm.lookback_s,
         wake=commands.wake))
     gaps_task = supervisor.spawn("gap-watch", lambda: _watch_gaps(pool, stop))
+    probe_task = supervisor.spawn("probe-watch", lambda: watch_probes(stream, pool, stop))
     gauges_task = supervisor.spawn("db-gauges", lambda: run_db_gauges(
         pool, stop, interval_s=config.metrics.refresh_s, stream_head=lambda: stream.feed.head))
     access_task = supervisor.spawn("nats-access", partial(keep_access_in_step, pool, access, stop)) \
@@ -141,7 +143,8 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     housekeeping_task = supervisor.spawn("housekeeping", lambda: run_housekeeping(
         pool, stop, maintain=auth.maintain, planned_stop_grace=timedelta(seconds=config.alarms.planned_stop_grace_s),
         escalate_after=config.alarms.escalation(),
-        command_settle_grace=timedelta(seconds=config.commands.settle_grace_s), robot_settings=config.robots))
+        command_settle_grace=timedelta(seconds=config.commands.settle_grace_s), robot_settings=config.robots,
+        probe_missing_after=timedelta(seconds=config.probe.missing_after_s)))
     await stop.wait()
     log.info("hub stopping: finishing in-flight batches")
     owner.stop()
@@ -149,6 +152,7 @@ async def run_hub(config: HubConfig, stop: asyncio.Event | None = None, *, handl
     await ingest.close()
     await gaps_task
     await gauges_task
+    await probe_task
     await commands_task
     await auto_arm_task
     if access_task is not None:

@@ -37,6 +37,7 @@ class EdgeSettings(msgspec.Struct):
     journal_retention_hours: float
     forwarder_window: int
     segment_max_events: int
+    probe: bool = False  # enrolled as the synthetic probe: the agent sends probe.tick (edge/probe.py)
 
 
 class EnrolResponse(msgspec.Struct):

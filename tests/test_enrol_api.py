@@ -12,6 +12,7 @@ from pathlib import Path
 
 import asyncpg
 import bcrypt
+import msgspec
 import pytest
 from aiohttp import web
 from cryptography import x509
@@ -210,3 +211,15 @@ async def test_without_a_ca_the_routes_say_so(db: asyncpg.Pool) -> None:
         assert resp.status == 503 and (await json_of(resp))["error"]["code"] == "enrolment_unavailable"
     finally:
         await client.close()
+
+
+async def test_an_edge_created_as_the_probe_is_told_so_at_enrolment(hub: Hub, db: asyncpg.Pool, tmp_path: Path) -> None:
+    created = await _create(hub, db, edge_id="probe-1", probe=True)
+    answer = await asyncio.to_thread(request_enrolment, hub.https_url, HubTrust(fingerprint=created["fingerprint"]),
+                                     _request(tmp_path, created["token"]))
+    assert answer.settings.probe is True and answer.settings == msgspec.structs.replace(SETTINGS, probe=True)
+    assert await db.fetchval("SELECT probe FROM edges WHERE edge_id = 'probe-1'") is True
+    ordinary = await _create(hub, db, edge_id="bank-2")
+    answer = await asyncio.to_thread(request_enrolment, hub.https_url, HubTrust(fingerprint=ordinary["fingerprint"]),
+                                     _request(tmp_path, ordinary["token"]))
+    assert answer.settings.probe is False

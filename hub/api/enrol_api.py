@@ -27,6 +27,8 @@ class EdgeCreate(msgspec.Struct, forbid_unknown_fields=True):
     edge_id: Annotated[str, msgspec.Meta(min_length=1, max_length=63)]
     object_id: int | None = None
     ttl_s: Annotated[int, msgspec.Meta(ge=300, le=30 * 86400)] = 86400
+    # The synthetic probe: the box sends probe.tick, timed by the hub, never an operator's work.
+    probe: bool = False
 
 
 class EdgeCreated(msgspec.Struct):
@@ -67,7 +69,7 @@ async def create_edge(call: Call) -> EdgeCreated:
     async with deps(call).pool.acquire() as conn:
         try:
             new = await service.create(conn, body.edge_id, body.object_id, call.user.actor, now, call.request.remote,
-                                       timedelta(seconds=body.ttl_s))
+                                       timedelta(seconds=body.ttl_s), probe=body.probe)
         except EnrolmentError as exc:
             raise _refusal(exc) from None
         except asyncpg.ForeignKeyViolationError:

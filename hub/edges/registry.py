@@ -21,8 +21,10 @@ SQL_EDGE_FOR_UPDATE = """
 SELECT edge_id, public_key IS NOT NULL AS enrolled, revoked_at IS NOT NULL AS revoked
 FROM edges WHERE edge_id = $1 FOR UPDATE
 """
-SQL_INSERT_PENDING_EDGE = "INSERT INTO edges (edge_id, object_id, created_by, created_at) VALUES ($1, $2, $3, $4)"
-SQL_SET_OBJECT = "UPDATE edges SET object_id = coalesce($2, object_id) WHERE edge_id = $1"
+SQL_INSERT_PENDING_EDGE = """
+INSERT INTO edges (edge_id, object_id, created_by, created_at, probe) VALUES ($1, $2, $3, $4, $5)
+"""
+SQL_SET_OBJECT = "UPDATE edges SET object_id = coalesce($2, object_id), probe = $3 WHERE edge_id = $1"
 SQL_VOID_TOKENS = """
 UPDATE edge_enrolment_tokens SET voided_at = $2 WHERE edge_id = $1 AND used_at IS NULL AND voided_at IS NULL
 """
@@ -38,6 +40,7 @@ SQL_ENROL_EDGE = """
 UPDATE edges SET public_key = $2, key_id = $3, enrolled_at = $4, revoked_at = NULL, leaf_password_hash = $5,
                  hardware_id = $6
 WHERE edge_id = $1
+RETURNING probe
 """
 SQL_REVOKE = """
 UPDATE edges SET revoked_at = $2, leaf_password_hash = NULL WHERE edge_id = $1 AND revoked_at IS NULL
@@ -56,12 +59,13 @@ class Enrolled:
     edge_id: str
     key_id: str
     client_cert_pem: str
+    probe: bool = False  # the synthetic probe edge: its agent sends probe.tick (edge/probe.py)
 
 
 async def create_edge(conn: asyncpg.Connection, edge_id: str, object_id: int | None, actor: str, now: datetime,
-                      ip: str | None, ttl: timedelta = DEFAULT_TTL) -> NewToken:
+                      ip: str | None, ttl: timedelta = DEFAULT_TTL, probe: bool = False) -> NewToken:
     """Create the edge (or take a revoked / not yet enrolled one) and issue its one-time token;
-    any earlier unused token of the edge is voided."""
+    any earlier unused token of the edge is voided. `probe`: the edge is the synthetic probe."""
     if not valid_edge_id(edge_id):
         raise EnrolmentError(f"edge id {edge_id!r} must be lower-case letters, digits and dashes (1-63, "
                              "starting with a letter or digit)")
@@ -69,14 +73,14 @@ async def create_edge(conn: asyncpg.Connection, edge_id: str, object_id: int | N
     async with conn.transaction():
         row = await conn.fetchrow(SQL_EDGE_FOR_UPDATE, edge_id)
         if row is None:
-            await conn.execute(SQL_INSERT_PENDING_EDGE, edge_id, object_id, actor, now)
+            await conn.execute(SQL_INSERT_PENDING_EDGE, edge_id, object_id, actor, now, probe)
         else:
             check_may_issue(row["enrolled"], row["revoked"], edge_id)
-            await conn.execute(SQL_SET_OBJECT, edge_id, object_id)
+            await conn.execute(SQL_SET_OBJECT, edge_id, object_id, probe)
         await conn.execute(SQL_VOID_TOKENS, edge_id, now)
         await conn.execute(SQL_INSERT_TOKEN, edge_id, new.token_hash, actor, now, new.expires_at)
         await audit(conn, now, actor, "edge.token.issued", "edge", edge_id, ip, object_id=object_id,
-                    expires_at=new.expires_at.isoformat(), reissued=row is not None)
+                    expires_at=new.expires_at.isoformat(), reissued=row is not None, probe=probe)
     return new
 
 
@@ -108,14 +112,15 @@ async def redeem_token(conn: asyncpg.Connection, token: str, public_key: bytes, 
                 raise EnrolmentError(f"this box's key is already enrolled as edge {owner!r}: a key belongs to one edge")
             cert = issue_cert(edge_id)
             await conn.execute(SQL_USE_TOKEN, row["id"], now, ip)
-            await conn.execute(SQL_ENROL_EDGE, edge_id, public_key, kid, now, leaf_password_hash, hardware_id or None)
+            probe = await conn.fetchval(SQL_ENROL_EDGE, edge_id, public_key, kid, now, leaf_password_hash,
+                                        hardware_id or None)
             await audit(conn, now, f"edge:{edge_id}", "edge.enrolled", "edge", edge_id, ip, key_id=kid,
                         hardware_id=hardware_id or None)
     if refused is not None:
         # A known token presented again (or late) is worth a line in the audit log: someone holds it.
         await audit(conn, now, f"edge:{refused[0]}", "edge.enrol.refused", "edge", refused[0], ip, reason=refused[1].code)
         raise refused[1]
-    return Enrolled(edge_id, kid, cert)
+    return Enrolled(edge_id, kid, cert, probe)
 
 
 async def revoke_edge(conn: asyncpg.Connection, edge_id: str, actor: str, now: datetime, ip: str | None) -> bool:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+import msgspec
+
 from hub.edges import registry
 from hub.edges.enrolment import EnrolmentError, NewToken
 from hub.nats_access import leaf_user_name
@@ -36,8 +38,8 @@ class EnrolmentService:
         return f"python -m edge enroll --hub {self.hub_url} --token {token} --fingerprint {self.fingerprint}"
 
     async def create(self, conn: asyncpg.Connection, edge_id: str, object_id: int | None, actor: str,
-                     now: datetime, ip: str | None, ttl: timedelta | None = None) -> NewToken:
-        return await registry.create_edge(conn, edge_id, object_id, actor, now, ip, ttl or self.ttl)
+                     now: datetime, ip: str | None, ttl: timedelta | None = None, probe: bool = False) -> NewToken:
+        return await registry.create_edge(conn, edge_id, object_id, actor, now, ip, ttl or self.ttl, probe)
 
     async def redeem(self, conn: asyncpg.Connection, request: EnrolRequest, now: datetime,
                      ip: str | None) -> EnrolResponse:
@@ -59,7 +61,8 @@ class EnrolmentService:
         await self.access_changed()
         return EnrolResponse(edge_id=enrolled.edge_id, key_id=enrolled.key_id, hub_url=self.hub_url,
                              leaf=LeafCredential(self.leaf_url, leaf_user_name(enrolled.edge_id), password),
-                             ca_pem=self.ca_pem, client_cert_pem=enrolled.client_cert_pem, settings=self.settings)
+                             ca_pem=self.ca_pem, client_cert_pem=enrolled.client_cert_pem,
+                             settings=msgspec.structs.replace(self.settings, probe=enrolled.probe))
 
     async def revoke(self, conn: asyncpg.Connection, edge_id: str, actor: str, now: datetime,
                      ip: str | None) -> bool:

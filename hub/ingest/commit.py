@@ -21,6 +21,7 @@ from hub.alarms.classify import Meaning, classify
 from hub.commands.repository import ResultEvent, apply_results
 from hub.db.bulk import rows_json
 from hub.db.outbox import OutboxItem, write_outbox
+from hub.probe import probe_outbox
 from hub.ingest.partitions import Fence, PartitionLost
 from hub.robots.ingest import PREFIX as ROBOT_PREFIX, RobotEvent, apply_robot_events
 from hub.sms import archive as sms_archive
@@ -262,6 +263,8 @@ async def commit_batch(
                                                  and (res := _command_result(r, now)) is not None], now)
             # Robots' registry, snapshots, telemetry and command acks (hub.robots.ingest).
             outbox += await apply_robot_events(conn, [e for e in robot_events if e.id in stored], now)
+            # A probe edge's probe.tick, for the hub's own stream client only (hub.probe).
+            outbox += await probe_outbox(conn, rows, stored)
         for r in rejects:
             result.quarantine_ids.append(await _quarantine(conn, r, now))
         outbox += await raise_system_alarms(

@@ -11,7 +11,7 @@ import asyncpg
 
 from hub.api.errors import ApiError
 from hub.api.permissions import principal_for
-from hub.api.principal import Principal
+from hub.api.principal import Principal, Role
 from hub.stream.delivery import ClientQueue, Outcome, Sink, serve
 from hub.stream.feed import DB_ERRORS, OutboxFeed
 from hub.stream.settings import StreamSettings
@@ -106,6 +106,8 @@ class HubStream:
         live_sessions = {r["id"] for r in await self.pool.fetch(SQL_LIVE_SESSIONS, sessions)} if sessions else set()
         ended = 0
         for queue in queues:
+            if queue.principal.role is Role.SYSTEM:
+                continue  # the hub's own clients (the probe watcher): no user to lose access
             session = queue.principal.session_id
             if (not _still_allowed(queue.principal, rows.get(queue.principal.user_id))
                     or (session is not None and session not in live_sessions)):

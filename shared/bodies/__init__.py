@@ -4,7 +4,7 @@ from __future__ import annotations
 import msgspec
 
 from shared.commands import RESULT_KIND, CommandResult
-from shared.bodies.core import JOURNAL_REFUSED_KIND, DemoTick, JournalRefused, LinkStatus
+from shared.bodies.core import JOURNAL_REFUSED_KIND, PROBE_KIND, DemoTick, JournalRefused, LinkStatus, ProbeTick
 from shared.bodies.gsm import GSM_BODY_TYPES, RawSms, TemperatureSms, UnreadSms
 from shared.bodies.local import LOCAL_BODY_TYPES, LocalAck
 from shared.bodies.robots import ROBOT_BODY_TYPES
@@ -30,6 +30,7 @@ BODY_TYPES: dict[str, type[msgspec.Struct]] = {
     "edge.link.degraded": LinkStatus,
     "edge.link.recovered": LinkStatus,
     JOURNAL_REFUSED_KIND: JournalRefused,
+    PROBE_KIND: ProbeTick,
     **SATEL_BODY_TYPES,
     **GSM_BODY_TYPES,
     **ROBOT_BODY_TYPES,
@@ -51,6 +52,8 @@ __all__ = [
     "PanelSnapshot",
     "PartitionArmed",
     "PartitionEvent",
+    "PROBE_KIND",
+    "ProbeTick",
     "RawSms",
     "TemperatureSms",
     "UnreadSms",

@@ -12,6 +12,18 @@ class DemoTick(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     n: int
 
 
+#: The synthetic probe's event (edge/probe.py): a probe edge journals one every interval, HIGH so it
+#: rides the alarm lane, and the hub times its way to the live stream (hub/probe.py).
+PROBE_KIND = "probe.tick"
+
+
+class ProbeTick(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One synthetic probe: its number since the agent started and the interval the hub may expect."""
+
+    n: int
+    interval_s: float
+
+
 class LinkStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A device link went up or down."""
 
