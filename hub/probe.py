@@ -90,11 +90,14 @@ async def watch_probes(stream: HubStream, pool: asyncpg.Pool, stop: asyncio.Even
     while not stop.is_set():
         sink = ProbeSink(pool)
         flusher = asyncio.create_task(sink.flush_every(FLUSH_S, stop), name="probe-flush")
+        # The hub's stop ends this client at once: the stream itself closes later in the shutdown.
+        stopping = asyncio.ensure_future(stop.wait())
         try:
-            outcome = await stream.serve(PROBE_PRINCIPAL, None, sink)
+            outcome = await stream.serve(PROBE_PRINCIPAL, None, sink, client_gone=stopping)
         finally:
+            stopping.cancel()
             flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+            await asyncio.gather(flusher, stopping, return_exceptions=True)
             await sink.flush()
         if not stop.is_set():
             log.warning("the probe watcher's stream ended (%s); opening it again", outcome.value)

@@ -4,6 +4,7 @@ client — which times it; it opens no alarm and no operator's stream carries it
 silent for `probe.missing_after_s` raises one SYSTEM alarm per silence."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,8 +12,10 @@ from prometheus_client import REGISTRY
 
 from hub.api.principal import Principal, Role
 from hub.probe import PROBE_TOPIC, raise_silent_probes
+from hub.service import run_hub
 from hub.stream.messages import Row
 from hub.stream.visibility import row_filter
+from shared.process import tcp_port_open
 from support.topology import Topology
 from support.waiting import wait_until
 
@@ -62,3 +65,20 @@ async def test_a_probe_is_timed_end_to_end_and_its_silence_raises_one_system_ala
     async with pool.acquire() as conn, conn.transaction():
         assert await raise_silent_probes(conn, datetime.now(timezone.utc), timedelta(seconds=MISSING_AFTER_S)) == []
     assert await pool.fetchval("SELECT event_count FROM bundle_alarms WHERE alarm_type = 'SYSTEM'") == 1
+
+
+async def test_a_hub_with_the_probe_watcher_stops_promptly(topology: Topology) -> None:
+    """The watcher is a client of a stream that closes late in the shutdown: it must end on the
+    hub's stop itself, or the hub would wait for it forever."""
+    config = topology.hub_config()
+    stop = asyncio.Event()
+    hub = asyncio.create_task(run_hub(config, stop, handle_signals=False))
+
+    async def started() -> bool:
+        if hub.done():
+            hub.result()
+        return await tcp_port_open("127.0.0.1", config.http_port)
+
+    await wait_until(started, timeout=60, what="the hub to start")
+    stop.set()
+    await asyncio.wait_for(hub, 30)
