@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from hub import db_gauges
 from hub.alarms import repository as alarms
 from hub.alarms.lifecycle import VersionConflict
-from hub.edges.status import store_report
+from hub.edges.status import backlog_age, store_report
 from hub.housekeeping import run_housekeeping
 from shared.backoff import Backoff
 from shared.clock import FakeClock
@@ -148,7 +148,8 @@ async def test_the_gauges_from_postgresql_are_refreshed_by_their_supervised_loop
         # The report said 10 s, and the hub took it 30 s ago.
         assert sample("vigil_edge_backlog_oldest_age_seconds", edge="site-1", lane="alarm") == pytest.approx(40)
         assert sample("vigil_edge_backlog_rows", edge="site-1", lane="evt") == 0
-        assert sample("vigil_edge_backlog_oldest_age_seconds", edge="site-1", lane="evt") == 0
+        # None waiting then, but the next report (every 5 s) is 25 s overdue: unseen rows may wait.
+        assert sample("vigil_edge_backlog_oldest_age_seconds", edge="site-1", lane="evt") == pytest.approx(25)
         assert REGISTRY.get_sample_value("vigil_edge_backlog_rows", {"edge": "site-1", "lane": "bogus"}) is None
 
         # The loop goes on: the next refreshes follow the database, a revoked edge's series go.
@@ -208,3 +209,10 @@ async def test_a_replay_from_postgresql_counts_its_queries_and_a_replay_overflow
         await ws.close()
         assert sample("vigil_ws_replay_overflow_count_total", transport="ws") == overflows + 1
         assert sample("vigil_stream_overflows_total", reason="horizon") == horizon + 1  # the same one, by reason
+
+
+def test_a_backlog_ages_from_the_report_and_from_the_reports_that_stop() -> None:
+    assert backlog_age(3, 10.0, 30.0, 5.0) == 40.0  # rows waiting: their age then, plus the time since
+    assert backlog_age(0, None, 3.0, 5.0) == 0.0  # none waiting, the next report not yet due
+    assert backlog_age(0, None, 605.0, 5.0) == 600.0  # a WAN cut after a clean report: unseen rows age
+    assert backlog_age(0, None, 605.0, None) == 0.0  # an old report without its interval: nothing to go by

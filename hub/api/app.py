@@ -57,6 +57,11 @@ def _valid_request_id(value: str | None) -> str | None:
     return None
 
 
+# PostgreSQL away rather than refusing: the connection lost, refused, or the server shutting down.
+DATABASE_AWAY = (ConnectionError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                 asyncpg.AdminShutdownError, asyncpg.ConnectionDoesNotExistError)
+
+
 @web.middleware
 async def request_context(request: web.Request, handler):  # type: ignore[no-untyped-def]
     """Request id on every answer and log line; every failure in the one error shape."""
@@ -81,6 +86,12 @@ async def request_context(request: web.Request, handler):  # type: ignore[no-unt
             # PostgreSQL refused a value the schema let through (a NUL character, a number out of
             # the column's range): bad input, not a hub failure.
             response = error_response(422, "invalid", "a value was refused by the database", {"reason": str(exc)})
+        except DATABASE_AWAY as exc:
+            # PostgreSQL is down or restarting: the hub cannot answer now, and says so; /readyz and
+            # GET /api/v1/system/mode (once it is back) tell the rest.
+            log.warning("database unavailable for %s %s: %s", request.method, request.path, exc)
+            response = error_response(503, "database_unavailable", "the hub's database is unavailable; try again "
+                                                                   "shortly", headers={"Retry-After": "5"})
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.path)
             response = error_response(500, "internal_error", "the hub failed to answer; quote the request id")

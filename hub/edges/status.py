@@ -61,7 +61,8 @@ RETURNING edge_id
 # report. Only the lanes the hub knows: a report's lane names are the edge's to choose.
 SQL_BACKLOGS = """
 SELECT s.edge_id, l.lane, (l.backlog->>'rows')::int8 AS rows, (l.backlog->>'oldest_age_s')::float8 AS oldest_age_s,
-       greatest(0, extract(epoch FROM $1::timestamptz - s.received_at))::float8 AS since_s
+       greatest(0, extract(epoch FROM $1::timestamptz - s.received_at))::float8 AS since_s,
+       (s.report->>'interval_s')::float8 AS interval_s
 FROM edge_status s
 JOIN edges e ON e.edge_id = s.edge_id AND e.revoked_at IS NULL
 CROSS JOIN LATERAL jsonb_each(s.report->'lanes') AS l(lane, backlog)
@@ -82,15 +83,22 @@ class LaneBacklogNow:
 
 
 async def lane_backlogs(pool: asyncpg.Pool | asyncpg.Connection, now: datetime) -> list[LaneBacklogNow]:
-    """Every enrolled edge's backlog per lane, from its latest report. The oldest row's age is the
-    report's plus the time since the hub took the report: an edge that stops reporting with rows
-    waiting (a WAN cut) keeps ageing here, which is what the backlog alert must see."""
-    out = []
-    for r in await pool.fetch(SQL_BACKLOGS, now, list(subjects.LANES)):
-        waiting = r["rows"] > 0 and r["oldest_age_s"] is not None
-        out.append(LaneBacklogNow(r["edge_id"], r["lane"], r["rows"],
-                                  r["oldest_age_s"] + r["since_s"] if waiting else 0.0))
-    return out
+    """Every enrolled edge's backlog per lane, from its latest report, aged by `backlog_age`."""
+    return [LaneBacklogNow(r["edge_id"], r["lane"], r["rows"],
+                           backlog_age(r["rows"], r["oldest_age_s"], r["since_s"], r["interval_s"]))
+            for r in await pool.fetch(SQL_BACKLOGS, now, list(subjects.LANES))]
+
+
+def backlog_age(rows: int, oldest_age_s: float | None, since_s: float, interval_s: float | None) -> float:
+    """The age of a lane's oldest unforwarded row as the hub can tell it, `since_s` after the
+    edge's latest report. With rows waiting then: their age then plus the time since, so an edge
+    cut off with rows waiting keeps ageing. With none: 0 while the reports come; once the next one
+    is overdue (a WAN cut, a dead box), whatever the edge journaled since the last report is
+    unseen, so it counts as waiting since the report that did not come — else an edge that kept up
+    until its WAN was cut would show no backlog for the whole cut (chaos CH-05)."""
+    if rows > 0 and oldest_age_s is not None:
+        return oldest_age_s + since_s
+    return max(0.0, since_s - (interval_s or 0.0)) if interval_s else 0.0
 
 
 @dataclass(frozen=True)
