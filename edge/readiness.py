@@ -11,34 +11,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-import nats.errors
-import nats.js.errors
 from nats.aio.client import Client as NatsClient
 
 from edge.journal import Journal
 from edge.journal_pressure import REFUSING
-
-#: How long the box's JetStream may take to answer before it counts as not answering.
-READY_NATS_TIMEOUT_S = 2.0
-_OK = "ok"
+from shared.health import OK, nats_checks
 
 
 def journal_check(journal: Journal) -> str:
     """"ok", or why the journal would refuse the next append."""
     if journal.pressure_status().get("state") == REFUSING:
         return "refusing appends: full of unforwarded CRITICAL/HIGH rows (see disk_pressure on the local page)"
-    return _OK
-
-
-async def nats_checks(nc: NatsClient, timeout_s: float = READY_NATS_TIMEOUT_S) -> dict[str, str]:
-    """`nats` and `jetstream` (the box's own): "ok", or what is wrong."""
-    if not nc.is_connected:
-        return {"nats": "not connected to the box's server (reconnecting)", "jetstream": "unknown: no NATS"}
-    try:
-        await nc.jetstream(timeout=timeout_s).account_info()
-    except (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError) as exc:
-        return {"nats": _OK, "jetstream": f"not answering: {type(exc).__name__} {exc}".rstrip()}
-    return {"nats": _OK, "jetstream": _OK}
+    return OK
 
 
 def task_check(tasks: Iterable[asyncio.Task[object]]) -> dict[str, str]:
@@ -57,7 +41,7 @@ def task_check(tasks: Iterable[asyncio.Task[object]]) -> dict[str, str]:
 
 async def readiness(journal: Journal, nc: NatsClient, tasks: Iterable[asyncio.Task[object]]) -> dict[str, object]:
     """The `/readyz` body: `status` ready or not_ready, each check, and `failing` with the reasons."""
-    checks = {"journal": journal_check(journal), **await nats_checks(nc)}
-    failing = {name: detail for name, detail in checks.items() if detail != _OK}
+    checks = {"journal": journal_check(journal), **await nats_checks(nc, "not connected to the box's server (reconnecting)")}
+    failing = {name: detail for name, detail in checks.items() if detail != OK}
     failing.update({f"task {name}": how for name, how in task_check(tasks).items()})
     return {"status": "not_ready" if failing else "ready", "checks": checks, **({"failing": failing} if failing else {})}

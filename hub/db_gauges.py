@@ -19,6 +19,7 @@ from prometheus_client import Gauge
 
 from hub.commands.publisher import CHANNELS
 from hub.config import PRIORITIES
+from hub.db.errors import DB_ERRORS
 from hub.edges.status import lane_backlogs
 from hub.stream.feed import SQL_HEAD
 from shared.backoff import sleep_or_stop
@@ -48,7 +49,6 @@ SELECT count(*) FROM bundle_alarms
 WHERE priority = 'CRITICAL' AND status NOT IN ('RESOLVED', 'CLOSED') AND created_at < $1
 """
 SQL_QUARANTINE_HELD = "SELECT count(*) FROM ingest_quarantine WHERE status = 'HELD'"
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 async def refresh(pool: asyncpg.Pool, clock: Clock = SYSTEM_CLOCK, stream_head: Callable[[], int] | None = None) -> None:

@@ -2,21 +2,17 @@
 hub expects, NATS connected with JetStream answering, and the supervised tasks (shared/supervise.py)."""
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import nats.errors
-import nats.js.errors
 from nats.aio.client import Client as NatsClient
 
+from hub.db.errors import DB_ERRORS
 from hub.db.migrate import unapplied
+from shared import health as shared_health
+from shared.health import OK
 from shared.supervise import Supervisor
-
-#: How long JetStream may take to answer before it counts as not answering.
-NATS_TIMEOUT_S = 2.0
-OK = "ok"
 
 
 @dataclass(frozen=True)
@@ -37,7 +33,7 @@ async def database_checks(pool: asyncpg.Pool) -> dict[str, str]:
     try:
         async with pool.acquire() as conn:
             missing = await unapplied(conn)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except DB_ERRORS as exc:
         return {"database": f"PostgreSQL is unreachable: {exc}", "migrations": "unknown: no database"}
     return {"database": OK, "migrations": OK if not missing else f"{len(missing)} not applied: {', '.join(missing[:5])}"}
 
@@ -46,13 +42,7 @@ async def nats_checks(nc: NatsClient | None) -> dict[str, str]:
     """`nats` and `jetstream` (none without a NATS client)."""
     if nc is None:
         return {}
-    if not nc.is_connected:
-        return {"nats": "not connected (reconnecting)", "jetstream": "unknown: no NATS"}
-    try:
-        await nc.jetstream(timeout=NATS_TIMEOUT_S).account_info()
-    except (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError) as exc:
-        return {"nats": OK, "jetstream": f"not answering: {type(exc).__name__} {exc}".rstrip()}
-    return {"nats": OK, "jetstream": OK}
+    return await shared_health.nats_checks(nc, "not connected (reconnecting)")
 
 
 async def health(pool: asyncpg.Pool, nc: NatsClient | None, supervisor: Supervisor | None) -> Health:

@@ -22,6 +22,7 @@ from prometheus_client import Gauge, Histogram
 
 from hub.alarms.apply import raise_system_alarms
 from hub.api.principal import Principal, Role
+from hub.db.errors import DB_ERRORS
 from hub.db.outbox import OutboxItem
 from hub.stream.hub_stream import HubStream
 from hub.stream.messages import Outgoing, Row
@@ -42,7 +43,6 @@ LAST_SUCCESS = Gauge("vigil_probe_last_success_timestamp",
 
 #: How often the watcher writes down the probes it saw.
 FLUSH_S = 1.0
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 SQL_PROBE_EDGES = "SELECT edge_id FROM edges WHERE probe AND edge_id = ANY($1::text[])"
 SQL_SEEN = """

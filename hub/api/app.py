@@ -17,6 +17,7 @@ from hub.api.errors import ApiError, error_response
 from hub.api.permissions import require
 from hub.api.principal import Authenticator
 from hub.api.routing import MAX_BODY_BYTES, Call, Route, Router, decode_json, decode_query, to_response
+from hub.db.errors import DATABASE_AWAY
 from hub.system.store import in_maintenance
 from shared.logs import request_id
 
@@ -55,11 +56,6 @@ def _valid_request_id(value: str | None) -> str | None:
     if value and 1 <= len(value) <= 128 and value.isprintable():
         return value
     return None
-
-
-# PostgreSQL away rather than refusing: the connection lost, refused, or the server shutting down.
-DATABASE_AWAY = (ConnectionError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-                 asyncpg.AdminShutdownError, asyncpg.ConnectionDoesNotExistError)
 
 
 @web.middleware

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import asyncpg
 
+from hub.db.errors import DB_ERRORS
 from hub.stream.messages import Row
 from hub.stream.metrics import FEED_RECONNECTS, FEED_ROWS
 from hub.stream.ring import Ring
@@ -32,7 +33,6 @@ SELECT sequence_id, created_at, topic, object_id, payload::text AS payload
 FROM outbox ORDER BY sequence_id DESC LIMIT $1
 """
 SQL_HEAD = "SELECT value FROM outbox_counter"
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 NO_UPPER_BOUND = 2**63 - 1
 
 

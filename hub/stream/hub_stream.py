@@ -12,8 +12,9 @@ import asyncpg
 from hub.api.errors import ApiError
 from hub.api.permissions import principal_for
 from hub.api.principal import Principal, Role
+from hub.db.errors import DB_ERRORS
 from hub.stream.delivery import ClientQueue, Outcome, Sink, serve
-from hub.stream.feed import DB_ERRORS, OutboxFeed
+from hub.stream.feed import OutboxFeed
 from hub.stream.settings import StreamSettings
 from hub.stream.tickets import Tickets
 from shared.backoff import sleep_or_stop

@@ -1,0 +1,14 @@
+"""Which asyncpg failures mean what, named once for every caller that has to tell them apart."""
+from __future__ import annotations
+
+import asyncpg
+
+#: Anything a background reader may meet while PostgreSQL is away, restarting or refusing: it logs,
+#: keeps what it has and tries again later rather than ending its task.
+DB_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+#: PostgreSQL away rather than refusing: the connection lost, refused, or the server shutting down.
+#: Narrower than DB_ERRORS on purpose: a constraint violation is the request's fault, not a 503.
+DATABASE_AWAY: tuple[type[BaseException], ...] = (
+    ConnectionError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError, asyncpg.ConnectionDoesNotExistError)
