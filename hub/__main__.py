@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 
 from hub.config import HubConfig, load_hub_config
+from hub.db.errors import DB_ERRORS
 from hub.ingest import quarantine
 from hub.edges import registry
 from hub.edges.enrolment import EnrolmentError
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             quarantine.QuarantineError, ConfigError, NatsAccessError, DatabaseRoleError) as exc:
         print(f"vigil hub: {exc}", file=sys.stderr)
         return 2
-    except (OSError, asyncpg.PostgresError) as exc:
+    except DB_ERRORS as exc:
         logging.getLogger("vigil.hub").error("cannot reach a dependency: %s", exc)
         print(f"vigil hub: {exc}", file=sys.stderr)
         return 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import urllib.parse
 import zoneinfo
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +11,9 @@ from pathlib import Path
 import msgspec
 
 from shared.config import load_config
+
+#: The libpq `target_session_attrs` values that land only on a writable server.
+FAILOVER_TARGETS = ("read-write", "primary")
 
 
 class IngestSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -352,6 +356,20 @@ class HubConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError(f"database_url must be a postgresql:// URL, got {self.database_url!r}")
         if self.database_owner_url and not self.database_owner_url.startswith(("postgresql://", "postgres://")):
             raise ValueError("database_owner_url must be a postgresql:// URL or empty")
+        for name, url in (("database_url", self.database_url), ("database_owner_url", self.database_owner_url)):
+            _check_failover(name, url)
+
+
+def _check_failover(name: str, url: str) -> None:
+    """A URL naming several servers (a primary and its standbys, for failover) must ask for the
+    writable one: otherwise a connection may land on a standby and every write fails there."""
+    parts = urllib.parse.urlsplit(url)
+    if "," not in parts.netloc.rpartition("@")[2]:
+        return
+    attrs = urllib.parse.parse_qs(parts.query).get("target_session_attrs", [""])[-1]
+    if attrs not in FAILOVER_TARGETS:
+        raise ValueError(f"{name} names several servers, so it must end in ?target_session_attrs=read-write "
+                         f"(or primary), got {attrs or 'none'}")
 
 
 def load_hub_config(path: Path | None = None, **kwargs: object) -> HubConfig:

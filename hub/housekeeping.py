@@ -16,6 +16,7 @@ from prometheus_client import Counter
 from hub.alarms.apply import raise_overdue_link_alarms
 from hub.alarms.repository import escalate, sweep
 from hub.commands.repository import time_out_overdue
+from hub.db.errors import DB_ERRORS
 from hub.db.outbox import write_outbox
 from hub.probe import raise_silent_probes
 from hub.api import idempotency
@@ -149,5 +150,5 @@ async def run_housekeeping(pool: asyncpg.Pool, stop: asyncio.Event, clock: Clock
                 last_partition_check = clock.monotonic()
                 if created:
                     log.info("created %d event partitions", created)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DB_ERRORS as exc:
             log.warning("housekeeping pass failed: %s", exc)

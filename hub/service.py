@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from hub.config import HubConfig
+from hub.db.errors import DB_ERRORS
 from hub.db.pool import create_pool
 from hub.db.roles import prepare_database
 from hub.edges.setup import build_enrolment, https_context, keep_access_in_step
@@ -54,7 +55,7 @@ async def _watch_gaps(pool: asyncpg.Pool, stop: asyncio.Event, interval_s: float
     while not await sleep_or_stop(interval_s, stop):
         try:
             rows = await pool.fetch(SQL_GAPS)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DB_ERRORS as exc:
             log.warning("gap check failed: %s", exc)
             continue
         for r in rows:

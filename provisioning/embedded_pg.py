@@ -29,8 +29,10 @@ class EmbeddedPostgres:
 
     SYSTEM_USER = "pgserver"
 
-    def __init__(self, data_dir: Path, port: int, host: str = "127.0.0.1", log_dir: Path | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int, host: str = "127.0.0.1", log_dir: Path | None = None,
+                 settings: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir.resolve()
+        self.settings = dict(settings or {})  # more `-c name=value` for postgres
         self.port = port
         self.host = host
         self.log_dir = log_dir or self.data_dir.parent
@@ -60,21 +62,24 @@ class EmbeddedPostgres:
                 shutil.chown(path, self._as_user.pw_uid, self._as_user.pw_gid)
         os.chmod(self.data_dir, 0o700)
 
+    def run_tool(self, tool: str, *args: str) -> None:
+        """Run one of the bundled client programs (initdb, pg_basebackup, …) as the server's user,
+        its data directory prepared; raises RuntimeError with its output when it fails."""
+        self._prepare_dirs()
+        result = subprocess.run([str(_bin_dir() / tool), *args], preexec_fn=self._demote, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{tool} failed for {self.data_dir}:\n{result.stdout}\n{result.stderr}")
+
     def initdb(self) -> None:
         """Create the cluster unless it exists."""
-        self._prepare_dirs()
         if (self.data_dir / "PG_VERSION").exists():
             return
-        result = subprocess.run(
-            [str(_bin_dir() / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-             "--no-instructions"],
-            preexec_fn=self._demote, capture_output=True, text=True,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"initdb failed for {self.data_dir}:\n{result.stdout}\n{result.stderr}")
+        self.run_tool("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                      "--no-instructions")
 
     async def start(self, timeout: float = 60.0) -> None:
         """Start postgres and wait until it accepts connections."""
+        self._prepare_dirs()
         self.initdb()
         stale_pid = self.data_dir / "postmaster.pid"
         if stale_pid.exists():
@@ -90,7 +95,8 @@ class EmbeddedPostgres:
         self.process = ManagedProcess(
             "postgres",
             [str(_bin_dir() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), "-h", self.host,
-             "-k", str(self.data_dir), "-c", "fsync=on", "-c", "max_connections=200"],
+             "-k", str(self.data_dir), "-c", "fsync=on", "-c", "max_connections=200",
+             *(arg for name, value in self.settings.items() for arg in ("-c", f"{name}={value}"))],
             log_path=self.log_dir / "postgres.log",
             preexec=self._demote,
         )

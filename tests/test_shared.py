@@ -140,6 +140,16 @@ def test_config_errors_name_the_key_the_value_and_the_source(tmp_path: Path) -> 
         load_edge_config(tmp_path / "missing.toml", env={})
     with pytest.raises(ConfigError, match="database_url must be a postgresql:// URL"):
         load_hub_config(env={"VIGIL_HUB_DATABASE_URL": "mysql://x"})
+    # A failover URL (several servers) must ask for the writable one, or a write may land on a standby.
+    with pytest.raises(ConfigError, match="several servers.*got none"):
+        load_hub_config(env={"VIGIL_HUB_DATABASE_URL": "postgresql://u@a:5432,b:5432/vigil"})
+    with pytest.raises(ConfigError, match="database_owner_url names several servers.*got any"):
+        load_hub_config(env={"VIGIL_HUB_DATABASE_OWNER_URL": "postgresql://a,b/vigil?target_session_attrs=any"})
+    for attrs in ("read-write", "primary"):
+        url = f"postgresql://u:p%2C@a:5432,b:5433/vigil?target_session_attrs={attrs}"
+        assert load_hub_config(env={"VIGIL_HUB_DATABASE_URL": url}).database_url == url
+    # A comma in the password is no second server.
+    assert load_hub_config(env={"VIGIL_HUB_DATABASE_URL": "postgresql://u:a,b@h/vigil"}).database_url
     # Environment overrides the file, the file overrides defaults.
     conf.write_text('edge_id = "from-file"\nhttp_port = 9000\n')
     cfg = load_edge_config(conf, env={"VIGIL_EDGE_HTTP_PORT": "9001"})

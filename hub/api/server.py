@@ -16,6 +16,7 @@ from hub.api.principal import Authenticator
 from hub.api.routing import Router
 from hub.commands.publisher import CommandPublisher
 from hub.config import DocumentSettings, ReportSettings, RobotSettings
+from hub.db.errors import DB_ERRORS
 from hub.health import Health, health
 from hub.console.routes import console_routes
 from hub.edges.service import EnrolmentService
@@ -38,7 +39,7 @@ async def healthz(request: web.Request) -> web.Response:
     pool = request.app[POOL_KEY]
     try:
         await pool.fetchval("SELECT 1")
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except DB_ERRORS as exc:
         return error_response(503, "database_unavailable", f"PostgreSQL is unreachable: {exc}")
     return web.json_response({"status": "ok"})
 

@@ -29,6 +29,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolic
 from prometheus_client import Counter
 
 from hub.commands.repository import command_update, expire_unsent
+from hub.db.errors import DB_ERRORS
 from hub.db.outbox import OutboxItem, write_outbox
 from hub.robots import repository as robots
 from shared import subjects
@@ -172,7 +173,7 @@ class CommandPublisher:
                     checked = loop.time()
                 more = await self.publish_once()
                 backoff.reset()
-            except (nats.errors.Error, asyncio.TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            except (nats.errors.Error, asyncio.TimeoutError, *DB_ERRORS) as exc:
                 delay = backoff.next_delay()
                 log.warning("command outbox not published (%s); retrying in %.1f s", exc, delay)
                 if await sleep_or_stop(delay, stop):

@@ -28,6 +28,7 @@ from hub.commands.schedules import Outcome, ScheduleError, Verdict, catch_up_fro
     settle_run, zone_of
 from hub.commands.supervision import PRIORITY, Kind, Window, deadline_missed, deadlines, describe, \
     unexpected_opening
+from hub.db.errors import DB_ERRORS
 from hub.db.outbox import OutboxItem, write_outbox
 from hub.secret_box import SecretBox
 from shared.backoff import sleep_or_stop
@@ -145,7 +146,7 @@ async def run(pool: asyncpg.Pool, box: SecretBox, stop: asyncio.Event, *, interv
             done = await tick(pool, box, clock.now(), lookback=lookback)
             if done.commands and wake is not None:
                 wake()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DB_ERRORS as exc:
             log.warning("auto-arm pass failed: %s", exc)
         if await sleep_or_stop(interval_s, stop):
             return

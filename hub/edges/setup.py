@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 
 from hub.config import HubConfig
+from hub.db.errors import DB_ERRORS
 from hub.edges.registry import leaf_users
 from hub.edges.service import EnrolmentService
 from hub.nats_access import EdgeLeafUser, NatsAccess, NatsAccessError, edge_leaf_users
@@ -74,5 +75,5 @@ async def keep_access_in_step(pool: asyncpg.Pool, access: NatsAccess, stop: asyn
             if applied is None or wanted != applied:
                 await access.apply(wanted)
                 applied = wanted
-        except (NatsAccessError, OSError, asyncpg.PostgresError) as exc:
+        except (NatsAccessError, *DB_ERRORS) as exc:
             log.warning("NATS users not applied, retrying: %s", exc)

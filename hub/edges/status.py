@@ -26,6 +26,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from prometheus_client import Counter
 
+from hub.db.errors import DB_ERRORS
 from hub.ingest.edge_keys import EdgeKeyCache
 from hub.ingest.verify import EdgeKey
 from shared import subjects
@@ -162,7 +163,7 @@ class StatusListener:
                 self._drop(edge, result)
                 return
             stored = await store_report(self._pool, result, msg.data)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DB_ERRORS as exc:
             # Not answered: the edge sends it again shortly.
             self._drop(edge, Dropped("store_failed", f"{type(exc).__name__}: {exc}"))
             return

@@ -30,6 +30,7 @@ from nats.js.api import (
 )
 from prometheus_client import Counter, Gauge, Histogram
 
+from hub.db.errors import DB_ERRORS
 from hub.ingest.edge_keys import EdgeKeyCache
 from hub.ingest.partitions import Fence, PartitionLost, Unit
 from hub.ingest.pull import DEFAULT_MAX_BYTES, PullStream
@@ -171,8 +172,7 @@ class Ingest:
             except Exception as exc:  # a worker must never die silently: log, back off, resume
                 ERRORS.inc()
                 delay = backoff.next_delay()
-                expected = isinstance(exc, (nats.errors.Error, nats.js.errors.Error, asyncpg.PostgresError,
-                                            asyncpg.InterfaceError, OSError, asyncio.TimeoutError))
+                expected = isinstance(exc, (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError, *DB_ERRORS))
                 log.log(logging.WARNING if expected else logging.ERROR,
                         "ingest %s/%d failed (%s: %s); resuming from the ack floor in %.2f s",
                         lane, partition, type(exc).__name__, exc, delay, exc_info=not expected)

@@ -16,6 +16,7 @@ from typing import Awaitable, Callable
 
 import asyncpg
 
+from hub.db.errors import DB_ERRORS
 from shared import subjects
 from shared.backoff import sleep_or_stop
 
@@ -80,7 +81,7 @@ class PartitionOwner:
                     await self._release_all()
                     self._conn = await asyncpg.connect(self._dsn, server_settings={"application_name": APP_NAME})
                 await self._rebalance()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DB_ERRORS as exc:
                 log.warning("partition ownership check failed: %s", exc)
                 await self._drop_connection()
             if await sleep_or_stop(self._interval_s, self._stop):

@@ -4,8 +4,7 @@ touches no other test. While it is down the hub says so (/readyz 503 naming the 
 edge's rows wait in JetStream (no one can be signed in: the API answers 503 database_unavailable); once it is back the hub commits again by itself and every journaled
 row arrives once. Recovery = PostgreSQL accepting again → the first new commit.
 
-Replica promotion (the seed's second half) is not done: the embedded server has no streaming
-replica set up and the hub takes one DSN; see docs/operations.md "Chaos suite"."""
+Replica promotion (the seed's second half) is test_ch02_postgres_failover.py."""
 from __future__ import annotations
 
 import asyncio
@@ -13,13 +12,12 @@ import signal
 from pathlib import Path
 from typing import AsyncIterator
 
-import asyncpg
 import pytest
 
-from hub.db.migrate import migrate
 from provisioning.embedded_pg import EmbeddedPostgres
 from shared.process import free_port
-from support.chaos import Stopwatch, all_arrive_once, figure, full, hold, readyz, spawn_chaos_hub
+from support.chaos import (Stopwatch, all_arrive_once, database_down, figure, full, hold, migrate_database,
+                           ready_and_normal, spawn_chaos_hub, topology_on)
 from support.topology import EdgeHarness, Topology
 from support.waiting import wait_until
 
@@ -33,11 +31,7 @@ async def own_pg(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
     pg = EmbeddedPostgres(tmp_path / "pg" / "data", free_port())
     await pg.start()
     try:
-        conn = await asyncpg.connect(await pg.ensure_database("vigil"))
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
+        await migrate_database(await pg.ensure_database("vigil"))
         yield pg
     finally:
         await asyncio.to_thread(pg.stop)
@@ -46,15 +40,8 @@ async def own_pg(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
 @pytest.fixture
 async def own_topology(tmp_path: Path, own_pg: EmbeddedPostgres) -> AsyncIterator[Topology]:
     """The usual topology, on the test's own PostgreSQL."""
-    dsn = own_pg.dsn("vigil")
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
-    topo = Topology(tmp_path / "topology", dsn, pool)
-    await topo.start()
-    try:
+    async with topology_on(tmp_path / "topology", own_pg.dsn("vigil")) as topo:
         yield topo
-    finally:
-        await topo.stop()
-        await pool.close()
 
 
 async def test_ch02_postgres_restarted_while_the_hub_ingests(own_topology: Topology, own_pg: EmbeddedPostgres) -> None:
@@ -74,10 +61,7 @@ async def test_ch02_postgres_restarted_while_the_hub_ingests(own_topology: Topol
         assert own_pg.process is not None
         await asyncio.to_thread(own_pg.process.stop, 30, signal.SIGINT)
 
-        async def down_signalled() -> bool:
-            status, body = await readyz(port)
-            return status == 503 and body.get("failing", {}).get("database", "").startswith("PostgreSQL is unreachable")
-
+        down_signalled = database_down(port)
         await wait_until(down_signalled, timeout=30, what="/readyz 503 naming the database")
         # Read now, judged at the end: the rest of the scenario must run and pass whatever it says.
         mode_status, mode_body = await hub.api.get("/api/v1/system/mode")
@@ -94,10 +78,7 @@ async def test_ch02_postgres_restarted_while_the_hub_ingests(own_topology: Topol
         await wait_until(new_commit, timeout=120, what="the first commit after PostgreSQL's restart")
         figure(ID, "recovery_s", clock.elapsed(), "s", 30.0)
 
-        async def ready() -> bool:
-            return (await readyz(port))[0] == 200 and await hub.api.mode() == "NORMAL"
-
-        await wait_until(ready, timeout=60, what="/readyz 200 and NORMAL after the restart")
+        await wait_until(lambda: ready_and_normal(hub), timeout=60, what="/readyz 200 and NORMAL after the restart")
         figure(ID, "ready_again_s", clock.elapsed(), "s", 60.0)
         await site.append(500)
         await all_arrive_once(topology, config, ID, clock, 180.0)

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+from contextlib import asynccontextmanager
+from pathlib import Path
 import re
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import asyncpg
 
 from edge.config import EdgeConfig
 from hub.config import HubConfig
+from hub.db.migrate import migrate
 from shared.process import ManagedProcess
 from support.topology import Topology
 
@@ -186,3 +189,40 @@ async def spawn_chaos_hub(topology: Topology, name: str = "hub", env: dict[str, 
     proc = await topology.spawn_hub(config, name=name, **(env or {}))
     api = await HubApi(config.http_port).login(*MASTER)
     return ChaosHub(config, proc, api)
+
+
+async def migrate_database(dsn: str) -> None:
+    """Bring the scenario's own database (`dsn`, its owner) to the current schema."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def topology_on(root: Path, dsn: str) -> AsyncIterator[Topology]:
+    """The usual topology on a PostgreSQL of the scenario's own (`dsn`: its owner role); the
+    test's pool and the hub both reach it through `dsn`."""
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    topo = Topology(root, dsn, pool)
+    await topo.start()
+    try:
+        yield topo
+    finally:
+        await topo.stop()
+        await pool.close()
+
+
+def database_down(port: int) -> Callable[[], Awaitable[bool]]:
+    """A condition: the hub's /readyz says 503 naming the database."""
+    async def down() -> bool:
+        status, body = await readyz(port)
+        return status == 503 and body.get("failing", {}).get("database", "").startswith("PostgreSQL is unreachable")
+
+    return down
+
+
+async def ready_and_normal(hub: ChaosHub) -> bool:
+    """The hub's /readyz 200 and its system mode NORMAL."""
+    return (await readyz(hub.config.http_port))[0] == 200 and await hub.api.mode() == "NORMAL"
