@@ -15,6 +15,19 @@ from provisioning.scratch_db import DatabaseUnavailable, ScratchServer
 from support.api import HeaderAuthenticator, start_client
 from support.topology import Topology
 
+# Every table but the migrations' record and the outbox counter (reset to 0 instead); the events
+# table's partitions are emptied through it.
+SQL_TABLES_TO_EMPTY = """
+SELECT tablename FROM pg_tables WHERE schemaname = 'public'
+AND tablename NOT IN ('schema_migrations', 'outbox_counter') AND tablename NOT LIKE 'events_%'
+"""
+# Each identity column starts again from its start (what TRUNCATE … RESTART IDENTITY did).
+SQL_RESTART_SEQUENCES = """
+SELECT setval(s.seqrelid, s.seqstart, false) FROM pg_sequence s
+JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'
+"""
+
+
 @pytest.fixture(scope="session")
 def db_dsn() -> Iterator[str]:
     """A migrated database of its own for this test run (see provisioning.scratch_db), dropped at
@@ -35,16 +48,15 @@ def db_dsn() -> Iterator[str]:
 async def db(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test database, every table emptied before each test."""
     pool = await asyncpg.create_pool(db_dsn, min_size=1, max_size=4)
-    tables = await pool.fetch(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-        "AND tablename NOT IN ('schema_migrations', 'outbox_counter') AND tablename NOT LIKE 'events_%'"
-    )
-    async with pool.acquire() as conn:
-        # The audit log refuses TRUNCATE from the application (a trigger); tests reset it anyway.
-        await conn.execute("SET session_replication_role = replica")
-        await conn.execute(f"TRUNCATE {', '.join(r['tablename'] for r in tables)} RESTART IDENTITY CASCADE")
-        await conn.execute("RESET session_replication_role")
-    await pool.execute("UPDATE outbox_counter SET value = 0")
+    tables = await pool.fetch(SQL_TABLES_TO_EMPTY)
+    async with pool.acquire() as conn, conn.transaction():
+        # Replica mode: no trigger fires, so neither the foreign keys' order nor the audit log's
+        # refusal to be deleted from stands in the way. DELETE, not TRUNCATE: on tables of a few
+        # rows it takes milliseconds where TRUNCATE's new files took ~0.3 s a test.
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute("; ".join(f'DELETE FROM "{r["tablename"]}"' for r in tables))
+        await conn.execute(SQL_RESTART_SEQUENCES)
+        await conn.execute("UPDATE outbox_counter SET value = 0")
     try:
         yield pool
     finally:
