@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Keep compiled bytecode (gitignored __pycache__/): with PYTHONDONTWRITEBYTECODE set, as on some
+# hosts, every hub, agent and CLI process compiled our ~400 modules from source again at start,
+# about 0.35 s of CPU each, and the test suite starts hundreds.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test bench setup clean chromium promtool chaos soak
 

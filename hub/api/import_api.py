@@ -10,7 +10,6 @@ import zipfile
 from typing import Any
 
 import msgspec
-import openpyxl
 
 from hub.api.app import deps
 from hub.api.crud import audit
@@ -67,6 +66,8 @@ def _rows_from_xlsx(raw: bytes) -> list[dict[str, Any]]:
     if unpacked > MAX_UNPACKED_BYTES:
         raise ApiError(413, "file_too_large", f"the workbook unpacks to {unpacked / 2**20:.1f} MiB; at most "
                                               f"{MAX_UNPACKED_BYTES // 2**20} MiB is read")
+    import openpyxl  # here, not at the top: ~85 ms of every hub start, for an admin's rare import
+
     try:
         book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
         sheet = book.worksheets[0]

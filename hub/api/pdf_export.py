@@ -14,7 +14,6 @@ from hub.api.crud import audit
 from hub.api.csv_stream import stream_csv
 from hub.api.permissions import object_filter
 from hub.api.routing import Call
-from hub.reports.pdf import PdfReport, render_pdf
 from shared.clock import SYSTEM_CLOCK
 
 SETTINGS_KEY = "reports"
@@ -34,6 +33,9 @@ async def export_pdf(call: Call, filename: str, title: str, columns: Sequence[st
                      *args: Any) -> web.Response:
     """Run `sql` (ending in its ORDER BY) with `args` for at most the row cap, render `columns`
     of those rows as a PDF, audit the export and answer the file."""
+    # Here, not at the top: reportlab is ~100 ms of every hub start, for an occasional export.
+    from hub.reports.pdf import PdfReport, render_pdf
+
     pool, settings = deps(call).pool, deps(call).extra[SETTINGS_KEY]
     cap = settings.pdf_max_rows
     rows = await pool.fetch(f"{sql} LIMIT ${len(args) + 1}", *args, cap + 1)
