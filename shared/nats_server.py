@@ -62,8 +62,9 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 # What nats-server takes as a bcrypt hash (anything else would be compared as a plain password).
 _BCRYPT_RE = re.compile(r"^\$2[abxy]\$\d\d\$[./A-Za-z0-9]{53}$")
 # The passwords are 192 random bits, so the hash's cost adds nothing against guessing them; a low
-# cost keeps every connect (the server checks the hash each time) cheap on a small edge box.
-_BCRYPT_ROUNDS = 10
+# cost keeps every connect (the server checks the hash each time) cheap on a small edge box. The
+# test suite lowers it to bcrypt's floor for the hashes its own process makes (tests/conftest.py).
+BCRYPT_ROUNDS = 10
 
 
 def nats_server_binary() -> str:
@@ -85,7 +86,7 @@ def new_password() -> str:
 
 def hash_password(password: str) -> str:
     """The bcrypt hash a nats-server config holds instead of the password."""
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=_BCRYPT_ROUNDS, prefix=b"2a")).decode()
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS, prefix=b"2a")).decode()
 
 
 def is_password_hash(text: str) -> bool:
