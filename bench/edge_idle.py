@@ -5,7 +5,7 @@ a real box, with one emulated ETHM-1 panel (in this process, so its CPU is not t
 every 250 ms, and a leaf nats-server linked to a hub nats-server that holds the events stream (so
 forwarding works; no hub process or database is needed to measure the edge). Once the link is up
 and the start-up events are forwarded, it samples the agent's CPU time and RSS over 60 s
-(`--quick`: 5 s) and prints::
+(`--quick`: 2 s) and prints::
 
     BENCH edge_idle_cpu_pct=<CPU time / wall time, % of one core> % target=2 better=lower
     BENCH edge_idle_rss_mb=<resident set size, MiB> MB target=60 better=lower
@@ -52,7 +52,7 @@ def _status(port: int, data_dir: Path) -> dict[str, Any] | None:
 
 
 async def main(quick: bool) -> None:
-    duration = 5.0 if quick else 60.0
+    duration = 2.0 if quick else 60.0
     async with Rig("edge_idle") as rig:
         hub_nats = await rig.start_hub_nats()
         await ensure_streams(await rig.connect(hub_nats.url, "bench-streams"))
