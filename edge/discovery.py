@@ -138,21 +138,24 @@ def lan_addresses() -> list[str]:
     return sorted(a for a in found if not ipaddress.ip_address(a).is_loopback)
 
 
-async def _wait_for_holder(zc: AsyncZeroconf, name: str, timeout_s: float) -> None:
-    """Browse the service type until a box announcing `name` is seen, or `timeout_s` passes."""
+async def wait_for_holder(zc: AsyncZeroconf, wanted: str, timeout_s: float) -> bool:
+    """Browse the service type until a box announcing `wanted` is seen (True), or `timeout_s`
+    passes (False)."""
     seen = asyncio.Event()
 
-    def on_change(zeroconf: Zeroconf, service_type: str, name_seen: str, state_change: ServiceStateChange) -> None:
-        if name_seen == name:
+    # zeroconf calls a handler with keyword arguments: these names are its API.
+    def on_change(zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange) -> None:
+        if name == wanted:
             seen.set()
 
     browser = AsyncServiceBrowser(zc.zeroconf, SERVICE_TYPE, handlers=[on_change])
     try:
         await asyncio.wait_for(seen.wait(), timeout_s)
     except TimeoutError:
-        pass  # nobody holds it: the common case
+        return False  # nobody holds it: the common case
     finally:
         await browser.async_cancel()
+    return True
 
 
 class Advertiser:
@@ -206,7 +209,8 @@ class Advertiser:
             # zeroconf's probe sees a name conflict only in its cache (the service type's PTR
             # records), which a fresh responder has not filled: browse first, so a box already
             # holding our name answers into the cache.
-            await _wait_for_holder(zc, info.name, NAME_QUERY_MS / 1000)
+            if await wait_for_holder(zc, info.name, NAME_QUERY_MS / 1000):
+                log.warning("another box already announces %s (a cloned machine-id?): taking a new name", info.name)
             # A second box claiming our name (a cloned machine-id) is renamed, not refused: the
             # installer then sees both, with the same hardware id, and can tell what happened.
             announced = await zc.async_register_service(info, allow_name_change=True)

@@ -31,7 +31,7 @@ from edge.agent import run_edge
 from edge.config import EdgeConfig, load_edge_config
 from edge.discovery import (
     ENROLLED, HARDWARE_ID_FILE, PROTOCOL_VERSION, SERVICE_TYPE, UNENROLLED, Advertisement, Advertiser,
-    DiscoveryError, advertise_agent, hardware_id, instance_name, page_interfaces,
+    DiscoveryError, advertise_agent, hardware_id, instance_name, page_interfaces, wait_for_holder,
 )
 from provisioning.discover import BoxBrowser, DiscoveredBox, render_table
 from shared.nats_server import nats_server_binary
@@ -233,6 +233,21 @@ async def test_a_second_box_with_the_same_hardware_id_is_renamed_not_refused(adv
     assert first.name != second.name
     async with BoxBrowser(LO) as browser:
         await wait_until(lambda: len([b for b in browser.boxes() if b.hardware_id == hw]) == 2, what="both clones")
+
+
+async def test_the_name_holder_is_seen_and_a_free_name_is_not(advertisers: Callable[..., Advertiser],
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """The browse before registering tells a held name from a free one (zeroconf calls its handler
+    with keyword arguments; a misnamed parameter made every call raise in the event loop)."""
+    hw = _hw()
+    assert await advertisers(Advertisement(hw, UNENROLLED), 18089).start()
+    zc = AsyncZeroconf(interfaces=LO, ip_version=IPVersion.V4Only)
+    try:
+        assert await wait_for_holder(zc, instance_name(hw), 30.0)
+        assert not await wait_for_holder(zc, instance_name(_hw()), 0.5)
+    finally:
+        await zc.async_close()
+    assert "Unhandled exception" not in caplog.text
 
 
 async def test_a_service_of_another_protocol_version_is_reported_not_listed(advertisers: Callable[..., Advertiser]) -> None:
