@@ -363,6 +363,9 @@ class Journal:
         for row in room.evicted:
             EVICTED.labels(kind_label(row.kind), row.priority, "forwarded" if row.forwarded else "unforwarded").inc()
         REFUSED.inc(len(room.refused_priorities))
+        if room.reserve_used:
+            log.warning("disk below the journal's free-space floor: %d bytes of alarms kept in the floor's reserve",
+                        room.reserve_used, extra={"reserve_used": room.reserve_used})
         lost = [row for row in room.evicted if not row.forwarded]
         if lost:
             kinds = sorted({kind_label(row.kind) for row in lost})
@@ -481,6 +484,10 @@ class Journal:
                 conn.execute(SQL_FIRST_REFUSAL, (now_us,))
                 conn.execute(SQL_LAST_REFUSAL, (now_us,))
             conn.execute("COMMIT")
+            if self._pressure.low_disk:
+                # Below the floor the WAL's growth (up to ~4 MiB between automatic checkpoints) is
+                # what eats the alarms' reserve: fold it into the file's free pages now.
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except BaseException:
             # A COMMIT that failed for a full disk was rolled back by SQLite already; a second
             # ROLLBACK would raise and hide why.
@@ -537,13 +544,26 @@ class Journal:
                     if not forwarded:
                         room.evicted_unforwarded[lane] = room.evicted_unforwarded.get(lane, 0) + 1
         if need > 0:
-            # Only unforwarded CRITICAL/HIGH rows are left: refuse new rows (newest first) rather
-            # than drop an alarm that is already stored.
-            for row in reversed(rows):
-                if need <= 0:
-                    break
+            # Only unforwarded CRITICAL/HIGH rows are left: refuse new rows rather than drop an
+            # alarm that is already stored. The kept rows are a prefix of the group, so the kept
+            # seqs stay gap-free. While the filesystem (not the byte cap) binds, an alarm that no
+            # longer fits the cap may still go into the floor's reserve, and so may a row queued
+            # ahead of one in the same group (the prefix rule would refuse the alarm with it).
+            fits = incoming - need
+            reserve = self._alarm_reserve()
+            alarms = [i for i, row in enumerate(rows) if row[4] in ALARM_PRIORITIES or row[3] == JOURNAL_REFUSED_KIND]
+            last_alarm = alarms[-1] if alarms else -1
+            refusing = False
+            for i, row in enumerate(rows):
+                if not refusing and row[7] <= fits:
+                    fits -= row[7]
+                    continue
+                if not refusing and i <= last_alarm and row[7] <= reserve:
+                    reserve -= row[7]
+                    room.reserve_used += row[7]
+                    continue
+                refusing = True
                 room.refused.add(row[0])
-                need -= row[7]
                 if row[3] == JOURNAL_REFUSED_KIND:
                     continue  # the report of refusals is no refusal itself: it waits for room
                 room.refused_priorities.append(row[4])
@@ -552,6 +572,17 @@ class Journal:
                     row[4], row[1], self.total_bytes, cap, extra={"event_id": row[1]},
                 )
         return room
+
+    def _alarm_reserve(self) -> int:
+        """Writer thread: the bytes an alarm may still take below the free-space floor. When
+        someone else's files took the disk below the floor, evicting cannot give the space back
+        (no VACUUM), and a cap of the journal's own pages would refuse a panel alarm with disk
+        left; so CRITICAL/HIGH rows may use the lower half of the floor. 0 while the byte cap,
+        not the filesystem, is what binds."""
+        reading, floor = self._pressure.disk, self._pressure.floor
+        if self._disk_limit is None or self._disk_limit >= self.max_bytes or reading is None:
+            return 0
+        return max(0, reading.fs_free - self._since_check - floor // 2)
 
     async def get_cursor(self, name: str) -> str | None:
         """The value last stored under `name` with `set_cursor`, or None."""
@@ -694,4 +725,5 @@ class _Room:
     evicted_unforwarded: dict[str, int] = field(default_factory=dict)
     evicted: list[Evicted] = field(default_factory=list)
     refused_priorities: list[str] = field(default_factory=list)  # of the refusals counted (not the report's)
+    reserve_used: int = 0  # alarm bytes taken into the free-space floor's reserve (Journal._alarm_reserve)
     reported: bool = False  # the refusal report was committed, and the tally cleared with it

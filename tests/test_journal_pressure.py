@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,6 +26,7 @@ from shared.clock import FakeClock
 from shared.config import ConfigError
 from shared.envelope import Envelope, Priority, decode_envelope, new_envelope
 from shared.robots import Pose, Telemetry
+from support.small_disk import small_disk
 
 KIB = 1024
 
@@ -290,21 +290,45 @@ def test_disk_cap_and_floor_are_pure_arithmetic() -> None:
     assert (again.by_priority, again.first_at, again.last_at) == (tally.by_priority, at, at + timedelta(seconds=5))
 
 
+async def test_below_a_floor_someone_else_filled_alarms_use_its_reserve_and_the_rest_waits(tmp_path: Path) -> None:
+    """Another program's files took the disk under the floor while the journal was small: no
+    eviction can give that space back, so the cap of the journal's own pages refuses LOW and
+    NORMAL rows; a CRITICAL/HIGH alarm still goes into the lower half of the floor (the reserve),
+    and is refused only once the filesystem is down to half the floor (edge/journal.py
+    Journal._alarm_reserve)."""
+    clock = FakeClock()
+    path = tmp_path / "journal.db"
+    floor = 8 << 20
+    fs = _FakeFilesystem(size=1 << 30, free=floor - (1 << 20))
+    journal = await _open(path, clock, max_bytes=1 << 30, disk=DiskPolicy(min_free_bytes=floor, check_s=1, statvfs=fs))
+    kept = [await journal.append(_tick(clock, Priority.CRITICAL))]
+    clock.advance(1)  # the next append looks at the filesystem again, now with rows to cap
+    kept.append(await journal.append(_tick(clock, Priority.HIGH)))
+    assert journal.pressure_status()["low_disk"] is True
+    # Below the floor each commit folds the WAL back into the file: its growth would eat the reserve.
+    assert Path(f"{path}-wal").stat().st_size == 0
+    with pytest.raises(JournalFull):
+        await journal.append(_tick(clock, Priority.NORMAL))
+    # In one group the kept rows stay a prefix, so no seq is skipped: a tick queued ahead of an
+    # alarm rides into the reserve with it; one queued after it is refused.
+    results = await asyncio.gather(journal.append(_tick(clock)), journal.append(_tick(clock, Priority.HIGH)),
+                                   journal.append(_tick(clock, Priority.NORMAL)), return_exceptions=True)
+    assert isinstance(results[0], int) and isinstance(results[1], int) and isinstance(results[2], JournalFull), results
+    kept += results[:2]
+    assert _seqs(path) == set(kept) and kept == list(range(kept[0], kept[0] + 4))
+    fs.free = floor // 2 - 4096  # the reserve is spent: now alarms are refused too, loudly
+    clock.advance(1)
+    with pytest.raises(JournalFull):
+        await journal.append(_tick(clock, Priority.CRITICAL))
+    assert journal.pressure_status()["state"] == "refusing"
+    await journal.close()
+
+
 @pytest.fixture
 def small_filesystem(tmp_path: Path) -> Iterator[Path]:
-    """A 16 MiB tmpfs: a real filesystem that fills up. Needs root (mount); skipped otherwise."""
-    if os.geteuid() != 0:
-        pytest.skip("a size-capped filesystem needs root to mount a tmpfs; the fake-filesystem test covers the policy")
-    target = tmp_path / "small"
-    target.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(target)], capture_output=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
-    try:
-        yield target
-    finally:
-        # Lazy: a failed test may leave the journal's files open.
-        subprocess.run(["umount", "-l", str(target)], capture_output=True)
+    """A 16 MiB tmpfs: a real filesystem that fills up."""
+    with small_disk(tmp_path / "small", 16) as where:
+        yield where
 
 
 async def test_a_real_size_capped_filesystem_keeps_every_alarm(small_filesystem: Path) -> None:

@@ -6,20 +6,31 @@ and forwarder run in this process (alarms cannot be injected into an agent proce
 NATS, the WAN proxy and the edge's leaf server are real processes."""
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+from pathlib import Path
+from typing import Awaitable, Callable
 
 import pytest
 
 from edge.journal import JournalFull
+from edge.links.satel.event_log import LOG_RECORD_KIND
+from firmware_bridges.satel.emulator import SatelEmulator
 from shared.bodies import DemoTick
 from shared.bodies.satel import ZoneEvent
 from shared.envelope import Priority, new_envelope
-from support.chaos import Stopwatch, figure, full, spawn_chaos_hub
+from support.chaos import Stopwatch, figure, full, metrics_text, sample, spawn_chaos_hub
+from support.small_disk import fill_to, small_disk
 from support.topology import EdgeHarness, Topology
 from support.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 ID = "CH-06"
+PANEL = "panel-1"
+#: The journal's free-space floor on the box's small disk: well above what SQLite's WAL may take
+#: between checkpoints (~4 MiB), as the default (64 MiB) is.
+FLOOR = 16 * 1024 * 1024
 #: Per round: LOW ticks and NORMAL events that may be evicted, then the alarms that must survive.
 ROUND = [Priority.LOW] * 6 + [Priority.NORMAL] * 2 + [Priority.HIGH, Priority.CRITICAL]
 
@@ -98,3 +109,85 @@ async def test_ch06_edge_journal_full_keeps_every_critical_and_high_alarm(topolo
         assert report is not None and report["priority"] == "HIGH" and report["n"] == 1
     finally:
         await site.close()
+
+
+def _journal_count(journal_path: str, kind: str, priority: str) -> int:
+    """Rows of `kind` at `priority` in a running agent's journal (read-only: WAL lets it write on)."""
+    with sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT count(*) FROM journal WHERE kind = ? AND priority = ?", (kind, priority)).fetchone()[0]
+
+
+async def test_ch06_the_boxs_disk_fills_during_a_wan_cut_and_the_agent_keeps_every_tamper(
+        topology: Topology, tmp_path: Path) -> None:
+    """The box's own disk (a 48 MiB tmpfs) fills up — another program's log takes all but three
+    quarters of the journal's free-space floor — while the WAN is cut, under a real agent whose
+    demo source journals LOW ticks and whose Satel link watches an emulated panel. Deleting rows
+    cannot give that space back, so LOW ticks are evicted or refused; every tamper the panel logs
+    (HIGH) goes into the floor's reserve and reaches the hub once after the cut."""
+    cycles = 40 if full() else 12
+    with small_disk(tmp_path / "box", 48) as disk:
+        config = topology.edge_config(data_dir=str(disk / "edge"))
+        await topology.enrol(config)
+        await spawn_chaos_hub(topology)
+        assert topology.proxy is not None and topology.edge_nats is not None
+        async with SatelEmulator(port=0) as emulator:
+            panels = json.dumps([{"id": PANEL, "host": "127.0.0.1", "port": emulator.port, "reconnect_min_s": 0.05,
+                                  "reconnect_max_s": 0.5, "request_timeout_s": 1.0, "poll_interval_s": 0.1}])
+            await topology.spawn_edge(config, VIGIL_EDGE_SATEL_PANELS=panels, VIGIL_EDGE_DEMO_ENABLED="true",
+                                      VIGIL_EDGE_DEMO_INTERVAL_S="0.01", VIGIL_EDGE_JOURNAL_MIN_FREE_BYTES=str(FLOOR),
+                                      VIGIL_EDGE_JOURNAL_DISK_CHECK_S="0.2")
+            metrics = lambda: metrics_text(config.http_port)  # noqa: E731
+
+            async def panel_linked() -> bool:
+                return sample(await metrics(), "vigil_satel_connection_status", panel=PANEL) == 1
+
+            await wait_until(panel_linked, timeout=60, what="the agent's link to the panel")
+            await topology.wait_events(1, timeout=60, edge_id=config.edge_id)
+            topology.proxy.cut()
+            await wait_until(lambda: not topology.edge_nats.leaf_connected(), timeout=30, what="the leaf link to drop")
+            ballast = disk / "ballast.log"
+            fill_to(ballast, FLOOR * 3 // 4)
+
+            journal = str(config.journal_path)
+            for n in range(cycles):
+                zone = n % 8 + 1
+                emulator.tamper_zone(zone)
+                await wait_until(lambda: _journal_count(journal, LOG_RECORD_KIND, "HIGH") >= n + 1, timeout=30,
+                                 what=f"tamper {n + 1} journaled")
+                emulator.restore_tamper(zone)
+
+            async def floor_bit() -> bool:
+                text = await metrics()
+                shed = sum(sample(text, name, **labels) or 0 for name, labels in (
+                    ("vigil_journal_evicted_total", {"kind": "demo.tick", "priority": "LOW", "state": "unforwarded"}),
+                    ("vigil_journal_refused_total", {})))
+                return (sample(text, "vigil_journal_fs_free_bytes") or FLOOR) < FLOOR and shed > 0
+
+            # The floor bit: the journal saw the disk under it and shed LOW ticks.
+            await wait_until(floor_bit, timeout=60, what="LOW ticks shed for the floor")
+            assert os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize >= FLOOR // 2 - 256 * 1024
+
+            clock = Stopwatch()
+            topology.proxy.restore()
+
+            async def tampers_at_hub() -> int:
+                # One event per tamper: the panel's log record of it shares the live
+                # observation's occurrence key, and the hub keeps one event per key.
+                return await topology.pool.fetchval(
+                    "SELECT count(*) FROM events WHERE edge_id = $1 AND kind = 'satel.zone.tamper'", config.edge_id)
+
+            await wait_until(lambda: _at_least(tampers_at_hub, cycles), timeout=120, what="every tamper at the hub")
+            figure(ID, "tampers_arrived_s", clock.elapsed(), "s", 60.0)
+            await wait_until(lambda: _journal_unforwarded(journal, "alarm") == 0, timeout=60,
+                             what="the alarm lane forwarded")
+            assert await tampers_at_hub() == cycles, "a tamper arrived twice"
+            ballast.unlink()
+
+
+def _journal_unforwarded(journal_path: str, lane: str) -> int:
+    with sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT count(*) FROM journal WHERE lane = ? AND forwarded_at IS NULL", (lane,)).fetchone()[0]
+
+
+async def _at_least(count: Callable[[], Awaitable[int]], n: int) -> bool:
+    return await count() >= n
