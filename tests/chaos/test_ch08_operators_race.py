@@ -1,77 +1,96 @@
-"""CH-08: 10 operators racing for the same alarms through the REST API — each GETs the alarm and
-claims it with the version it saw, all at once; then the winner starts it and all 10 race to
-acknowledge it. Each alarm is claimed by exactly one operator and acknowledged once, by the
-claimant; the losers get a 409 and leave no transition behind (audit log and timeline).
+"""CH-08: 10 operators racing for the same alarms through the REST API of two hub processes — each
+GETs the alarm and claims it with the version it saw, all at once, half of them through each
+hub; then the winner starts it and all 10 race to acknowledge it. Each alarm is claimed by
+exactly one operator and acknowledged once, by the claimant; the losers get a 409 and leave no
+transition behind (audit log and timeline).
 
-The HTTP app is the hub's own (real sign-in, real PostgreSQL, over TCP, as the stream tests run it:
-tests/test_stream_helpers.running_hub); the race is in the database's transactions, which is what
-a second API process would share."""
+Both hubs are real processes (`python -m hub serve`) on the test's PostgreSQL, signed in to as
+an operator's console would; the alarms are committed as ingest commits them (support.site), so
+the race starts from the same state every run."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from datetime import datetime, timezone
 from typing import Any
 
-import asyncpg
+import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
 
 from shared.envelope import Priority
-from support.chaos import Stopwatch, figure, full
+from support.chaos import HOST, ChaosHub, Stopwatch, figure, full, spawn_chaos_hub
 from support.site import T0, Site
-from test_stream_helpers import running_hub
+from support.topology import Topology
+from test_auth_helpers import PASSWORD, SQL_ADD_USER, cheap_passwords
 
 pytestmark = pytest.mark.chaos
 ID = "CH-08"
 OPERATORS = 10
 
 
-async def _try(client: TestClient, path: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
-    resp = await client.post(path, json=body, headers=headers)
-    return resp.status, await resp.json()
+class Operator:
+    """One operator's console: a signed-in session on one hub process."""
+
+    def __init__(self, http: aiohttp.ClientSession, hub: ChaosHub, email: str) -> None:
+        self.http, self.base, self.email = http, f"http://{HOST}:{hub.config.http_port}/api/v1", email
+        self.headers: dict[str, str] = {}
+
+    async def sign_in(self) -> "Operator":
+        async with self.http.post(f"{self.base}/auth/login", json={"email": self.email, "password": PASSWORD}) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+        self.headers = {"Authorization": f"Bearer {body['access_token']}"}
+        return self
+
+    async def version(self, bundle_id: int) -> int:
+        async with self.http.get(f"{self.base}/alarms/{bundle_id}", headers=self.headers) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+        return body["version"]
+
+    async def post(self, bundle_id: int, action: str, version: int) -> tuple[int, Any]:
+        async with self.http.post(f"{self.base}/alarms/{bundle_id}/{action}", json={"version": version},
+                                  headers=self.headers) as resp:
+            return resp.status, await resp.json()
 
 
-async def _version(client: TestClient, bundle_id: int, headers: dict[str, str]) -> int:
-    resp = await client.get(f"/api/v1/alarms/{bundle_id}", headers=headers)
-    body = await resp.json()
-    assert resp.status == 200, body
-    return body["version"]
-
-
-async def _race(client: TestClient, bundle_id: int, action: str, operators: list[dict[str, str]]) -> list[int]:
+async def _race(bundle_id: int, action: str, operators: list[Operator]) -> list[int]:
     """Every operator reads the alarm, then all post `action` at once; each one's status."""
-    versions = await asyncio.gather(*(_version(client, bundle_id, h) for h in operators))
-    answers = await asyncio.gather(*(_try(client, f"/api/v1/alarms/{bundle_id}/{action}", {"version": v}, h)
-                                     for v, h in zip(versions, operators)))
+    versions = await asyncio.gather(*(op.version(bundle_id) for op in operators))
+    answers = await asyncio.gather(*(op.post(bundle_id, action, v) for op, v in zip(operators, versions)))
     for status, body in answers:
         assert status in (200, 409), (status, body)  # a loser is told, never a 500
     return [status for status, _ in answers]
 
 
-async def test_ch08_ten_operators_race_for_the_same_alarms(db: asyncpg.Pool, db_dsn: str, tmp_path: Path) -> None:
+async def test_ch08_ten_operators_race_for_the_same_alarms_on_two_hubs(topology: Topology) -> None:
+    db = topology.pool
     alarms = 50 if full() else 6
     site = await Site(db).setup({f"panel-{k}": f"Object {k}" for k in range(alarms)})
     for k in range(alarms):
         await site.ingest(site.env("satel.zone.alarm", {"zone": 3}, T0, Priority.CRITICAL, source=f"panel-{k}"))
     bundles = [r["id"] for r in await db.fetch("SELECT id FROM bundle_alarms WHERE status = 'NEW' ORDER BY id")]
     assert len(bundles) == alarms
+    password_hash = await cheap_passwords().hash(PASSWORD)
+    emails = [f"op{i}@x.test" for i in range(OPERATORS)]
+    for email in emails:
+        await db.execute(SQL_ADD_USER, email, "OPERATOR", password_hash, False, True, datetime.now(timezone.utc))
 
-    async with running_hub(db, db_dsn, tmp_path) as hub:
-        operators = [await hub.user(f"op{i}@x.test") for i in range(OPERATORS)]
+    hubs = [await spawn_chaos_hub(topology, name="hub-a"), await spawn_chaos_hub(topology, name="hub-b")]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        operators = [await Operator(http, hubs[i % 2], email).sign_in() for i, email in enumerate(emails)]
         clock = Stopwatch()
         doubled = lost = 0
         for bundle_id in bundles:
-            claims = await _race(hub.client, bundle_id, "claim", operators)
+            claims = await _race(bundle_id, "claim", operators)
             winners = [i for i, status in enumerate(claims) if status == 200]
             doubled += max(0, len(winners) - 1)
             lost += len(winners) == 0
             if len(winners) != 1:
                 continue
             winner = operators[winners[0]]
-            status, body = await _try(hub.client, f"/api/v1/alarms/{bundle_id}/start",
-                                      {"version": await _version(hub.client, bundle_id, winner)}, winner)
+            status, body = await winner.post(bundle_id, "start", await winner.version(bundle_id))
             assert status == 200, body
-            acks = await _race(hub.client, bundle_id, "ack", operators)
+            acks = await _race(bundle_id, "ack", operators)
             assert [i for i, s in enumerate(acks) if s == 200] == winners, f"bundle {bundle_id}: acks {acks}"
         figure(ID, "alarms_claimed_twice", doubled, "alarms", 0)
         figure(ID, "alarms_claimed_by_none", lost, "alarms", 0)
