@@ -20,9 +20,13 @@ from shared.health import OK, nats_checks
 
 def journal_check(journal: Journal) -> str:
     """"ok", or why the journal would refuse the next append."""
-    if journal.pressure_status().get("state") == REFUSING:
-        return "refusing appends: full of unforwarded CRITICAL/HIGH rows (see disk_pressure on the local page)"
-    return OK
+    status = journal.pressure_status()
+    if status.get("state") != REFUSING:
+        return OK
+    if status.get("low_disk"):
+        return ("refusing appends: the disk is below the journal's free-space floor and the floor's reserve is "
+                "spent or kept for alarms (see disk_pressure on the local page)")
+    return "refusing appends: full of unforwarded CRITICAL/HIGH rows (see disk_pressure on the local page)"
 
 
 def task_check(tasks: Iterable[asyncio.Task[object]]) -> dict[str, str]:

@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from edge.config import JournalSettings, load_edge_config
 from edge.journal import Journal, JournalError, JournalFull
 from edge.journal_pressure import DiskPolicy, DiskReading, RefusalTally, disk_cap, free_floor, kind_label
+from edge.readiness import journal_check
 from hub.alarms.classify import SYSTEM, TROUBLE, classify
 from hub.alarms.describe import describe_event
 from shared.bodies import BODY_TYPES, DemoTick, JournalRefused
@@ -321,6 +322,8 @@ async def test_below_a_floor_someone_else_filled_alarms_use_its_reserve_and_the_
     with pytest.raises(JournalFull):
         await journal.append(_tick(clock, Priority.CRITICAL))
     assert journal.pressure_status()["state"] == "refusing"
+    # The agent's /readyz names the disk, not a journal full of alarms.
+    assert journal_check(journal).startswith("refusing appends: the disk is below the journal's free-space floor")
     await journal.close()
 
 

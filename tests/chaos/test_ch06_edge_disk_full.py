@@ -16,6 +16,7 @@ import pytest
 
 from edge.journal import JournalFull
 from edge.links.satel.event_log import LOG_RECORD_KIND
+from edge.readiness import journal_check
 from firmware_bridges.satel.emulator import SatelEmulator
 from shared.bodies import DemoTick
 from shared.bodies.satel import ZoneEvent
@@ -79,6 +80,7 @@ async def test_ch06_edge_journal_full_keeps_every_critical_and_high_alarm(topolo
                     kept.append(str(env.id))
         status = journal.pressure_status()
         assert status["state"] == "refusing", status
+        assert journal_check(journal).startswith("refusing appends: full of unforwarded CRITICAL/HIGH rows")
         figure(ID, "alarms_kept_in_cap", len(kept), "alarms", 1, at_least=True)
         figure(ID, "appends_refused", refused, "appends", 1, at_least=True)
 
