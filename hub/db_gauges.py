@@ -39,6 +39,10 @@ BACKLOG_ROWS = Gauge("vigil_edge_backlog_rows", "Journal rows an edge has not ha
                      "(its latest status report)", ["edge", "lane"])
 BACKLOG_AGE = Gauge("vigil_edge_backlog_oldest_age_seconds", "Age of an edge's oldest unforwarded journal row per "
                     "lane: its latest report's figure plus the time since the hub took that report", ["edge", "lane"])
+PANEL_LINKS_DOWN = Gauge("vigil_panel_links_down", "Panels whose edge last reported their link down, not by plan "
+                         "(a DLOADX release): the hub's view, no edge scrape needed")
+PANEL_LINK_DOWN_AGE = Gauge("vigil_panel_link_down_oldest_seconds", "How long the longest-down of those links has "
+                            "been down, from the edge's time of the change (0: none down)")
 
 STALE_AFTER = timedelta(hours=24)
 SQL_ACTIVE = """
@@ -49,6 +53,10 @@ SELECT count(*) FROM bundle_alarms
 WHERE priority = 'CRITICAL' AND status NOT IN ('RESOLVED', 'CLOSED') AND created_at < $1
 """
 SQL_QUARANTINE_HELD = "SELECT count(*) FROM ingest_quarantine WHERE status = 'HELD'"
+SQL_LINKS_DOWN = """
+SELECT count(*) AS n, min(p.link_changed_at) AS since FROM panels p JOIN edges e USING (edge_id)
+WHERE p.link_status = 'DISCONNECTED' AND NOT p.link_planned AND e.revoked_at IS NULL
+"""
 
 
 async def refresh(pool: asyncpg.Pool, clock: Clock = SYSTEM_CLOCK, stream_head: Callable[[], int] | None = None) -> None:
@@ -63,6 +71,7 @@ async def refresh(pool: asyncpg.Pool, clock: Clock = SYSTEM_CLOCK, stream_head: 
         committed = await conn.fetchval(SQL_HEAD)
         held = await conn.fetchval(SQL_QUARANTINE_HELD)
         backlogs = await lane_backlogs(conn, now)
+        links_down = await conn.fetchrow(SQL_LINKS_DOWN)
     for priority in PRIORITIES:  # every priority, so one whose last bundle closed drops to 0
         ALARMS_ACTIVE.labels(priority).set(active.get(priority, 0))
     STALE_BUNDLES.set(stale)
@@ -72,6 +81,9 @@ async def refresh(pool: asyncpg.Pool, clock: Clock = SYSTEM_CLOCK, stream_head: 
         # The feed may have read past the counter value read above; it is not behind then.
         OUTBOX_PENDING.labels("stream").set(max(0, committed - stream_head()))
     QUARANTINE_HELD.set(held)
+    PANEL_LINKS_DOWN.set(links_down["n"])
+    since = links_down["since"]
+    PANEL_LINK_DOWN_AGE.set(max(0.0, (now - since).total_seconds()) if since is not None else 0)
     # Rebuilt whole: a revoked edge's series go rather than freeze at their last value.
     BACKLOG_ROWS.clear()
     BACKLOG_AGE.clear()

@@ -129,6 +129,7 @@ async def test_the_gauges_from_postgresql_are_refreshed_by_their_supervised_loop
     await _add_quarantined(db, "DROPPED")
     await db.execute("UPDATE outbox_counter SET value = 7")
     await _report(site, 3, 10.0, now - timedelta(seconds=30))
+    await db.execute("UPDATE panels SET link_status = 'DISCONNECTED', link_changed_at = $1", now - timedelta(minutes=7))
 
     stop = asyncio.Event()
     supervisor = Supervisor(stop, backoff=lambda: Backoff(base=0.01, cap=0.02))
@@ -151,12 +152,15 @@ async def test_the_gauges_from_postgresql_are_refreshed_by_their_supervised_loop
         # None waiting then, but the next report (every 5 s) is 25 s overdue: unseen rows may wait.
         assert sample("vigil_edge_backlog_oldest_age_seconds", edge="site-1", lane="evt") == pytest.approx(25)
         assert REGISTRY.get_sample_value("vigil_edge_backlog_rows", {"edge": "site-1", "lane": "bogus"}) is None
+        assert sample("vigil_panel_links_down") == 1
+        assert sample("vigil_panel_link_down_oldest_seconds") == pytest.approx(420)
 
         # The loop goes on: the next refreshes follow the database, a revoked edge's series go.
         await db.execute("UPDATE bundle_alarms SET status = 'CLOSED' WHERE priority = 'CRITICAL'")
         await db.execute("DELETE FROM command_outbox")
         await db.execute("UPDATE ingest_quarantine SET status = 'REPLAYED'")
         head[0] = 7
+        await db.execute("UPDATE panels SET link_status = 'CONNECTED', link_changed_at = $1", now)
         await db.execute("UPDATE edges SET revoked_at = $1", now)
         await wait_until(lambda: sample("vigil_alarms_active", priority="CRITICAL") == 0, what="a later refresh")
         await wait_until(lambda: REGISTRY.get_sample_value(
@@ -165,6 +169,7 @@ async def test_the_gauges_from_postgresql_are_refreshed_by_their_supervised_loop
         assert sample("vigil_outbox_pending_count", outbox="panel_commands") == 0
         assert sample("vigil_outbox_pending_count", outbox="stream") == 0
         assert sample("vigil_ingest_quarantine_held") == 0
+        assert sample("vigil_panel_links_down") == 0 and sample("vigil_panel_link_down_oldest_seconds") == 0
         assert supervisor.health()["db-gauges"]["restarts"] == 0
     finally:
         stop.set()
