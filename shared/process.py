@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -162,11 +163,35 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+#: Ports free_port hands out start here and end below the kernel's ephemeral range.
+FREE_PORT_MIN = 20000
+_handed_out: set[int] = set()
+_pick = random.SystemRandom()  # not the seedable module RNG: parallel test workers must not agree
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the kernel says is free right now."""
+    """A port nothing listens on, for a server about to start. Taken below the ephemeral range:
+    a port from that range may be given to any outgoing connection (another test worker's, a
+    database client's) between this call and the server's bind, and the server then fails with
+    "address already in use". Never the same port twice in one process."""
     import socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    low = _ephemeral_low()
+    if low - FREE_PORT_MIN >= 1000:
+        for _ in range(100):
+            port = _pick.randrange(FREE_PORT_MIN, low)
+            if port not in _handed_out and port_is_free(host, port):
+                _handed_out.add(port)
+                return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # a crowded range: the kernel's pick
         s.bind((host, 0))
         return int(s.getsockname()[1])
 

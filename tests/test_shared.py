@@ -164,3 +164,16 @@ def test_services_exit_with_the_config_error_on_bad_config(module: str) -> None:
     result = subprocess.run([os.sys.executable, "-m", module, *args], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert f"`{module}.http_port` = 'eighty'" in result.stderr
+
+
+def test_free_ports_come_from_below_the_ephemeral_range_and_never_twice() -> None:
+    """A port an outgoing connection could take before the server binds it is never handed out."""
+    import socket
+
+    from shared.process import FREE_PORT_MIN, _ephemeral_low, free_port
+
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(FREE_PORT_MIN <= p < _ephemeral_low() for p in ports)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", ports[0]))  # free indeed
