@@ -29,10 +29,8 @@ class EmbeddedPostgres:
 
     SYSTEM_USER = "pgserver"
 
-    def __init__(self, data_dir: Path, port: int, host: str = "127.0.0.1", log_dir: Path | None = None,
-                 settings: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int, host: str = "127.0.0.1", log_dir: Path | None = None) -> None:
         self.data_dir = data_dir.resolve()
-        self.settings = dict(settings or {})  # more `-c name=value` for postgres
         self.port = port
         self.host = host
         self.log_dir = log_dir or self.data_dir.parent
@@ -95,8 +93,7 @@ class EmbeddedPostgres:
         self.process = ManagedProcess(
             "postgres",
             [str(_bin_dir() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), "-h", self.host,
-             "-k", str(self.data_dir), "-c", "fsync=on", "-c", "max_connections=200",
-             *(arg for name, value in self.settings.items() for arg in ("-c", f"{name}={value}"))],
+             "-k", str(self.data_dir), "-c", "fsync=on", "-c", "max_connections=200"],
             log_path=self.log_dir / "postgres.log",
             preexec=self._demote,
         )
