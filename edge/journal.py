@@ -551,8 +551,8 @@ class Journal:
             # ahead of one in the same group (the prefix rule would refuse the alarm with it).
             fits = incoming - need
             reserve = self._alarm_reserve()
-            alarms = [i for i, row in enumerate(rows) if row[4] in ALARM_PRIORITIES or row[3] == JOURNAL_REFUSED_KIND]
-            last_alarm = alarms[-1] if alarms else -1
+            last_alarm = max((i for i, row in enumerate(rows)
+                              if row[4] in ALARM_PRIORITIES or row[3] == JOURNAL_REFUSED_KIND), default=-1)
             refusing = False
             for i, row in enumerate(rows):
                 if not refusing and row[7] <= fits:

@@ -99,7 +99,7 @@ def backlog_age(rows: int, oldest_age_s: float | None, since_s: float, interval_
     until its WAN was cut would show no backlog for the whole cut (chaos CH-05)."""
     if rows > 0 and oldest_age_s is not None:
         return oldest_age_s + since_s
-    return max(0.0, since_s - (interval_s or 0.0)) if interval_s else 0.0
+    return max(0.0, since_s - interval_s) if interval_s else 0.0
 
 
 @dataclass(frozen=True)
