@@ -72,12 +72,8 @@ async def db(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def topology(tmp_path: Path, db: asyncpg.Pool, db_dsn: str) -> AsyncIterator[Topology]:
     """Hub NATS ← WAN proxy ← edge leaf NATS, on free ports, with the test database."""
-    topo = Topology(tmp_path, db_dsn, db)
-    await topo.start()
-    try:
+    async with Topology(tmp_path, db_dsn, db) as topo:
         yield topo
-    finally:
-        await topo.stop()
 
 
 @pytest.fixture

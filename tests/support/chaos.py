@@ -205,12 +205,10 @@ async def topology_on(root: Path, dsn: str) -> AsyncIterator[Topology]:
     """The usual topology on a PostgreSQL of the scenario's own (`dsn`: its owner role); the
     test's pool and the hub both reach it through `dsn`."""
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
-    topo = Topology(root, dsn, pool)
-    await topo.start()
     try:
-        yield topo
+        async with Topology(root, dsn, pool) as topo:
+            yield topo
     finally:
-        await topo.stop()
         await pool.close()
 
 

@@ -70,6 +70,13 @@ class Topology:
         self.site(edge_id)
         return await self.nats.ensure_site(edge_id)
 
+    async def __aenter__(self) -> "Topology":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
     async def stop(self) -> None:
         for stop, task in reversed(self._tasks):
             stop.set()
